@@ -1,0 +1,70 @@
+/* Streams: the one interface every stage of the pipeline speaks.
+ *
+ * An output stream (sb_ostream) is pushed bytes: a filter transforms them and pushes the result
+ * into the stream it owns downstream, a sink stores them. close() flushes the whole chain and
+ * commits it (for an atomic sink: fsync + rename); free() without a successful close() aborts
+ * it (an atomic sink removes its temp file). An input stream (sb_istream) is pulled: a filter
+ * reads from the stream it owns upstream. Filters own the stream they wrap: freeing the outer
+ * one frees the chain. Results (hashes, sizes) are written into caller-owned structs at close
+ * (ostream) or at end of stream (istream), so they outlive the chain. */
+#ifndef SNAPBACK_STREAM_H
+#define SNAPBACK_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snapback/error.h"
+
+struct sb_ostream;
+struct sb_istream;
+
+struct sb_ostream_ops {
+    int (*write)(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err);
+    int (*close)(struct sb_ostream *s, struct sb_error *err);
+    void (*free)(struct sb_ostream *s);
+};
+
+struct sb_ostream {
+    const struct sb_ostream_ops *ops;
+};
+
+struct sb_istream_ops {
+    /* Reads up to cap bytes; *got == 0 means end of stream (all integrity checks passed). */
+    int (*read)(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err);
+    void (*free)(struct sb_istream *s);
+};
+
+struct sb_istream {
+    const struct sb_istream_ops *ops;
+};
+
+int sb_ostream_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err);
+int sb_ostream_close(struct sb_ostream *s, struct sb_error *err);
+void sb_ostream_free(struct sb_ostream *s);
+int sb_istream_read(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err);
+/* Reads exactly cap bytes unless the stream ends first; *got tells how many were read. */
+int sb_istream_read_full(struct sb_istream *s, void *buf, size_t cap, size_t *got,
+                         struct sb_error *err);
+/* Reads and discards everything up to the end of the stream (which runs every check). */
+int sb_istream_drain(struct sb_istream *s, struct sb_error *err);
+void sb_istream_free(struct sb_istream *s);
+/* Copies an input stream to an output stream in 1 MiB steps (does not close either). */
+int sb_stream_copy(struct sb_istream *in, struct sb_ostream *out, uint64_t *copied,
+                   struct sb_error *err);
+
+/* --- basic streams --- */
+
+/* An ostream over a file descriptor (not owned; never closed by the stream). */
+struct sb_ostream *sb_fd_ostream_new(int fd, const char *name);
+/* An istream over a file descriptor (not owned). */
+struct sb_istream *sb_fd_istream_new(int fd, const char *name);
+/* An ostream appending into caller memory (tests, manifests): *out grows with realloc. */
+struct sb_ostream *sb_mem_ostream_new(unsigned char **out, size_t *out_len);
+/* An istream over borrowed memory. */
+struct sb_istream *sb_mem_istream_new(const void *data, size_t len);
+
+/* Filters take ownership of `down` even when they fail to allocate (then they free it).
+ * Counting: passes bytes through and stores the count in *count at close / end of stream. */
+struct sb_ostream *sb_count_ostream_new(struct sb_ostream *down, uint64_t *count);
+
+#endif

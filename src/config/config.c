@@ -1,0 +1,2 @@
+/* Placeholder until the config module lands. */
+typedef int sb_config_placeholder;
