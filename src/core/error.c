@@ -48,7 +48,18 @@ sb_error_wrap(struct sb_error *err, const char *fmt, ...)
     vsnprintf(prefix, sizeof(prefix), fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof(old));
-    snprintf(err->msg, sizeof(err->msg), "%s: %s", prefix, old);
+    /* prefix ": " old, cut at the buffer's end */
+    size_t pos = strlen(prefix);
+    memcpy(err->msg, prefix, pos);
+    const char *parts[2] = {": ", old};
+    for (int part = 0; part < 2; part++) {
+        size_t len = strlen(parts[part]);
+        if (pos + len > sizeof(err->msg) - 1)
+            len = sizeof(err->msg) - 1 - pos;
+        memcpy(err->msg + pos, parts[part], len);
+        pos += len;
+    }
+    err->msg[pos] = '\0';
     if (err->code == SB_OK)
         err->code = SB_E_INTERNAL;
     return -1;

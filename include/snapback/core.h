@@ -1,0 +1,61 @@
+/* Core helpers that include nothing else of ours: logging, file system helpers that make
+ * writes atomic, time and hex formatting. */
+#ifndef SNAPBACK_CORE_H
+#define SNAPBACK_CORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "snapback/error.h"
+
+/* --- logging (stderr; text or one JSON object per line) --- */
+enum sb_log_level { SB_LOG_DEBUG, SB_LOG_INFO, SB_LOG_WARN, SB_LOG_ERROR };
+enum sb_log_format { SB_LOG_TEXT, SB_LOG_JSON };
+
+void sb_log_setup(enum sb_log_level min_level, enum sb_log_format format);
+/* Context added to every JSON line (borrowed; NULL clears). */
+void sb_log_set_context(const char *app, const char *snapshot);
+void sb_log(enum sb_log_level level, const char *event, const char *fmt, ...) SB_PRINTF(3, 4);
+#define sb_debug(...) sb_log(SB_LOG_DEBUG, NULL, __VA_ARGS__)
+#define sb_info(...) sb_log(SB_LOG_INFO, NULL, __VA_ARGS__)
+#define sb_warn(...) sb_log(SB_LOG_WARN, NULL, __VA_ARGS__)
+bool sb_log_enabled(enum sb_log_level level);
+
+/* --- file system --- */
+/* mkdir -p with mode for created dirs; each created dir's parent is fsynced. */
+int sb_mkdir_p(const char *path, mode_t mode, struct sb_error *err);
+/* fsync a directory (after a rename or create inside it). */
+int sb_fsync_dir(const char *dir, struct sb_error *err);
+/* fsync the directory that contains path. */
+int sb_fsync_parent(const char *path, struct sb_error *err);
+/* Writes data to path atomically: path.tmp-XXXXXX, fsync, rename, fsync the dir. */
+int sb_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                         struct sb_error *err);
+/* Reads a whole (small) file; *out is NUL-terminated and malloc'd. max bounds its size. */
+int sb_read_file(const char *path, size_t max, char **out, size_t *out_len, struct sb_error *err);
+/* rm -rf that never follows symlinks. A missing path is not an error. */
+int sb_remove_tree(const char *path, struct sb_error *err);
+/* Joins a and b with one '/'; returns malloc'd string or NULL on out of memory. */
+char *sb_path_join(const char *a, const char *b);
+/* True when rel is a relative path without "." or ".." components and without empty ones. */
+bool sb_path_is_clean_relative(const char *rel);
+
+/* --- misc --- */
+void sb_hex_encode(const unsigned char *in, size_t len, char *out /* 2*len+1 */);
+int sb_hex_decode(const char *in, unsigned char *out, size_t out_len);
+/* "2026-11-24T14:30:00Z" */
+void sb_format_time_iso(time_t t, char out[32]);
+/* Parses the format above; -1 when malformed. */
+int sb_parse_time_iso(const char *text, time_t *out);
+/* "1.5 MiB" */
+void sb_format_size(uint64_t bytes, char out[32]);
+char *sb_strdup(const char *s);
+/* Monotonic seconds. */
+double sb_now_monotonic(void);
+/* strtol-style: whole string an unsigned decimal that fits. */
+int sb_parse_u64(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,108 @@
+/* Operations: the repository as the commands see it, and the jobs run on it (snapshot,
+ * restore, verify), with the lock and the journal kept in state_dir. No function here prints
+ * to stdout or exits: results come back as structs, failures as sb_error. */
+#ifndef SNAPBACK_OPS_H
+#define SNAPBACK_OPS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "snapback/config.h"
+#include "snapback/format.h"
+
+struct sb_repo {
+    struct sb_store *store; /* owned */
+    struct sb_key *key;     /* owned */
+    char *app;
+    struct sb_repo_meta meta;
+    struct sb_object_params params;
+};
+
+/* The store named by repository.url (local for now). */
+int sb_repo_store_new(const struct sb_config *cfg, struct sb_store **out, struct sb_error *err);
+/* Creates snapback.json in the repository, refusing an existing one. The key must exist. */
+int sb_repo_init(const struct sb_config *cfg, const struct sb_key *key, struct sb_repo_meta *meta,
+                 struct sb_error *err);
+/* Opens the repository with the config's key; a key that does not match the repository's key
+ * id is refused (SB_E_CORRUPT) before any object is read. */
+int sb_repo_open(const struct sb_config *cfg, struct sb_repo **out, struct sb_error *err);
+void sb_repo_free(struct sb_repo *repo);
+/* Snapshot ids present (sorted oldest first; ids sort by time). */
+int sb_repo_list_ids(struct sb_repo *repo, char ***ids, size_t *count, struct sb_error *err);
+/* Loads and authenticates one manifest. SB_E_NOTFOUND when there is no such snapshot. */
+int sb_repo_load_manifest(struct sb_repo *repo, const char *id, struct sb_manifest **out,
+                          struct sb_error *err);
+/* "latest", a full id or a unique prefix of one -> full id (malloc'd). */
+int sb_repo_resolve_id(struct sb_repo *repo, const char *spec, char **id, struct sb_error *err);
+/* "<app>/<name>": the path of a manifest's object in the store (malloc'd). */
+char *sb_repo_object_path(const struct sb_repo *repo, const char *name);
+bool sb_snapshot_id_valid(const char *id);
+
+/* --- lock and journal (state_dir) --- */
+struct sb_lock;
+/* flock on state_dir/lock; another holder -> SB_E_TEMPFAIL naming its pid. */
+int sb_lock_acquire(const char *state_dir, const char *command, struct sb_lock **out,
+                    struct sb_error *err);
+void sb_lock_release(struct sb_lock *lock);
+/* Appends one JSON line to state_dir/journal.jsonl and fsyncs it. */
+int sb_journal_append(const char *state_dir, const char *event, const char *outcome,
+                      const char *snapshot, const char *detail, double duration_s,
+                      struct sb_error *err);
+
+/* --- jobs --- */
+#define SB_PART_RELEASE 1u
+#define SB_PART_SHARED 2u
+#define SB_PART_DB 4u
+#define SB_PART_ALL (SB_PART_RELEASE | SB_PART_SHARED | SB_PART_DB)
+
+/* Parses "release,shared,db" into SB_PART_* bits. */
+int sb_parts_parse(const char *text, unsigned *parts, struct sb_error *err);
+
+struct sb_snapshot_opts {
+    const char *tag;
+    unsigned parts;
+};
+
+/* Takes a snapshot: objects first, the manifest last. *out is the stored manifest. */
+int sb_snapshot_run(const struct sb_config *cfg, struct sb_repo *repo,
+                    const struct sb_snapshot_opts *opts, struct sb_manifest **out,
+                    struct sb_error *err);
+
+struct sb_restore_opts {
+    const char *target; /* must not exist, or be an empty directory */
+    unsigned parts;
+};
+
+struct sb_restore_result {
+    uint64_t entries;
+    uint64_t bytes;
+};
+
+/* Restores into a temp dir beside target, renamed into place once complete:
+ * target/releases/NAME/, target/current -> releases/NAME, target/<shared path>/. */
+int sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
+                   const struct sb_restore_opts *opts, struct sb_restore_result *res,
+                   struct sb_error *err);
+
+struct sb_verify_object {
+    char *name;
+    bool ok;
+    uint64_t entries;
+    uint64_t plain_bytes;
+    char error[SB_ERROR_MSG_MAX];
+};
+
+struct sb_verify_result {
+    struct sb_verify_object *objects;
+    size_t count;
+    size_t failed;
+};
+
+/* Reads every object of the snapshot through the whole chain: size, BLAKE2b, every chunk,
+ * TAG_FINAL, zstd, every tar entry. Returns -1 only when it could not run; failures of
+ * objects are in res (err is set to the first one). */
+int sb_verify_run(struct sb_repo *repo, const struct sb_manifest *m, struct sb_verify_result *res,
+                  struct sb_error *err);
+void sb_verify_result_release(struct sb_verify_result *res);
+
+#endif

@@ -1,0 +1,59 @@
+/* The filter stages of DESIGN §4: zstd, secretstream encryption and BLAKE2b hashing, each an
+ * sb_ostream (snapshot direction) and an sb_istream (restore direction). Constructors take
+ * ownership of the stream they wrap, even when they fail. */
+#ifndef SNAPBACK_PIPELINE_H
+#define SNAPBACK_PIPELINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "snapback/stream.h"
+
+#define SB_KEY_BYTES 32
+#define SB_HASH_BYTES 32
+#define SB_CHUNK_SIZE_DEFAULT (1u << 20)
+#define SB_CHUNK_SIZE_MIN (1u << 12)
+#define SB_CHUNK_SIZE_MAX (1u << 24)
+
+/* The 32-byte repository key, in sodium_malloc memory (guarded, locked, wiped on free). */
+struct sb_key {
+    unsigned char *bytes;
+};
+
+struct sb_digest {
+    unsigned char hash[SB_HASH_BYTES];
+    uint64_t size;
+};
+
+/* Initialises libsodium once; -1 when it cannot. */
+int sb_crypto_init(struct sb_error *err);
+
+int sb_key_new_random(struct sb_key **out, struct sb_error *err);
+/* Copies 32 bytes into a new key. */
+int sb_key_new_from_bytes(const unsigned char *bytes, struct sb_key **out, struct sb_error *err);
+void sb_key_free(struct sb_key *key);
+/* The key id: hex of 16 bytes derived from the key with a KDF, safe to store in the open. */
+void sb_key_id(const struct sb_key *key, char out[33]);
+
+/* zstd: level 1..19, threads 0 = all cores. */
+struct sb_ostream *sb_zstd_ostream_new(struct sb_ostream *down, int level, int threads,
+                                       struct sb_error *err);
+struct sb_istream *sb_zstd_istream_new(struct sb_istream *up, struct sb_error *err);
+
+/* Encryption (DESIGN §5, symmetric mode): writes the object header at once, then
+ * secretstream messages of chunk_size plaintext bytes; the last one is TAG_FINAL. */
+struct sb_ostream *sb_encrypt_ostream_new(struct sb_ostream *down, const struct sb_key *key,
+                                          uint32_t chunk_size, struct sb_error *err);
+/* Decryption: reads and checks the header at once (wrong key, bad magic...), then
+ * authenticates every chunk and requires TAG_FINAL followed by the end of the stream. */
+struct sb_istream *sb_decrypt_istream_new(struct sb_istream *up, const struct sb_key *key,
+                                          struct sb_error *err);
+
+/* BLAKE2b-256 of the bytes going through; the digest is stored in *result at close. */
+struct sb_ostream *sb_hash_ostream_new(struct sb_ostream *down, struct sb_digest *result);
+/* BLAKE2b-256 of the bytes read; at the end of the stream, when expect is not NULL, a size
+ * or hash that differs is an SB_E_CORRUPT error; the digest goes to *result when not NULL. */
+struct sb_istream *sb_hash_istream_new(struct sb_istream *up, const struct sb_digest *expect,
+                                       struct sb_digest *result);
+
+#endif

@@ -1,0 +1,88 @@
+/* snapshot: take and store a snapshot, print its id on stdout. */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "snapback/core.h"
+#include "snapback/ops.h"
+
+const struct sb_cmd_help help_snapshot = {
+    "snapback snapshot [--tag TAG] [--only release,shared,db]",
+    "Takes a snapshot of the current release, the shared paths (and, in later versions, the\n"
+    "databases), stores it encrypted in the repository and prints its id. A release whose\n"
+    "files did not change since an earlier snapshot is not stored again. Objects are written\n"
+    "first and the manifest last: an interrupted snapshot leaves no partial snapshot.",
+    "  --tag TAG                 a label (e.g. pre-deploy); 'keep' protects it from prune\n"
+    "  --only PARTS              a comma-separated subset of release, shared, db\n",
+};
+
+static bool
+tag_valid(const char *tag)
+{
+    size_t len = strlen(tag);
+    if (len == 0 || len > 64)
+        return false;
+    for (const char *p = tag; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '-' || *p == '_' || *p == '.'))
+            return false;
+    return true;
+}
+
+int
+cmd_snapshot(struct sb_cli *cli, struct sb_error *err)
+{
+    static const struct option longopts[] = {
+        {"tag", required_argument, NULL, 't'},
+        {"only", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct sb_snapshot_opts opts = {0};
+    int c;
+    optind = 1;
+    while ((c = sb_cli_getopt(cli, "+t:o:h", longopts, "snapshot", &help_snapshot, err)) != -1) {
+        if (c == 'h')
+            return 0;
+        if (c == '?')
+            return -1;
+        if (c == 't') {
+            if (!tag_valid(optarg))
+                return sb_error_set(err, SB_E_USAGE, 0,
+                                    "snapshot: tag '%s' must be 1-64 letters, digits, '-', '_' "
+                                    "or '.'",
+                                    optarg);
+            opts.tag = optarg;
+        } else if (c == 'o' && sb_parts_parse(optarg, &opts.parts, err) < 0) {
+            return -1;
+        }
+    }
+    if (optind < cli->argc)
+        return sb_error_set(err, SB_E_USAGE, 0, "snapshot: unexpected argument '%s'",
+                            cli->argv[optind]);
+    double started = sb_now_monotonic();
+    struct sb_repo *repo = NULL;
+    struct sb_manifest *m = NULL;
+    int rc = -1;
+    if (sb_repo_open(cli->cfg, &repo, err) < 0)
+        goto out;
+    if (sb_snapshot_run(cli->cfg, repo, &opts, &m, err) < 0)
+        goto out;
+    char size[32];
+    sb_format_size(sb_manifest_stored_size(m), size);
+    sb_info("snapshot '%s' stored: %zu object(s), %s, %.1f s", m->id, m->object_count, size,
+            sb_now_monotonic() - started);
+    printf("%s\n", m->id);
+    fflush(stdout);
+    rc = 0;
+out:;
+    struct sb_error jerr = SB_ERROR_INIT;
+    if (sb_journal_append(cli->cfg->state_dir, "snapshot", rc == 0 ? "ok" : "failed",
+                          m ? m->id : NULL, rc == 0 ? NULL : err->msg,
+                          sb_now_monotonic() - started, &jerr) < 0)
+        sb_warn("%s", jerr.msg);
+    sb_manifest_free(m);
+    sb_repo_free(repo);
+    return rc;
+}

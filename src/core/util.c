@@ -1,0 +1,115 @@
+/* Small formatting and parsing helpers: hex, ISO-8601 UTC times, sizes, decimals. */
+#include "snapback/core.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void
+sb_hex_encode(const unsigned char *in, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t idx = 0; idx < len; idx++) {
+        out[2 * idx] = digits[in[idx] >> 4];
+        out[2 * idx + 1] = digits[in[idx] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+static int
+hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int
+sb_hex_decode(const char *in, unsigned char *out, size_t out_len)
+{
+    if (strlen(in) != 2 * out_len)
+        return -1;
+    for (size_t idx = 0; idx < out_len; idx++) {
+        int hi = hex_value(in[2 * idx]), lo = hex_value(in[2 * idx + 1]);
+        if (hi < 0 || lo < 0)
+            return -1;
+        out[idx] = (unsigned char)(hi << 4 | lo);
+    }
+    return 0;
+}
+
+void
+sb_format_time_iso(time_t t, char out[32])
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int
+sb_parse_time_iso(const char *text, time_t *out)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = strptime(text, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (!end || *end)
+        return -1;
+    *out = timegm(&tm);
+    return 0;
+}
+
+void
+sb_format_size(uint64_t bytes, char out[32])
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int unit = 0;
+    while (v >= 1024 && unit < 4) {
+        v /= 1024;
+        unit++;
+    }
+    if (unit == 0)
+        snprintf(out, 32, "%llu B", (unsigned long long)bytes);
+    else
+        snprintf(out, 32, "%.1f %s", v, units[unit]);
+}
+
+char *
+sb_strdup(const char *s)
+{
+    if (!s)
+        return NULL;
+    size_t len = strlen(s);
+    char *out = malloc(len + 1);
+    if (out)
+        memcpy(out, s, len + 1);
+    return out;
+}
+
+double
+sb_now_monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int
+sb_parse_u64(const char *s, uint64_t *out)
+{
+    if (!s || !*s || *s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = v;
+    return 0;
+}

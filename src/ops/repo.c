@@ -1,0 +1,315 @@
+/* The repository as commands see it (DESIGN §6): snapback.json at the top (format, id, key
+ * id: a wrong key is refused before any object is read), and per app the encrypted manifests
+ * in snapshots/, whose presence alone defines which snapshots exist. */
+#include "snapback/ops.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "snapback/core.h"
+
+#define REPO_META "snapback.json"
+#define REPO_FORMAT 1
+#define MANIFEST_MAX (64u << 20)
+#define MANIFEST_SUFFIX ".manifest"
+
+int
+sb_repo_store_new(const struct sb_config *cfg, struct sb_store **out, struct sb_error *err)
+{
+    if (cfg->repository.is_sftp)
+        return sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                            "repository '%s': SFTP repositories are not supported by this build "
+                            "yet; use a local path",
+                            cfg->repository.url);
+    return sb_store_local_new(cfg->repository.path, out, err);
+}
+
+int
+sb_repo_init(const struct sb_config *cfg, const struct sb_key *key, struct sb_repo_meta *meta,
+             struct sb_error *err)
+{
+    struct sb_store *st = NULL;
+    if (sb_repo_store_new(cfg, &st, err) < 0)
+        return -1;
+    int rc = -1;
+    char *text = NULL;
+    struct sb_store_stat sst;
+    if (sb_store_stat(st, REPO_META, &sst, err) < 0)
+        goto out;
+    if (sst.exists) {
+        sb_error_set(err, SB_E_CANTCREATE, 0,
+                     "repository '%s' already exists; refusing to initialise it again",
+                     st->display);
+        goto out;
+    }
+    memset(meta, 0, sizeof(*meta));
+    meta->format = REPO_FORMAT;
+    unsigned char id[16];
+    randombytes_buf(id, sizeof(id));
+    sb_hex_encode(id, sizeof(id), meta->id);
+    sb_key_id(key, meta->key_id);
+    meta->created = time(NULL);
+    meta->chunk_size = SB_CHUNK_SIZE_DEFAULT;
+    if (sb_repo_meta_to_json(meta, &text, err) < 0)
+        goto out;
+    if (sb_store_put(st, REPO_META, SB_STORE_NO_REPLACE, text, strlen(text), err) < 0) {
+        sb_error_wrap(err, "repository '%s'", st->display);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(text);
+    sb_store_free(st);
+    return rc;
+}
+
+int
+sb_repo_open(const struct sb_config *cfg, struct sb_repo **out, struct sb_error *err)
+{
+    struct sb_repo *repo = calloc(1, sizeof(*repo));
+    char *text = NULL;
+    if (!repo)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    if (sb_repo_store_new(cfg, &repo->store, err) < 0)
+        goto fail;
+    if (!(repo->app = sb_strdup(cfg->app))) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (sb_store_get(repo->store, REPO_META, 1u << 16, &text, NULL, err) < 0) {
+        if (err->code == SB_E_NOTFOUND)
+            sb_error_set(err, SB_E_NOTFOUND, 0,
+                         "no snapback repository at '%s' (no snapback.json); create one with "
+                         "'snapback init'",
+                         repo->store->display);
+        goto fail;
+    }
+    if (sb_repo_meta_from_json(text, &repo->meta, err) < 0) {
+        sb_error_wrap(err, "repository '%s'", repo->store->display);
+        goto fail;
+    }
+    if (repo->meta.format != REPO_FORMAT) {
+        sb_error_set(err, SB_E_CORRUPT, 0,
+                     "repository '%s' has format %d; this snapback reads format %d",
+                     repo->store->display, repo->meta.format, REPO_FORMAT);
+        goto fail;
+    }
+    if (sb_keyfile_load(cfg->key_file, &repo->key, err) < 0)
+        goto fail;
+    char key_id[33];
+    sb_key_id(repo->key, key_id);
+    if (strcmp(key_id, repo->meta.key_id) != 0) {
+        sb_error_set(err, SB_E_CORRUPT, 0,
+                     "the key in '%s' does not open repository '%s' (key id %.8s..., the "
+                     "repository needs %.8s...); check key_file",
+                     cfg->key_file, repo->store->display, key_id, repo->meta.key_id);
+        goto fail;
+    }
+    repo->params.level = cfg->compression.level;
+    repo->params.threads = cfg->compression.threads;
+    repo->params.chunk_size = repo->meta.chunk_size;
+    free(text);
+    *out = repo;
+    return 0;
+fail:
+    free(text);
+    sb_repo_free(repo);
+    return -1;
+}
+
+void
+sb_repo_free(struct sb_repo *repo)
+{
+    if (!repo)
+        return;
+    sb_store_free(repo->store);
+    sb_key_free(repo->key);
+    free(repo->app);
+    free(repo);
+}
+
+bool
+sb_snapshot_id_valid(const char *id)
+{
+    /* 20261124T143000Z-7f3a */
+    static const char shape[] = "dddddddddTddddddZ-xxxx";
+    if (!id || strlen(id) != sizeof(shape) - 1)
+        return false;
+    for (size_t idx = 0; shape[idx]; idx++) {
+        char c = id[idx];
+        switch (shape[idx]) {
+        case 'd':
+            if (c < '0' || c > '9')
+                return false;
+            break;
+        case 'x':
+            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+                return false;
+            break;
+        default:
+            if (c != shape[idx])
+                return false;
+        }
+    }
+    return true;
+}
+
+char *
+sb_repo_object_path(const struct sb_repo *repo, const char *name)
+{
+    return sb_path_join(repo->app, name);
+}
+
+int
+sb_repo_list_ids(struct sb_repo *repo, char ***ids, size_t *count, struct sb_error *err)
+{
+    char **names = NULL;
+    size_t n = 0;
+    *ids = NULL;
+    *count = 0;
+    char *dir = sb_path_join(repo->app, "snapshots");
+    if (!dir)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    int rc = sb_store_list(repo->store, dir, &names, &n, err);
+    free(dir);
+    if (rc < 0)
+        return -1;
+    size_t kept = 0;
+    size_t slen = strlen(MANIFEST_SUFFIX);
+    for (size_t idx = 0; idx < n; idx++) {
+        size_t len = strlen(names[idx]);
+        if (len > slen && strcmp(names[idx] + len - slen, MANIFEST_SUFFIX) == 0) {
+            names[idx][len - slen] = '\0';
+            if (sb_snapshot_id_valid(names[idx])) {
+                names[kept++] = names[idx];
+                continue;
+            }
+        }
+        free(names[idx]); /* partial files and strangers */
+    }
+    *ids = names;
+    *count = kept;
+    return 0;
+}
+
+int
+sb_repo_load_manifest(struct sb_repo *repo, const char *id, struct sb_manifest **out,
+                      struct sb_error *err)
+{
+    char name[128];
+    snprintf(name, sizeof(name), "%s/snapshots/%s%s", repo->app, id, MANIFEST_SUFFIX);
+    struct sb_istream *in = NULL;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    struct sb_ostream *mem = NULL;
+    int rc = -1;
+    if (sb_object_open(repo->store, name, repo->key, NULL, &in, err) < 0) {
+        if (err->code == SB_E_NOTFOUND)
+            sb_error_set(err, SB_E_NOTFOUND, 0,
+                         "no snapshot '%s' in repository '%s'; 'snapback list' shows them", id,
+                         repo->store->display);
+        else
+            sb_error_wrap(err, "manifest '%s'", name);
+        goto out;
+    }
+    if (!(mem = sb_mem_ostream_new(&buf, &len))) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    /* Bounded: a manifest is small; a huge one is an attack on memory. */
+    unsigned char step[65536];
+    for (;;) {
+        size_t n = 0;
+        if (sb_istream_read(in, step, sizeof(step), &n, err) < 0) {
+            sb_error_wrap(err, "manifest '%s'", name);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if (len + n > MANIFEST_MAX) {
+            sb_error_set(err, SB_E_CORRUPT, 0, "manifest '%s' is larger than %u bytes", name,
+                         MANIFEST_MAX);
+            goto out;
+        }
+        if (sb_ostream_write(mem, step, n, err) < 0)
+            goto out;
+    }
+    struct sb_manifest *m = NULL;
+    if (sb_manifest_from_json((const char *)buf, len, &m, err) < 0) {
+        sb_error_wrap(err, "manifest '%s'", name);
+        goto out;
+    }
+    /* A manifest renamed or copied under another snapshot's name is refused. */
+    if (strcmp(m->id, id) != 0 || strcmp(m->app, repo->app) != 0) {
+        sb_error_set(err, SB_E_CORRUPT, 0,
+                     "manifest '%s' belongs to snapshot '%s' of app '%s': it was moved or "
+                     "swapped",
+                     name, m->id, m->app);
+        sb_manifest_free(m);
+        goto out;
+    }
+    *out = m;
+    rc = 0;
+out:
+    sb_ostream_free(mem);
+    free(buf);
+    sb_istream_free(in);
+    return rc;
+}
+
+int
+sb_repo_resolve_id(struct sb_repo *repo, const char *spec, char **id, struct sb_error *err)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    if (sb_repo_list_ids(repo, &ids, &n, err) < 0)
+        return -1;
+    int rc = -1;
+    const char *found = NULL;
+    if (strcmp(spec, "latest") == 0) {
+        if (n == 0) {
+            sb_error_set(err, SB_E_NOTFOUND, 0,
+                         "repository '%s' has no snapshot of app '%s' yet; take one with "
+                         "'snapback snapshot'",
+                         repo->store->display, repo->app);
+            goto out;
+        }
+        found = ids[n - 1];
+    } else {
+        size_t matches = 0, slen = strlen(spec);
+        for (size_t idx = 0; idx < n; idx++) {
+            if (strcmp(ids[idx], spec) == 0) {
+                found = ids[idx];
+                matches = 1;
+                break;
+            }
+            if (slen >= 4 && strncmp(ids[idx], spec, slen) == 0) {
+                found = ids[idx];
+                matches++;
+            }
+        }
+        if (matches == 0) {
+            sb_error_set(err, SB_E_NOTFOUND, 0,
+                         "no snapshot '%s' in repository '%s'; 'snapback list' shows them", spec,
+                         repo->store->display);
+            goto out;
+        }
+        if (matches > 1) {
+            sb_error_set(err, SB_E_USAGE, 0, "snapshot prefix '%s' is ambiguous; give more of it",
+                         spec);
+            goto out;
+        }
+    }
+    if (!(*id = sb_strdup(found))) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    sb_store_names_free(ids, n);
+    return rc;
+}

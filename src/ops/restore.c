@@ -1,0 +1,178 @@
+/* Restore (DESIGN §2, §10): everything is extracted into a fresh temp directory beside the
+ * target and renamed into place only when every object has been read to its end and passed
+ * every check, so a corrupt, tampered or hostile snapshot leaves nothing at the target. The
+ * result has the app's layout: releases/NAME/, current -> releases/NAME, <shared paths>/. */
+#include "snapback/ops.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snapback/core.h"
+#include "snapback/sources.h"
+
+static int
+extract_object(struct sb_repo *repo, const struct sb_manifest *m, const char *name,
+               const char *dest, struct sb_restore_result *res, struct sb_error *err)
+{
+    const struct sb_manifest_object *o = sb_manifest_find_object(m, name);
+    if (!o)
+        return sb_error_set(err, SB_E_CORRUPT, 0, "object '%s' is not listed in the manifest",
+                            name);
+    struct sb_digest expect;
+    memcpy(expect.hash, o->blake2b, SB_HASH_BYTES);
+    expect.size = o->stored_size;
+    char *path = sb_repo_object_path(repo, name);
+    struct sb_istream *in = NULL;
+    int rc = -1;
+    if (!path)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    if (sb_mkdir_p(dest, 0755, err) < 0)
+        goto out;
+    if (sb_object_open(repo->store, path, repo->key, &expect, &in, err) < 0)
+        goto wrap;
+    uint64_t entries = 0;
+    if (sb_tree_extract(in, dest, SB_EXTRACT_WRITE, &entries, err) < 0)
+        goto wrap;
+    res->entries += entries;
+    res->bytes += o->plain_size;
+    rc = 0;
+    goto out;
+wrap:
+    sb_error_wrap(err, "object '%s'", path);
+out:
+    sb_istream_free(in);
+    free(path);
+    return rc;
+}
+
+static int
+target_usable(const char *target, bool *exists, struct sb_error *err)
+{
+    struct stat st;
+    *exists = false;
+    if (lstat(target, &st) < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return sb_error_set(err, sb_error_from_errno(errno), errno, "restore target '%s'",
+                            target);
+    }
+    if (!S_ISDIR(st.st_mode))
+        return sb_error_set(err, SB_E_CANTCREATE, 0,
+                            "restore target '%s' exists and is not a directory; choose a new "
+                            "--target",
+                            target);
+    char **names = NULL;
+    size_t n = 0;
+    struct sb_store *st_dir = NULL;
+    if (sb_store_local_new(target, &st_dir, err) < 0)
+        return -1;
+    int rc = sb_store_list(st_dir, "", &names, &n, err);
+    sb_store_free(st_dir);
+    sb_store_names_free(names, n);
+    if (rc < 0)
+        return -1;
+    if (n > 0)
+        return sb_error_set(err, SB_E_CANTCREATE, 0,
+                            "restore target '%s' is not empty; restore never writes over "
+                            "existing files: choose a new --target",
+                            target);
+    *exists = true;
+    return 0;
+}
+
+int
+sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
+               const struct sb_restore_opts *opts, struct sb_restore_result *res,
+               struct sb_error *err)
+{
+    unsigned parts = opts->parts ? opts->parts : SB_PART_ALL;
+    char tmp[PATH_MAX];
+    bool exists = false, tmp_made = false;
+    int rc = -1;
+    memset(res, 0, sizeof(*res));
+    if (target_usable(opts->target, &exists, err) < 0)
+        return -1;
+    size_t tlen = strlen(opts->target);
+    while (tlen > 1 && opts->target[tlen - 1] == '/')
+        tlen--;
+    if (snprintf(tmp, sizeof(tmp), "%.*s.snapback-tmp-XXXXXX", (int)tlen, opts->target) >=
+        (int)sizeof(tmp))
+        return sb_error_set(err, SB_E_USAGE, 0, "restore target path is too long");
+    if (!mkdtemp(tmp))
+        return sb_error_set(err, errno == ENOSPC ? SB_E_IO : SB_E_CANTCREATE, errno,
+                            "cannot create a temp directory beside '%s'", opts->target);
+    tmp_made = true;
+    chmod(tmp, 0755);
+    if ((parts & SB_PART_RELEASE) && m->has_release) {
+        if (!sb_path_is_clean_relative(m->release.name) || strchr(m->release.name, '/')) {
+            sb_error_set(err, SB_E_CORRUPT, 0, "release name '%s' in the manifest is unsafe",
+                         m->release.name);
+            goto out;
+        }
+        char *target = sb_path_join("releases", m->release.name);
+        char *rel = target ? sb_path_join(tmp, target) : NULL;
+        char *link = sb_path_join(tmp, "current");
+        int r = -1;
+        if (!target || !rel || !link)
+            sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        else if (extract_object(repo, m, m->release.object, rel, res, err) == 0) {
+            if (symlink(target, link) < 0)
+                sb_error_set(err, SB_E_IO, errno, "cannot create symlink '%s'", link);
+            else
+                r = 0;
+        }
+        free(target);
+        free(rel);
+        free(link);
+        if (r < 0)
+            goto out;
+    }
+    if (parts & SB_PART_SHARED) {
+        for (size_t idx = 0; idx < m->shared_count; idx++) {
+            char *dest = sb_path_join(tmp, m->shared[idx].path);
+            if (!dest) {
+                sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+                goto out;
+            }
+            int r = extract_object(repo, m, m->shared[idx].object, dest, res, err);
+            free(dest);
+            if (r < 0)
+                goto out;
+        }
+    }
+    if ((parts & SB_PART_DB) && m->db_count > 0 && opts->parts) {
+        sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                     "this snapshot has database dumps, which this build cannot restore yet");
+        goto out;
+    }
+    if (sb_fsync_dir(tmp, err) < 0)
+        goto out;
+    if (exists && rmdir(opts->target) < 0) {
+        sb_error_set(err, SB_E_CANTCREATE, errno, "cannot replace empty directory '%s'",
+                     opts->target);
+        goto out;
+    }
+    if (rename(tmp, opts->target) < 0) {
+        sb_error_set(err, SB_E_CANTCREATE, errno, "cannot rename '%s' to '%s'", tmp,
+                     opts->target);
+        goto out;
+    }
+    tmp_made = false;
+    if (sb_fsync_parent(opts->target, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    if (tmp_made) {
+        struct sb_error ignored = SB_ERROR_INIT;
+        if (sb_remove_tree(tmp, &ignored) < 0)
+            sb_warn("could not remove the temp directory '%s': %s", tmp, ignored.msg);
+    }
+    if (rc < 0)
+        sb_error_wrap(err, "restore of snapshot '%s'", m->id);
+    return rc;
+}

@@ -1,0 +1,393 @@
+/* Taking a snapshot (DESIGN §4, §6): the release (stored once per fingerprint), each shared
+ * path, then the manifest, last. A snapshot exists exactly when its manifest does, so a run
+ * killed at any moment leaves at most orphan objects, never a snapshot with missing parts. */
+#include "snapback/ops.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "snapback/core.h"
+#include "snapback/sources.h"
+#include "snapback_version.h"
+
+static int
+make_id(char out[32])
+{
+    char ts[20];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
+    unsigned char rnd[2];
+    randombytes_buf(rnd, sizeof(rnd));
+    char hex[5];
+    sb_hex_encode(rnd, sizeof(rnd), hex);
+    snprintf(out, 32, "%s-%s", ts, hex);
+    return 0;
+}
+
+/* The release `current` points to: it must be a symlink to a directory directly inside the
+ * releases directory. Returns the release name (malloc'd). */
+static int
+current_release(const struct sb_config *cfg, char **name, struct sb_error *err)
+{
+    char *link = sb_path_join(cfg->release.root, cfg->release.current);
+    char *releases = sb_path_join(cfg->release.root, cfg->release.releases_dir);
+    char target[PATH_MAX], real_target[PATH_MAX], real_releases[PATH_MAX];
+    int rc = -1;
+    if (!link || !releases) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    ssize_t n = readlink(link, target, sizeof(target) - 1);
+    if (n < 0) {
+        if (errno == EINVAL)
+            sb_error_set(err, SB_E_CONFIG, 0,
+                         "'%s' is not a symlink; release.current must name the symlink to the "
+                         "live release",
+                         link);
+        else
+            sb_error_set(err, sb_error_from_errno(errno), errno, "cannot read symlink '%s'",
+                         link);
+        goto out;
+    }
+    target[n] = '\0';
+    if (!realpath(link, real_target)) {
+        sb_error_set(err, SB_E_NOTFOUND, errno, "'%s' points to '%s', which cannot be resolved",
+                     link, target);
+        goto out;
+    }
+    if (!realpath(releases, real_releases)) {
+        sb_error_set(err, SB_E_NOTFOUND, errno, "releases directory '%s'", releases);
+        goto out;
+    }
+    size_t rl = strlen(real_releases);
+    if (strncmp(real_target, real_releases, rl) != 0 || real_target[rl] != '/' ||
+        strchr(real_target + rl + 1, '/') != NULL) {
+        sb_error_set(err, SB_E_CONFIG, 0,
+                     "'%s' points to '%s', which is not a release directly inside '%s'", link,
+                     target, releases);
+        goto out;
+    }
+    if (!(*name = sb_strdup(real_target + rl + 1))) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = 0;
+out:
+    free(link);
+    free(releases);
+    return rc;
+}
+
+/* Archives the tree at dir into the object `name` of the app, and records it in m. */
+static int
+store_tree(struct sb_repo *repo, struct sb_manifest *m, const char *dir, const char *name,
+           uint64_t *entries, struct sb_error *err)
+{
+    char *path = sb_repo_object_path(repo, name);
+    struct sb_ostream *out = NULL;
+    struct sb_object_result res;
+    int rc = -1;
+    if (!path)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    if (sb_object_create(repo->store, path, repo->key, &repo->params, &res, &out, err) < 0)
+        goto out;
+    if (sb_tree_archive(dir, out, entries, err) < 0)
+        goto out;
+    if (sb_ostream_close(out, err) < 0)
+        goto out;
+    struct sb_manifest_object obj = {(char *)name, res.stored.size, res.plain_size, {0}};
+    memcpy(obj.blake2b, res.stored.hash, SB_HASH_BYTES);
+    if (sb_manifest_add_object(m, &obj, err) < 0)
+        goto out;
+    char stored[32], plain[32];
+    sb_format_size(res.stored.size, stored);
+    sb_format_size(res.plain_size, plain);
+    sb_info("stored '%s': %s of tar in %s", name, plain, stored);
+    rc = 0;
+out:
+    sb_ostream_free(out); /* aborts (removes the partial file) unless closed */
+    free(path);
+    return rc;
+}
+
+/* Finds a manifest that already references the release object and still exists, newest
+ * first, and copies its entry. Returns 1 when found, 0 when not, -1 on error. */
+static int
+find_stored_release(struct sb_repo *repo, const char *object, struct sb_manifest_object *found,
+                    uint64_t *entries, struct sb_error *err)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    if (sb_repo_list_ids(repo, &ids, &n, err) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t idx = n; idx-- > 0 && rc == 0;) {
+        struct sb_manifest *prev = NULL;
+        struct sb_error ignored = SB_ERROR_INIT;
+        if (sb_repo_load_manifest(repo, ids[idx], &prev, &ignored) < 0) {
+            sb_warn("skipping unreadable manifest of snapshot '%s': %s", ids[idx], ignored.msg);
+            continue;
+        }
+        const struct sb_manifest_object *o = sb_manifest_find_object(prev, object);
+        if (o && prev->has_release && strcmp(prev->release.object, object) == 0) {
+            char *path = sb_repo_object_path(repo, object);
+            struct sb_store_stat st;
+            if (!path) {
+                rc = sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+            } else if (sb_store_stat(repo->store, path, &st, err) < 0) {
+                rc = -1;
+            } else if (st.exists && st.size == o->stored_size) {
+                *found = *o;
+                found->name = NULL;
+                *entries = prev->release.entries;
+                rc = 1;
+            }
+            free(path);
+        }
+        sb_manifest_free(prev);
+    }
+    sb_store_names_free(ids, n);
+    return rc;
+}
+
+static int
+snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_manifest *m,
+                 struct sb_error *err)
+{
+    char *name = NULL, *dir = NULL, *releases = NULL;
+    char object[PATH_MAX];
+    int rc = -1;
+    if (current_release(cfg, &name, err) < 0)
+        goto out;
+    releases = sb_path_join(cfg->release.root, cfg->release.releases_dir);
+    dir = releases ? sb_path_join(releases, name) : NULL;
+    if (!dir) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    struct sb_tree_fp fp;
+    if (sb_tree_fingerprint(dir, &fp, err) < 0)
+        goto out;
+    snprintf(object, sizeof(object), "releases/%s-%s.snpb", name, fp.hex);
+    m->has_release = true;
+    m->release.name = name;
+    name = NULL;
+    m->release.fingerprint = sb_strdup(fp.hex);
+    m->release.object = sb_strdup(object);
+    if (!m->release.fingerprint || !m->release.object) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    struct sb_manifest_object existing;
+    uint64_t entries = 0;
+    int found = find_stored_release(repo, object, &existing, &entries, err);
+    if (found < 0)
+        goto out;
+    if (found) {
+        existing.name = object;
+        if (sb_manifest_add_object(m, &existing, err) < 0)
+            goto out;
+        m->release.entries = entries;
+        m->release.reused = true;
+        sb_info("release '%s' is unchanged since an earlier snapshot: not stored again",
+                m->release.name);
+        rc = 0;
+        goto out;
+    }
+    if (store_tree(repo, m, dir, object, &m->release.entries, err) < 0) {
+        sb_error_wrap(err, "release '%s'", m->release.name);
+        goto out;
+    }
+    /* A release is immutable once deployed; if it changed while we read it, the object may
+     * mix two states, so we refuse it rather than store a lie under this fingerprint. */
+    struct sb_tree_fp after;
+    if (sb_tree_fingerprint(dir, &after, err) < 0)
+        goto out;
+    if (strcmp(after.hex, fp.hex) != 0) {
+        char *path = sb_repo_object_path(repo, object);
+        if (path)
+            sb_store_remove(repo->store, path, NULL);
+        free(path);
+        sb_error_set(err, SB_E_TEMPFAIL, 0,
+                     "release '%s' changed while it was archived (releases must not change "
+                     "once deployed); run the snapshot again",
+                     dir);
+        goto out;
+    }
+    rc = 0;
+out:
+    free(name);
+    free(dir);
+    free(releases);
+    return rc;
+}
+
+static int
+snapshot_shared(const struct sb_config *cfg, struct sb_repo *repo, struct sb_manifest *m,
+                struct sb_error *err)
+{
+    m->shared = calloc(cfg->release.shared_count ? cfg->release.shared_count : 1,
+                       sizeof(*m->shared));
+    if (!m->shared)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    for (size_t idx = 0; idx < cfg->release.shared_count; idx++) {
+        const char *rel = cfg->release.shared_paths[idx];
+        char object[128];
+        snprintf(object, sizeof(object), "data/%s/shared-%zu.snpb", m->id, idx);
+        char *dir = sb_path_join(cfg->release.root, rel);
+        if (!dir)
+            return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        struct stat st;
+        if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            sb_error_set(err, SB_E_NOTFOUND, 0,
+                         "shared path '%s' is not a directory; fix release.shared_paths[%zu]",
+                         dir, idx);
+            free(dir);
+            return -1;
+        }
+        uint64_t entries = 0;
+        int rc = store_tree(repo, m, dir, object, &entries, err);
+        free(dir);
+        if (rc < 0)
+            return sb_error_wrap(err, "shared path '%s'", rel);
+        struct sb_manifest_shared *s = &m->shared[m->shared_count++];
+        s->path = sb_strdup(rel);
+        s->object = sb_strdup(object);
+        if (!s->path || !s->object)
+            return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    }
+    return 0;
+}
+
+static int
+write_manifest(struct sb_repo *repo, const struct sb_manifest *m, struct sb_error *err)
+{
+    char *json = NULL, *path = NULL;
+    struct sb_ostream *out = NULL;
+    struct sb_object_result res;
+    int rc = -1;
+    char name[128];
+    snprintf(name, sizeof(name), "snapshots/%s.manifest", m->id);
+    if (sb_manifest_to_json(m, &json, err) < 0)
+        goto out;
+    if (!(path = sb_repo_object_path(repo, name))) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    struct sb_object_params params = repo->params;
+    params.threads = 1;
+    struct sb_ostream *sink = NULL;
+    if (sb_store_open_write(repo->store, path, SB_STORE_NO_REPLACE, &sink, err) < 0)
+        goto out;
+    if (sb_object_writer_new(sink, repo->key, &params, &res, &out, err) < 0)
+        goto out;
+    if (sb_ostream_write(out, json, strlen(json), err) < 0 || sb_ostream_close(out, err) < 0)
+        goto out;
+    rc = 0;
+out:
+    sb_ostream_free(out);
+    free(json);
+    free(path);
+    return rc;
+}
+
+int
+sb_snapshot_run(const struct sb_config *cfg, struct sb_repo *repo,
+                const struct sb_snapshot_opts *opts, struct sb_manifest **out,
+                struct sb_error *err)
+{
+    double started = sb_now_monotonic();
+    unsigned parts = opts->parts ? opts->parts : SB_PART_ALL;
+    struct sb_manifest *m = calloc(1, sizeof(*m));
+    char id[32], host[256] = "";
+    int rc = -1;
+    if (!m)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    make_id(id);
+    gethostname(host, sizeof(host) - 1);
+    m->id = sb_strdup(id);
+    m->app = sb_strdup(cfg->app);
+    m->host = sb_strdup(host);
+    m->tag = opts->tag ? sb_strdup(opts->tag) : NULL;
+    m->tool_version = sb_strdup(SNAPBACK_VERSION);
+    m->created_at = time(NULL);
+    if (!m->id || !m->app || !m->host || !m->tool_version || (opts->tag && !m->tag)) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    sb_log_set_context(cfg->app, m->id);
+    if ((parts & SB_PART_DB) && cfg->database_count > 0 && opts->parts) {
+        sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                     "database snapshots are not supported by this build yet; use --only "
+                     "release,shared");
+        goto out;
+    }
+    if ((parts & SB_PART_DB) && cfg->database_count > 0 && !opts->parts)
+        sb_warn("this build does not snapshot databases yet: %zu database(s) in the config "
+                "are NOT in this snapshot",
+                cfg->database_count);
+    if (!cfg->has_release && !(parts & SB_PART_DB)) {
+        sb_error_set(err, SB_E_USAGE, 0, "nothing to snapshot: the config has no release");
+        goto out;
+    }
+    if (cfg->has_release && (parts & SB_PART_RELEASE) && snapshot_release(cfg, repo, m, err) < 0)
+        goto out;
+    if (cfg->has_release && (parts & SB_PART_SHARED) && snapshot_shared(cfg, repo, m, err) < 0)
+        goto out;
+    if (!m->shared && !(m->shared = calloc(1, sizeof(*m->shared)))) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    m->duration_s = sb_now_monotonic() - started;
+    if (write_manifest(repo, m, err) < 0) {
+        sb_error_wrap(err, "manifest");
+        goto out;
+    }
+    *out = m;
+    m = NULL;
+    rc = 0;
+out:
+    if (rc < 0 && m && m->id)
+        sb_error_wrap(err, "snapshot '%s'", m->id);
+    sb_log_set_context(cfg->app, NULL);
+    sb_manifest_free(m);
+    return rc;
+}
+
+int
+sb_parts_parse(const char *text, unsigned *parts, struct sb_error *err)
+{
+    *parts = 0;
+    char *copy = sb_strdup(text);
+    if (!copy)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    int rc = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(tok, "release"))
+            *parts |= SB_PART_RELEASE;
+        else if (!strcmp(tok, "shared"))
+            *parts |= SB_PART_SHARED;
+        else if (!strcmp(tok, "db"))
+            *parts |= SB_PART_DB;
+        else {
+            rc = sb_error_set(err, SB_E_USAGE, 0,
+                              "--only: unknown part '%s'; use a list of release, shared, db",
+                              tok);
+            break;
+        }
+    }
+    if (rc == 0 && *parts == 0)
+        rc = sb_error_set(err, SB_E_USAGE, 0, "--only: give at least one of release, shared, db");
+    free(copy);
+    return rc;
+}

@@ -1,0 +1,447 @@
+/* Encryption stages and keys (DESIGN §5, docs/FORMAT.md). Every object gets a random file
+ * key, wrapped with crypto_secretbox under a key derived from the repository key, and its
+ * content is a crypto_secretstream_xchacha20poly1305 stream of fixed-size chunks whose first
+ * message authenticates the header bytes as additional data. The final chunk carries
+ * TAG_FINAL, so a cut anywhere, even on a chunk boundary, is detected. Keys live only in
+ * sodium_malloc memory and are wiped when freed; libsodium types stay in this file. */
+#include "snapback/pipeline.h"
+#include "snapback/core.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAGIC "SNAPBK\0\1"
+#define MAGIC_LEN 8
+#define FORMAT_VERSION 1
+#define COMPRESSION_ZSTD 1
+#define KEY_MODE_SYMMETRIC 1
+#define KEY_MODE_SEALED 2
+#define WRAPPED_KEY_LEN (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + SB_KEY_BYTES)
+#define SS_HEADER_LEN crypto_secretstream_xchacha20poly1305_HEADERBYTES
+#define FIXED_LEN (MAGIC_LEN + 3 + 4)
+#define HEADER_LEN (FIXED_LEN + WRAPPED_KEY_LEN + SS_HEADER_LEN)
+#define ABYTES crypto_secretstream_xchacha20poly1305_ABYTES
+
+#define KDF_CONTEXT "snapback"
+#define KDF_ID_WRAP 1
+#define KDF_ID_KEYID 2
+
+int
+sb_crypto_init(struct sb_error *err)
+{
+    if (sodium_init() < 0)
+        return sb_error_set(err, SB_E_INTERNAL, 0, "cannot initialise libsodium");
+    return 0;
+}
+
+static struct sb_key *
+key_alloc(struct sb_error *err)
+{
+    struct sb_key *key = calloc(1, sizeof(*key));
+    if (!key) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        return NULL;
+    }
+    key->bytes = sodium_malloc(SB_KEY_BYTES);
+    if (!key->bytes) {
+        free(key);
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate protected memory for a key");
+        return NULL;
+    }
+    return key;
+}
+
+int
+sb_key_new_random(struct sb_key **out, struct sb_error *err)
+{
+    if (sb_crypto_init(err) < 0)
+        return -1;
+    struct sb_key *key = key_alloc(err);
+    if (!key)
+        return -1;
+    randombytes_buf(key->bytes, SB_KEY_BYTES);
+    *out = key;
+    return 0;
+}
+
+int
+sb_key_new_from_bytes(const unsigned char *bytes, struct sb_key **out, struct sb_error *err)
+{
+    if (sb_crypto_init(err) < 0)
+        return -1;
+    struct sb_key *key = key_alloc(err);
+    if (!key)
+        return -1;
+    memcpy(key->bytes, bytes, SB_KEY_BYTES);
+    *out = key;
+    return 0;
+}
+
+void
+sb_key_free(struct sb_key *key)
+{
+    if (!key)
+        return;
+    sodium_free(key->bytes); /* wipes before freeing */
+    free(key);
+}
+
+void
+sb_key_id(const struct sb_key *key, char out[33])
+{
+    unsigned char id[16];
+    crypto_kdf_derive_from_key(id, sizeof(id), KDF_ID_KEYID, KDF_CONTEXT, key->bytes);
+    sb_hex_encode(id, sizeof(id), out);
+}
+
+/* --- encryption --- */
+
+struct encrypt_ostream {
+    struct sb_ostream base;
+    struct sb_ostream *down;
+    crypto_secretstream_xchacha20poly1305_state *state; /* sodium_malloc'd */
+    unsigned char header[HEADER_LEN];
+    bool first;
+    uint32_t chunk_size;
+    unsigned char *plain; /* chunk_size bytes */
+    size_t plain_len;
+    unsigned char *cipher; /* chunk_size + ABYTES bytes */
+};
+
+static int
+encrypt_flush(struct encrypt_ostream *es, unsigned char tag, struct sb_error *err)
+{
+    unsigned long long clen = 0;
+    const unsigned char *ad = es->first ? es->header : NULL;
+    size_t adlen = es->first ? HEADER_LEN : 0;
+    crypto_secretstream_xchacha20poly1305_push(es->state, es->cipher, &clen, es->plain,
+                                               es->plain_len, ad, adlen, tag);
+    es->first = false;
+    es->plain_len = 0;
+    return sb_ostream_write(es->down, es->cipher, (size_t)clen, err);
+}
+
+static int
+encrypt_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err)
+{
+    struct encrypt_ostream *es = (struct encrypt_ostream *)s;
+    const unsigned char *p = data;
+    while (len > 0) {
+        /* A full chunk is only sent once more data arrives, so the final chunk (which may be
+         * full) is always the one sent by close. */
+        if (es->plain_len == es->chunk_size &&
+            encrypt_flush(es, crypto_secretstream_xchacha20poly1305_TAG_MESSAGE, err) < 0)
+            return -1;
+        size_t n = es->chunk_size - es->plain_len;
+        if (n > len)
+            n = len;
+        memcpy(es->plain + es->plain_len, p, n);
+        es->plain_len += n;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static int
+encrypt_close(struct sb_ostream *s, struct sb_error *err)
+{
+    struct encrypt_ostream *es = (struct encrypt_ostream *)s;
+    if (encrypt_flush(es, crypto_secretstream_xchacha20poly1305_TAG_FINAL, err) < 0)
+        return -1;
+    return sb_ostream_close(es->down, err);
+}
+
+static void
+encrypt_free(struct sb_ostream *s)
+{
+    struct encrypt_ostream *es = (struct encrypt_ostream *)s;
+    sb_ostream_free(es->down);
+    sodium_free(es->state);
+    if (es->plain)
+        sodium_free(es->plain);
+    free(es->cipher);
+    free(es);
+}
+
+static const struct sb_ostream_ops encrypt_ops = {encrypt_write, encrypt_close, encrypt_free};
+
+static void
+put_u32le(unsigned char *p, uint32_t v)
+{
+    p[0] = (unsigned char)v;
+    p[1] = (unsigned char)(v >> 8);
+    p[2] = (unsigned char)(v >> 16);
+    p[3] = (unsigned char)(v >> 24);
+}
+
+static uint32_t
+get_u32le(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static bool
+chunk_size_valid(uint32_t size)
+{
+    return size >= SB_CHUNK_SIZE_MIN && size <= SB_CHUNK_SIZE_MAX && (size & (size - 1)) == 0;
+}
+
+struct sb_ostream *
+sb_encrypt_ostream_new(struct sb_ostream *down, const struct sb_key *key, uint32_t chunk_size,
+                       struct sb_error *err)
+{
+    unsigned char *file_key = NULL, *wrap_key = NULL;
+    struct encrypt_ostream *es = calloc(1, sizeof(*es));
+    if (!es) {
+        sb_ostream_free(down);
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        return NULL;
+    }
+    es->base.ops = &encrypt_ops;
+    es->down = down;
+    es->first = true;
+    if (!chunk_size_valid(chunk_size)) {
+        sb_error_set(err, SB_E_INTERNAL, 0, "invalid chunk size %u", chunk_size);
+        goto fail;
+    }
+    es->chunk_size = chunk_size;
+    es->state = sodium_malloc(sizeof(*es->state));
+    es->plain = sodium_malloc(chunk_size);
+    es->cipher = malloc(chunk_size + ABYTES);
+    file_key = sodium_malloc(SB_KEY_BYTES);
+    wrap_key = sodium_malloc(SB_KEY_BYTES);
+    if (!es->state || !es->plain || !es->cipher || !file_key || !wrap_key) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate encryption buffers");
+        goto fail;
+    }
+
+    unsigned char *h = es->header;
+    memcpy(h, MAGIC, MAGIC_LEN);
+    h[8] = FORMAT_VERSION;
+    h[9] = COMPRESSION_ZSTD;
+    h[10] = KEY_MODE_SYMMETRIC;
+    put_u32le(h + 11, chunk_size);
+    unsigned char *nonce = h + FIXED_LEN;
+    unsigned char *boxed = nonce + crypto_secretbox_NONCEBYTES;
+    unsigned char *ss_header = h + FIXED_LEN + WRAPPED_KEY_LEN;
+
+    crypto_secretstream_xchacha20poly1305_keygen(file_key);
+    randombytes_buf(nonce, crypto_secretbox_NONCEBYTES);
+    crypto_kdf_derive_from_key(wrap_key, SB_KEY_BYTES, KDF_ID_WRAP, KDF_CONTEXT, key->bytes);
+    crypto_secretbox_easy(boxed, file_key, SB_KEY_BYTES, nonce, wrap_key);
+    crypto_secretstream_xchacha20poly1305_init_push(es->state, ss_header, file_key);
+    sodium_free(file_key);
+    sodium_free(wrap_key);
+    file_key = wrap_key = NULL;
+
+    if (sb_ostream_write(down, es->header, HEADER_LEN, err) < 0)
+        goto fail;
+    return &es->base;
+fail:
+    if (file_key)
+        sodium_free(file_key);
+    if (wrap_key)
+        sodium_free(wrap_key);
+    encrypt_free(&es->base);
+    return NULL;
+}
+
+/* --- decryption --- */
+
+struct decrypt_istream {
+    struct sb_istream base;
+    struct sb_istream *up;
+    crypto_secretstream_xchacha20poly1305_state *state;
+    unsigned char header[HEADER_LEN];
+    uint32_t chunk_size;
+    unsigned char *cipher;
+    unsigned char *plain;
+    size_t plain_len, plain_pos;
+    uint64_t stored_offset; /* offset of the next message in the stored object */
+    uint64_t chunk_idx;
+    bool final_seen, done;
+};
+
+static int
+decrypt_next_chunk(struct decrypt_istream *ds, struct sb_error *err)
+{
+    size_t want = ds->chunk_size + ABYTES;
+    size_t n = 0;
+    if (sb_istream_read_full(ds->up, ds->cipher, want, &n, err) < 0)
+        return -1;
+    if (n == 0)
+        return sb_error_set(err, SB_E_CORRUPT, 0,
+                            "truncated: the object ends at byte %llu before its final chunk",
+                            (unsigned long long)ds->stored_offset);
+    if (n < ABYTES)
+        return sb_error_set(err, SB_E_CORRUPT, 0,
+                            "truncated: chunk %llu at byte %llu is only %zu bytes long",
+                            (unsigned long long)ds->chunk_idx,
+                            (unsigned long long)ds->stored_offset, n);
+    unsigned long long plen = 0;
+    unsigned char tag = 0;
+    const unsigned char *ad = ds->chunk_idx == 0 ? ds->header : NULL;
+    size_t adlen = ds->chunk_idx == 0 ? HEADER_LEN : 0;
+    if (crypto_secretstream_xchacha20poly1305_pull(ds->state, ds->plain, &plen, &tag, ds->cipher,
+                                                   n, ad, adlen) != 0)
+        return sb_error_set(err, SB_E_CORRUPT, 0,
+                            "chunk %llu at byte %llu fails authentication: the data is corrupt "
+                            "or was tampered with",
+                            (unsigned long long)ds->chunk_idx,
+                            (unsigned long long)ds->stored_offset);
+    if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL) {
+        ds->final_seen = true;
+    } else if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE || n < want) {
+        return sb_error_set(err, SB_E_CORRUPT, 0,
+                            "truncated: chunk %llu at byte %llu is short and not final",
+                            (unsigned long long)ds->chunk_idx,
+                            (unsigned long long)ds->stored_offset);
+    }
+    ds->stored_offset += n;
+    ds->chunk_idx++;
+    ds->plain_len = (size_t)plen;
+    ds->plain_pos = 0;
+    if (ds->final_seen) {
+        /* Nothing may follow the final chunk; reading the end also runs the checks of the
+         * stages before us (size and hash). */
+        unsigned char extra;
+        size_t got = 0;
+        if (sb_istream_read(ds->up, &extra, 1, &got, err) < 0)
+            return -1;
+        if (got != 0)
+            return sb_error_set(err, SB_E_CORRUPT, 0,
+                                "unexpected data after the final chunk at byte %llu",
+                                (unsigned long long)ds->stored_offset);
+    }
+    return 0;
+}
+
+static int
+decrypt_read(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err)
+{
+    struct decrypt_istream *ds = (struct decrypt_istream *)s;
+    while (ds->plain_pos == ds->plain_len) {
+        if (ds->final_seen) {
+            *got = 0;
+            return 0;
+        }
+        if (decrypt_next_chunk(ds, err) < 0)
+            return -1;
+    }
+    size_t n = ds->plain_len - ds->plain_pos;
+    if (n > cap)
+        n = cap;
+    memcpy(buf, ds->plain + ds->plain_pos, n);
+    ds->plain_pos += n;
+    *got = n;
+    return 0;
+}
+
+static void
+decrypt_free(struct sb_istream *s)
+{
+    struct decrypt_istream *ds = (struct decrypt_istream *)s;
+    sb_istream_free(ds->up);
+    if (ds->state)
+        sodium_free(ds->state);
+    if (ds->plain)
+        sodium_free(ds->plain);
+    free(ds->cipher);
+    free(ds);
+}
+
+static const struct sb_istream_ops decrypt_ops = {decrypt_read, decrypt_free};
+
+struct sb_istream *
+sb_decrypt_istream_new(struct sb_istream *up, const struct sb_key *key, struct sb_error *err)
+{
+    unsigned char *file_key = NULL, *wrap_key = NULL;
+    struct decrypt_istream *ds = calloc(1, sizeof(*ds));
+    if (!ds) {
+        sb_istream_free(up);
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        return NULL;
+    }
+    ds->base.ops = &decrypt_ops;
+    ds->up = up;
+    size_t n = 0;
+    if (sb_istream_read_full(up, ds->header, FIXED_LEN, &n, err) < 0)
+        goto fail;
+    unsigned char *h = ds->header;
+    if (n < FIXED_LEN || memcmp(h, MAGIC, MAGIC_LEN) != 0) {
+        sb_error_set(err, SB_E_CORRUPT, 0, "not a snapback object (bad magic at byte 0)");
+        goto fail;
+    }
+    if (h[8] != FORMAT_VERSION) {
+        sb_error_set(err, SB_E_CORRUPT, 0,
+                     "unsupported object format version %u at byte 8 (this snapback reads "
+                     "version %u)",
+                     h[8], FORMAT_VERSION);
+        goto fail;
+    }
+    if (h[9] != COMPRESSION_ZSTD) {
+        sb_error_set(err, SB_E_CORRUPT, 0, "unknown compression %u at byte 9", h[9]);
+        goto fail;
+    }
+    if (h[10] == KEY_MODE_SEALED) {
+        sb_error_set(err, SB_E_CORRUPT, 0,
+                     "object is sealed to a recipient key (key mode 2), which this version "
+                     "cannot open");
+        goto fail;
+    }
+    if (h[10] != KEY_MODE_SYMMETRIC) {
+        sb_error_set(err, SB_E_CORRUPT, 0, "unknown key mode %u at byte 10", h[10]);
+        goto fail;
+    }
+    uint32_t chunk_size = get_u32le(h + 11);
+    if (!chunk_size_valid(chunk_size)) {
+        sb_error_set(err, SB_E_CORRUPT, 0, "invalid chunk size %u at byte 11", chunk_size);
+        goto fail;
+    }
+    ds->chunk_size = chunk_size;
+    if (sb_istream_read_full(up, h + FIXED_LEN, HEADER_LEN - FIXED_LEN, &n, err) < 0)
+        goto fail;
+    if (n < HEADER_LEN - FIXED_LEN) {
+        sb_error_set(err, SB_E_CORRUPT, 0, "truncated: the object ends inside its header");
+        goto fail;
+    }
+    ds->stored_offset = HEADER_LEN;
+    ds->state = sodium_malloc(sizeof(*ds->state));
+    ds->plain = sodium_malloc(chunk_size);
+    ds->cipher = malloc(chunk_size + ABYTES);
+    file_key = sodium_malloc(SB_KEY_BYTES);
+    wrap_key = sodium_malloc(SB_KEY_BYTES);
+    if (!ds->state || !ds->plain || !ds->cipher || !file_key || !wrap_key) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate decryption buffers");
+        goto fail;
+    }
+    const unsigned char *nonce = h + FIXED_LEN;
+    const unsigned char *boxed = nonce + crypto_secretbox_NONCEBYTES;
+    crypto_kdf_derive_from_key(wrap_key, SB_KEY_BYTES, KDF_ID_WRAP, KDF_CONTEXT, key->bytes);
+    if (crypto_secretbox_open_easy(file_key, boxed, crypto_secretbox_MACBYTES + SB_KEY_BYTES,
+                                   nonce, wrap_key) != 0) {
+        sb_error_set(err, SB_E_CORRUPT, 0,
+                     "cannot unwrap the file key (bytes %d-%d): wrong key, or the header is "
+                     "corrupt",
+                     FIXED_LEN, FIXED_LEN + (int)WRAPPED_KEY_LEN - 1);
+        goto fail;
+    }
+    if (crypto_secretstream_xchacha20poly1305_init_pull(ds->state, h + FIXED_LEN + WRAPPED_KEY_LEN,
+                                                        file_key) != 0) {
+        sb_error_set(err, SB_E_CORRUPT, 0, "invalid secretstream header");
+        goto fail;
+    }
+    sodium_free(file_key);
+    sodium_free(wrap_key);
+    return &ds->base;
+fail:
+    if (file_key)
+        sodium_free(file_key);
+    if (wrap_key)
+        sodium_free(wrap_key);
+    decrypt_free(&ds->base);
+    return NULL;
+}

@@ -1,0 +1,206 @@
+/* Extraction of a tar stream into a directory, safely. The destination is a fresh temporary
+ * directory (callers rename it into place), so nothing placed there beforehand can redirect
+ * writes. Every entry is checked by us (relative, no '..', hard-link targets likewise) and
+ * again by libarchive's SECURE_NODOTDOT, SECURE_SYMLINKS and SECURE_NOABSOLUTEPATHS. To use
+ * those flags with relative names, extraction runs with the working directory set to dest
+ * and restores it afterwards: snapback is single-threaded while it extracts. */
+#include "snapback/sources.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "snapback/core.h"
+
+#define READ_STEP (1u << 20)
+
+struct tar_source {
+    struct sb_istream *in;
+    struct sb_error *err;
+    unsigned char *buf;
+    int failed;
+};
+
+static la_ssize_t
+tar_read_cb(struct archive *a, void *client, const void **out)
+{
+    struct tar_source *ts = client;
+    size_t n = 0;
+    if (sb_istream_read(ts->in, ts->buf, READ_STEP, &n, ts->err) < 0) {
+        ts->failed = 1;
+        archive_set_error(a, EIO, "stream read failed");
+        return -1;
+    }
+    *out = ts->buf;
+    return (la_ssize_t)n;
+}
+
+/* Entry names we accept: relative, no '.' or '..' components; a trailing '/' (directories
+ * written by other tools) and a leading "./" are tolerated. */
+static int
+check_name(const char *name, const char *what, struct sb_error *err)
+{
+    if (!name || !*name)
+        return sb_error_set(err, SB_E_CORRUPT, 0, "refusing an archive entry with an empty %s",
+                            what);
+    char *copy = sb_strdup(name);
+    if (!copy)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    char *p = copy;
+    while (p[0] == '.' && p[1] == '/')
+        p += 2;
+    size_t len = strlen(p);
+    while (len > 1 && p[len - 1] == '/')
+        p[--len] = '\0';
+    int rc = 0;
+    if (name[0] == '/')
+        rc = sb_error_set(err, SB_E_CORRUPT, 0,
+                          "refusing archive entry '%s': absolute %s (the archive is hostile or "
+                          "corrupt)",
+                          name, what);
+    else if (!sb_path_is_clean_relative(p))
+        rc = sb_error_set(err, SB_E_CORRUPT, 0,
+                          "refusing archive entry '%s': %s leaves the target directory (the "
+                          "archive is hostile or corrupt)",
+                          name, what);
+    free(copy);
+    return rc;
+}
+
+int
+sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mode,
+                uint64_t *entries, struct sb_error *err)
+{
+    struct tar_source ts = {in, err, malloc(READ_STEP), 0};
+    struct archive *tar = archive_read_new();
+    struct archive *disk = NULL;
+    struct archive_entry *entry;
+    int rc = -1, saved_cwd = -1;
+    uint64_t count = 0;
+    bool in_dest = false;
+    if (!ts.buf || !tar) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    archive_read_support_format_tar(tar);
+    if (mode == SB_EXTRACT_WRITE) {
+        disk = archive_write_disk_new();
+        if (!disk) {
+            sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+            goto out;
+        }
+        int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_ACL |
+                    ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+                    ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
+        if (geteuid() == 0)
+            flags |= ARCHIVE_EXTRACT_OWNER;
+        archive_write_disk_set_options(disk, flags);
+        archive_write_disk_set_standard_lookup(disk);
+        saved_cwd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (saved_cwd < 0) {
+            sb_error_set(err, SB_E_IO, errno, "cannot open the working directory");
+            goto out;
+        }
+        if (chdir(dest) < 0) {
+            sb_error_set(err, sb_error_from_errno(errno), errno, "cannot enter '%s'", dest);
+            goto out;
+        }
+        in_dest = true;
+    }
+    if (archive_read_open(tar, &ts, NULL, tar_read_cb, NULL) != ARCHIVE_OK) {
+        if (!ts.failed)
+            sb_error_set(err, SB_E_CORRUPT, 0, "not a tar stream: %s", archive_error_string(tar));
+        goto out;
+    }
+    for (;;) {
+        int r = archive_read_next_header(tar, &entry);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+            if (!ts.failed)
+                sb_error_set(err, SB_E_CORRUPT, 0, "bad tar entry after %llu entries: %s",
+                             (unsigned long long)count, archive_error_string(tar));
+            goto out;
+        }
+        const char *name = archive_entry_pathname(entry);
+        if (check_name(name, "path", err) < 0)
+            goto out;
+        const char *hardlink = archive_entry_hardlink(entry);
+        if (hardlink && check_name(hardlink, "hard link target", err) < 0) {
+            sb_error_wrap(err, "entry '%s'", name);
+            goto out;
+        }
+        count++;
+        if (mode == SB_EXTRACT_LIST) {
+            if (archive_read_data_skip(tar) != ARCHIVE_OK) {
+                if (!ts.failed)
+                    sb_error_set(err, SB_E_CORRUPT, 0, "cannot read the data of '%s': %s", name,
+                                 archive_error_string(tar));
+                goto out;
+            }
+            continue;
+        }
+        r = archive_write_header(disk, entry);
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+            int e = archive_errno(disk);
+            sb_error_set(err, e == ENOSPC ? SB_E_IO : SB_E_CORRUPT, 0,
+                         "refusing or unable to restore '%s': %s", name,
+                         archive_error_string(disk));
+            goto out;
+        }
+        if (archive_entry_size(entry) > 0) {
+            const void *block;
+            size_t size;
+            la_int64_t offset;
+            for (;;) {
+                r = archive_read_data_block(tar, &block, &size, &offset);
+                if (r == ARCHIVE_EOF)
+                    break;
+                if (r != ARCHIVE_OK) {
+                    if (!ts.failed)
+                        sb_error_set(err, SB_E_CORRUPT, 0, "cannot read the data of '%s': %s",
+                                     name, archive_error_string(tar));
+                    goto out;
+                }
+                if (archive_write_data_block(disk, block, size, offset) != ARCHIVE_OK) {
+                    sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot write '%s/%s': %s",
+                                 dest, name, archive_error_string(disk));
+                    goto out;
+                }
+            }
+        }
+        if (archive_write_finish_entry(disk) != ARCHIVE_OK) {
+            sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot finish '%s/%s': %s", dest,
+                         name, archive_error_string(disk));
+            goto out;
+        }
+    }
+    if (disk && archive_write_close(disk) != ARCHIVE_OK) {
+        sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot finish restoring into '%s': %s",
+                     dest, archive_error_string(disk));
+        goto out;
+    }
+    /* The tar end marker may come before the end of the stream: read the rest, which runs
+     * the checks of every stage below (final chunk, size, BLAKE2b). */
+    if (sb_istream_drain(in, err) < 0)
+        goto out;
+    if (entries)
+        *entries = count;
+    rc = 0;
+out:
+    if (in_dest && fchdir(saved_cwd) < 0 && rc == 0)
+        rc = sb_error_set(err, SB_E_IO, errno, "cannot return to the working directory");
+    if (saved_cwd >= 0)
+        close(saved_cwd);
+    if (disk)
+        archive_write_free(disk);
+    if (tar)
+        archive_read_free(tar);
+    free(ts.buf);
+    return rc;
+}

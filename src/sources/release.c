@@ -1,0 +1,276 @@
+/* Release trees: the fingerprint that names a release object, and the tar writer.
+ * A release directory is immutable once deployed (DESIGN §4), so a fingerprint of the
+ * metadata of every entry (not the contents: reading a whole release every hour is what we
+ * avoid) decides whether an earlier snapshot already stored it. The tar stream is written by
+ * libarchive into our pipeline through archive_write_open2 callbacks. */
+#include "snapback/sources.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snapback/core.h"
+
+#define READ_STEP (1u << 20)
+
+/* --- fingerprint --- */
+
+static int
+cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+struct fp_walk {
+    crypto_generichash_state state;
+    struct sb_tree_fp *out;
+    struct sb_error *err;
+    char *root;
+};
+
+static int
+fp_dir(struct fp_walk *w, int dir_fd, const char *rel)
+{
+    DIR *d = fdopendir(dir_fd);
+    if (!d) {
+        close(dir_fd);
+        return sb_error_set(w->err, SB_E_IO, errno, "cannot read directory '%s/%s'", w->root,
+                            rel);
+    }
+    int rc = -1;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **p = realloc(names, cap * sizeof(*p));
+            if (!p)
+                goto oom;
+            names = p;
+        }
+        if (!(names[n] = sb_strdup(de->d_name)))
+            goto oom;
+        n++;
+    }
+    qsort(names, n, sizeof(*names), cmp_names);
+    for (size_t idx = 0; idx < n; idx++) {
+        struct stat st;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", names[idx]);
+        if (fstatat(dirfd(d), names[idx], &st, AT_SYMLINK_NOFOLLOW) < 0) {
+            sb_error_set(w->err, SB_E_IO, errno, "cannot stat '%s/%s'", w->root, path);
+            goto out;
+        }
+        char line[PATH_MAX + 200];
+        int len = snprintf(line, sizeof(line), "%s%c%o %lld %lld.%09ld", path, 0,
+                           (unsigned)st.st_mode, (long long)st.st_size,
+                           (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+        crypto_generichash_update(&w->state, (const unsigned char *)line, (size_t)len);
+        if (S_ISLNK(st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t tl = readlinkat(dirfd(d), names[idx], target, sizeof(target));
+            if (tl > 0)
+                crypto_generichash_update(&w->state, (const unsigned char *)target, (size_t)tl);
+        }
+        crypto_generichash_update(&w->state, (const unsigned char *)"\n", 1);
+        w->out->entries++;
+        if (S_ISREG(st.st_mode))
+            w->out->bytes += (uint64_t)st.st_size;
+        if (S_ISDIR(st.st_mode)) {
+            int fd = openat(dirfd(d), names[idx], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (fd < 0) {
+                sb_error_set(w->err, sb_error_from_errno(errno), errno, "cannot open '%s/%s'",
+                             w->root, path);
+                goto out;
+            }
+            if (fp_dir(w, fd, path) < 0)
+                goto out;
+        }
+    }
+    rc = 0;
+    goto out;
+oom:
+    sb_error_set(w->err, SB_E_INTERNAL, ENOMEM, "out of memory");
+out:
+    for (size_t idx = 0; idx < n; idx++)
+        free(names[idx]);
+    free(names);
+    closedir(d);
+    return rc;
+}
+
+int
+sb_tree_fingerprint(const char *dir, struct sb_tree_fp *out, struct sb_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    struct fp_walk w = {.out = out, .err = err, .root = (char *)dir};
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return sb_error_set(err, sb_error_from_errno(errno), errno, "cannot open directory '%s'",
+                            dir);
+    crypto_generichash_init(&w.state, NULL, 0, 16);
+    if (fp_dir(&w, fd, "") < 0)
+        return -1;
+    unsigned char hash[16];
+    crypto_generichash_final(&w.state, hash, sizeof(hash));
+    sb_hex_encode(hash, sizeof(hash), out->hex);
+    return 0;
+}
+
+/* --- tar writer --- */
+
+struct tar_sink {
+    struct sb_ostream *out;
+    struct sb_error *err;
+    int failed;
+};
+
+static la_ssize_t
+tar_write_cb(struct archive *a, void *client, const void *buf, size_t len)
+{
+    struct tar_sink *ts = client;
+    if (sb_ostream_write(ts->out, buf, len, ts->err) < 0) {
+        ts->failed = 1;
+        archive_set_error(a, EIO, "pipeline write failed");
+        return -1;
+    }
+    return (la_ssize_t)len;
+}
+
+int
+sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries, struct sb_error *err)
+{
+    struct tar_sink ts = {out, err, 0};
+    struct archive *disk = archive_read_disk_new();
+    struct archive *tar = archive_write_new();
+    struct archive_entry_linkresolver *resolver = archive_entry_linkresolver_new();
+    struct archive_entry *entry = NULL;
+    char *buf = malloc(READ_STEP);
+    int rc = -1;
+    uint64_t count = 0;
+    size_t dir_len = strlen(dir);
+    while (dir_len > 1 && dir[dir_len - 1] == '/')
+        dir_len--;
+    if (!disk || !tar || !resolver || !buf) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    archive_read_disk_set_symlink_physical(disk);
+    archive_read_disk_set_standard_lookup(disk);
+    /* Full pax (not pax_restricted, which drops sub-second mtimes), so a restored tree has
+     * the exact mtimes: the release fingerprint of a restored release then matches. */
+    archive_write_set_format_pax(tar);
+    /* File names are bytes, not text in the locale's charset: store them as they are, so a
+     * name that is not valid in the current locale (cron runs in "C") still round-trips. */
+    if (archive_write_set_format_option(tar, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK) {
+        sb_error_set(err, SB_E_INTERNAL, 0, "libarchive refuses hdrcharset=BINARY: %s",
+                     archive_error_string(tar));
+        goto out;
+    }
+    archive_write_set_bytes_per_block(tar, 0);
+    archive_entry_linkresolver_set_strategy(resolver, archive_format(tar));
+    if (archive_write_open2(tar, &ts, NULL, tar_write_cb, NULL, NULL) != ARCHIVE_OK) {
+        sb_error_set(err, SB_E_INTERNAL, 0, "cannot start a tar stream: %s",
+                     archive_error_string(tar));
+        goto out;
+    }
+    if (archive_read_disk_open(disk, dir) != ARCHIVE_OK) {
+        sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot open directory '%s'", dir);
+        goto out;
+    }
+    for (;;) {
+        archive_entry_free(entry);
+        entry = archive_entry_new();
+        int r = archive_read_next_header2(disk, entry);
+        if (r == ARCHIVE_EOF)
+            break;
+        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
+            sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot read the tree '%s': %s", dir,
+                         archive_error_string(disk));
+            goto out;
+        }
+        archive_read_disk_descend(disk);
+        const char *full = archive_entry_pathname(entry);
+        if (!full || strncmp(full, dir, dir_len) != 0)
+            continue;
+        const char *rel = full + dir_len;
+        while (*rel == '/')
+            rel++;
+        if (!*rel)
+            continue; /* the root itself */
+        char *relcopy = sb_strdup(rel);
+        if (!relcopy) {
+            sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+            goto out;
+        }
+        archive_entry_copy_pathname(entry, relcopy);
+        free(relcopy);
+        /* atime changes on every read and ctime cannot be restored: neither is kept. */
+        archive_entry_unset_atime(entry);
+        archive_entry_unset_ctime(entry);
+        archive_entry_unset_birthtime(entry);
+        /* The disk reader opened the file to read its metadata; keep it for the data. */
+        struct archive_entry *spare = NULL;
+        struct archive_entry *to_write = entry;
+        archive_entry_linkify(resolver, &to_write, &spare);
+        if (!to_write)
+            continue;
+        if (archive_write_header(tar, to_write) != ARCHIVE_OK) {
+            if (!ts.failed)
+                sb_error_set(err, SB_E_IO, 0, "cannot archive '%s/%s': %s", dir,
+                             archive_entry_pathname(to_write), archive_error_string(tar));
+            goto out;
+        }
+        count++;
+        if (archive_entry_filetype(to_write) == AE_IFREG && archive_entry_size(to_write) > 0) {
+            for (;;) {
+                la_ssize_t n = archive_read_data(disk, buf, READ_STEP);
+                if (n < 0) {
+                    sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot read '%s/%s': %s",
+                                 dir, archive_entry_pathname(to_write),
+                                 archive_error_string(disk));
+                    goto out;
+                }
+                if (n == 0)
+                    break;
+                if (archive_write_data(tar, buf, (size_t)n) < 0) {
+                    if (!ts.failed)
+                        sb_error_set(err, SB_E_IO, 0, "cannot archive '%s/%s': %s", dir,
+                                     archive_entry_pathname(to_write), archive_error_string(tar));
+                    goto out;
+                }
+            }
+        }
+        if (archive_write_finish_entry(tar) != ARCHIVE_OK && ts.failed)
+            goto out;
+    }
+    if (archive_write_close(tar) != ARCHIVE_OK) {
+        if (!ts.failed)
+            sb_error_set(err, SB_E_IO, 0, "cannot finish the tar stream: %s",
+                         archive_error_string(tar));
+        goto out;
+    }
+    if (entries)
+        *entries = count;
+    rc = 0;
+out:
+    archive_entry_free(entry);
+    archive_entry_linkresolver_free(resolver);
+    if (disk)
+        archive_read_free(disk);
+    if (tar)
+        archive_write_free(tar);
+    free(buf);
+    return rc;
+}

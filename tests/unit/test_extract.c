@@ -1,0 +1,300 @@
+/* Extraction safety (DESIGN §10): hostile tar entries crafted here with libarchive's writer
+ * ('../x', absolute paths, a symlink to '/' followed by a file through it, hard links out of
+ * the tree) are refused with SB_E_CORRUPT and nothing is written outside the target. Also the
+ * tree round trip through sb_tree_archive / sb_tree_extract. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snapback/core.h"
+#include "snapback/sources.h"
+#include "snapback/stream.h"
+#include "test.h"
+
+struct tar_entry {
+    const char *path;
+    int type; /* AE_IFREG, AE_IFDIR, AE_IFLNK, or 0 for a hard link */
+    const char *link;    /* symlink target or hard link target */
+    const char *content; /* regular files */
+};
+
+struct membuf {
+    unsigned char *data;
+    size_t len, cap;
+};
+
+static la_ssize_t
+mem_write_cb(struct archive *a, void *client, const void *buf, size_t len)
+{
+    (void)a;
+    struct membuf *mb = client;
+    if (mb->len + len > mb->cap) {
+        mb->cap = (mb->len + len) * 2;
+        mb->data = realloc(mb->data, mb->cap);
+    }
+    memcpy(mb->data + mb->len, buf, len);
+    mb->len += len;
+    return (la_ssize_t)len;
+}
+
+static struct membuf
+make_tar(const struct tar_entry *entries, size_t count)
+{
+    struct membuf mb = {0};
+    struct archive *a = archive_write_new();
+    archive_write_set_format_pax_restricted(a);
+    archive_write_open2(a, &mb, NULL, mem_write_cb, NULL, NULL);
+    for (size_t idx = 0; idx < count; idx++) {
+        struct archive_entry *e = archive_entry_new();
+        archive_entry_set_pathname(e, entries[idx].path);
+        archive_entry_set_mtime(e, 1700000000, 0);
+        if (entries[idx].type == 0) {
+            archive_entry_set_filetype(e, AE_IFREG);
+            archive_entry_set_perm(e, 0644);
+            archive_entry_set_hardlink(e, entries[idx].link);
+            archive_entry_set_size(e, 0);
+        } else {
+            archive_entry_set_filetype(e, (unsigned)entries[idx].type);
+            archive_entry_set_perm(e, entries[idx].type == AE_IFDIR ? 0755 : 0644);
+            if (entries[idx].type == AE_IFLNK)
+                archive_entry_set_symlink(e, entries[idx].link);
+            size_t len = entries[idx].content ? strlen(entries[idx].content) : 0;
+            archive_entry_set_size(e, (la_int64_t)len);
+        }
+        archive_write_header(a, e);
+        if (entries[idx].content)
+            archive_write_data(a, entries[idx].content, strlen(entries[idx].content));
+        archive_entry_free(e);
+    }
+    archive_write_close(a);
+    archive_write_free(a);
+    return mb;
+}
+
+static char base[256];
+
+static void
+fresh_dirs(char *target, char *outside)
+{
+    struct sb_error err = SB_ERROR_INIT;
+    sb_remove_tree(target, &err);
+    sb_remove_tree(outside, &err);
+    mkdir(target, 0755);
+    mkdir(outside, 0755);
+}
+
+static int
+extract_buf(const struct membuf *mb, const char *dest, struct sb_error *err)
+{
+    struct sb_istream *in = sb_mem_istream_new(mb->data, mb->len);
+    int rc = sb_tree_extract(in, dest, SB_EXTRACT_WRITE, NULL, err);
+    sb_istream_free(in);
+    return rc;
+}
+
+static size_t
+count_entries(const char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "find '%s' -mindepth 1 | wc -l", dir);
+    FILE *p = popen(cmd, "r");
+    size_t n = 0;
+    if (p) {
+        if (fscanf(p, "%zu", &n) != 1)
+            n = 0;
+        pclose(p);
+    }
+    return n;
+}
+
+static void
+test_hostile_entries_refused(void)
+{
+    char target[300], outside[300];
+    snprintf(target, sizeof(target), "%s/target", base);
+    snprintf(outside, sizeof(outside), "%s/outside", base);
+    char abs_outside_file[400], link_to_outside[400];
+    snprintf(abs_outside_file, sizeof(abs_outside_file), "%s/abs-file", outside);
+    snprintf(link_to_outside, sizeof(link_to_outside), "%s", outside);
+
+    struct {
+        const char *name;
+        struct tar_entry entries[3];
+        size_t count;
+        const char *msg;
+    } cases[] = {
+        {"dotdot", {{"../outside/x", AE_IFREG, NULL, "pwned"}}, 1,
+         "refusing archive entry '../outside/x': path leaves the target directory (the archive "
+         "is hostile or corrupt)"},
+        {"dotdot-inner", {{"a/../../outside/x", AE_IFREG, NULL, "pwned"}}, 1,
+         "refusing archive entry 'a/../../outside/x': path leaves the target directory (the "
+         "archive is hostile or corrupt)"},
+        {"absolute", {{abs_outside_file, AE_IFREG, NULL, "pwned"}}, 1, NULL},
+        {"symlink-then-file",
+         {{"lnk", AE_IFLNK, link_to_outside, NULL}, {"lnk/pwned", AE_IFREG, NULL, "pwned"}},
+         2,
+         NULL},
+        {"symlink-root-then-file",
+         {{"root", AE_IFLNK, "/", NULL}, {"root/tmp/snapback-pwned", AE_IFREG, NULL, "x"}},
+         2,
+         NULL},
+        {"hardlink-absolute", {{"h", 0, "/etc/passwd", NULL}}, 1,
+         "entry 'h': refusing archive entry '/etc/passwd': absolute hard link target (the "
+         "archive is hostile or corrupt)"},
+        {"hardlink-dotdot", {{"h", 0, "../outside/victim", NULL}}, 1,
+         "entry 'h': refusing archive entry '../outside/victim': hard link target leaves the "
+         "target directory (the archive is hostile or corrupt)"},
+        {"hardlink-through-symlink",
+         {{"lnk", AE_IFLNK, link_to_outside, NULL},
+          {"h", 0, "lnk/victim", NULL},
+          {"h", AE_IFREG, NULL, "overwritten"}},
+         3,
+         NULL},
+    };
+    for (size_t idx = 0; idx < sizeof(cases) / sizeof(cases[0]); idx++) {
+        fresh_dirs(target, outside);
+        /* a victim file outside, which a hard link attack would try to overwrite */
+        char victim[400];
+        snprintf(victim, sizeof(victim), "%s/victim", outside);
+        FILE *f = fopen(victim, "w");
+        fputs("original", f);
+        fclose(f);
+        struct membuf mb = make_tar(cases[idx].entries, cases[idx].count);
+        struct sb_error err = SB_ERROR_INIT;
+        int rc = extract_buf(&mb, target, &err);
+        if (rc == 0)
+            TEST_FAIL("case %s: extraction succeeded", cases[idx].name);
+        else if (err.code != SB_E_CORRUPT)
+            TEST_FAIL("case %s: code %d (%s)", cases[idx].name, err.code, err.msg);
+        else if (cases[idx].msg && strcmp(err.msg, cases[idx].msg) != 0)
+            TEST_FAIL("case %s: message\n    got  '%s'\n    want '%s'", cases[idx].name,
+                      err.msg, cases[idx].msg);
+        /* nothing outside changed: only the victim is there, unchanged */
+        EXPECT_INT(count_entries(outside), 1);
+        char buf[32] = "";
+        f = fopen(victim, "r");
+        if (f) {
+            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+            buf[n] = '\0';
+            fclose(f);
+        }
+        if (strcmp(buf, "original") != 0)
+            TEST_FAIL("case %s: victim changed to '%s'", cases[idx].name, buf);
+        EXPECT(access("/tmp/snapback-pwned", F_OK) != 0);
+        free(mb.data);
+    }
+}
+
+static void
+test_verify_mode_refuses_too(void)
+{
+    struct tar_entry e[] = {{"../x", AE_IFREG, NULL, "x"}};
+    struct membuf mb = make_tar(e, 1);
+    struct sb_istream *in = sb_mem_istream_new(mb.data, mb.len);
+    struct sb_error err = SB_ERROR_INIT;
+    EXPECT_ERR(sb_tree_extract(in, NULL, SB_EXTRACT_LIST, NULL, &err), &err, SB_E_CORRUPT,
+               "refusing archive entry '../x': path leaves the target directory (the archive is "
+               "hostile or corrupt)");
+    sb_istream_free(in);
+    free(mb.data);
+}
+
+static void
+test_garbage_is_not_tar(void)
+{
+    static const char garbage[] = "this is not a tar archive at all, not even close........";
+    struct sb_istream *in = sb_mem_istream_new(garbage, sizeof(garbage));
+    struct sb_error err = SB_ERROR_INIT;
+    EXPECT(sb_tree_extract(in, NULL, SB_EXTRACT_LIST, NULL, &err) < 0);
+    EXPECT_INT(err.code, SB_E_CORRUPT);
+    sb_istream_free(in);
+}
+
+static void
+write_file(const char *path, const char *content, mode_t mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    if (fd < 0)
+        return;
+    if (write(fd, content, strlen(content)) < 0)
+        TEST_FAIL("write %s", path);
+    fchmod(fd, mode);
+    close(fd);
+}
+
+static void
+test_tree_roundtrip(void)
+{
+    char src[300], dst[300], path[400];
+    snprintf(src, sizeof(src), "%s/src", base);
+    snprintf(dst, sizeof(dst), "%s/dst", base);
+    struct sb_error err = SB_ERROR_INIT;
+    sb_remove_tree(src, &err);
+    sb_remove_tree(dst, &err);
+    mkdir(src, 0755);
+    mkdir(dst, 0755);
+    snprintf(path, sizeof(path), "%s/dir", src);
+    mkdir(path, 0750);
+    snprintf(path, sizeof(path), "%s/dir/file with space é", src);
+    write_file(path, "content", 0640);
+    snprintf(path, sizeof(path), "%s/empty", src);
+    write_file(path, "", 0600);
+    snprintf(path, sizeof(path), "%s/link", src);
+    EXPECT(symlink("dir/file with space é", path) == 0);
+    char a[400], b[400];
+    snprintf(a, sizeof(a), "%s/empty", src);
+    snprintf(b, sizeof(b), "%s/hard", src);
+    EXPECT(link(a, b) == 0);
+
+    struct sb_tree_fp fp1, fp2;
+    EXPECT_OK(sb_tree_fingerprint(src, &fp1, &err), &err);
+    EXPECT_INT(fp1.entries, 5);
+    EXPECT_INT(fp1.bytes, 7);
+
+    unsigned char *tar = NULL;
+    size_t len = 0;
+    struct sb_ostream *out = sb_mem_ostream_new(&tar, &len);
+    uint64_t written = 0, read_back = 0;
+    EXPECT_OK(sb_tree_archive(src, out, &written, &err), &err);
+    sb_ostream_free(out);
+    EXPECT_INT(written, 5);
+    struct sb_istream *in = sb_mem_istream_new(tar, len);
+    EXPECT_OK(sb_tree_extract(in, dst, SB_EXTRACT_WRITE, &read_back, &err), &err);
+    sb_istream_free(in);
+    EXPECT_INT(read_back, 5);
+    /* same metadata fingerprint: paths, types, sizes, modes, mtimes, link targets */
+    EXPECT_OK(sb_tree_fingerprint(dst, &fp2, &err), &err);
+    EXPECT_STR(fp2.hex, fp1.hex);
+    struct stat s1, s2;
+    snprintf(a, sizeof(a), "%s/empty", dst);
+    snprintf(b, sizeof(b), "%s/hard", dst);
+    EXPECT(stat(a, &s1) == 0 && stat(b, &s2) == 0 && s1.st_ino == s2.st_ino);
+    free(tar);
+
+    /* the fingerprint changes with a touched file */
+    snprintf(path, sizeof(path), "%s/empty", src);
+    write_file(path, "x", 0600);
+    EXPECT_OK(sb_tree_fingerprint(src, &fp2, &err), &err);
+    EXPECT(strcmp(fp1.hex, fp2.hex) != 0);
+}
+
+int
+main(void)
+{
+    snprintf(base, sizeof(base), "/tmp/snapback-test-extract-XXXXXX");
+    if (!mkdtemp(base))
+        return 1;
+    RUN(test_hostile_entries_refused);
+    RUN(test_verify_mode_refuses_too);
+    RUN(test_garbage_is_not_tar);
+    RUN(test_tree_roundtrip);
+    struct sb_error err = SB_ERROR_INIT;
+    sb_remove_tree(base, &err);
+    return test_summary();
+}

@@ -1,0 +1,464 @@
+/* Object format tests: the test vectors of docs/FORMAT.md, and every way an object can be
+ * damaged (each byte flipped, cut at every offset, chunks swapped, wrong key), each of which
+ * must be refused with SB_E_CORRUPT before any plaintext is trusted. */
+#include <sodium.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapback/core.h"
+#include "snapback/format.h"
+#include "snapback/pipeline.h"
+#include "test.h"
+
+/* A deterministic RNG for the vectors: bytes 0x00, 0x01, 0x02, ... continuing across calls,
+ * restarted by rng_reset(). Installed before sodium_init, as libsodium requires. */
+static uint8_t rng_next;
+
+static void
+rng_reset(void)
+{
+    rng_next = 0;
+}
+
+static void
+rng_buf(void *const buf, const size_t size)
+{
+    for (size_t idx = 0; idx < size; idx++)
+        ((uint8_t *)buf)[idx] = rng_next++;
+}
+
+static uint32_t
+rng_random(void)
+{
+    uint32_t v;
+    rng_buf(&v, sizeof(v));
+    return v;
+}
+
+static const char *
+rng_name(void)
+{
+    return "snapback-test-counter";
+}
+
+static struct randombytes_implementation counter_rng = {
+    .implementation_name = rng_name,
+    .random = rng_random,
+    .stir = NULL,
+    .uniform = NULL,
+    .buf = rng_buf,
+    .close = NULL,
+};
+
+static struct sb_key *
+test_key(void)
+{
+    unsigned char bytes[SB_KEY_BYTES];
+    for (size_t idx = 0; idx < sizeof(bytes); idx++)
+        bytes[idx] = (unsigned char)idx;
+    struct sb_key *key = NULL;
+    struct sb_error err = SB_ERROR_INIT;
+    if (sb_key_new_from_bytes(bytes, &key, &err) < 0)
+        abort();
+    return key;
+}
+
+/* Encrypts plain into a new buffer with the chain of a real object. */
+static int
+encode(const struct sb_key *key, uint32_t chunk, const void *plain, size_t len,
+       unsigned char **out, size_t *out_len, struct sb_object_result *res, struct sb_error *err)
+{
+    struct sb_ostream *mem = sb_mem_ostream_new(out, out_len);
+    struct sb_ostream *w = NULL;
+    struct sb_object_params params = {3, 1, chunk};
+    if (sb_object_writer_new(mem, key, &params, res, &w, err) < 0)
+        return -1;
+    int rc = sb_ostream_write(w, plain, len, err);
+    if (rc == 0)
+        rc = sb_ostream_close(w, err);
+    sb_ostream_free(w);
+    return rc;
+}
+
+/* Decrypts an object; returns 0 and the plaintext, or -1 with err. */
+static int
+decode(const struct sb_key *key, const unsigned char *obj, size_t len,
+       const struct sb_digest *expect, unsigned char **plain, size_t *plain_len,
+       struct sb_error *err)
+{
+    struct sb_istream *in = NULL;
+    *plain = NULL;
+    *plain_len = 0;
+    if (sb_object_reader_new(sb_mem_istream_new(obj, len), key, expect, &in, err) < 0)
+        return -1;
+    struct sb_ostream *mem = sb_mem_ostream_new(plain, plain_len);
+    int rc = sb_stream_copy(in, mem, NULL, err);
+    sb_ostream_free(mem);
+    sb_istream_free(in);
+    if (rc < 0) {
+        free(*plain);
+        *plain = NULL;
+    }
+    return rc;
+}
+
+static char *
+to_hex(const unsigned char *p, size_t len)
+{
+    char *s = malloc(2 * len + 1);
+    sb_hex_encode(p, len, s);
+    return s;
+}
+
+/* docs/FORMAT.md, vector 1: key 00..1f, RNG counter from 00, chunk size 4096. */
+static const char vector1_plain[] = "hello, snapback\n";
+static const char vector1_hex[] =
+#include "vector1.inc"
+    ;
+
+static void
+test_vector1_encode(void)
+{
+    struct sb_key *key = test_key();
+    struct sb_error err = SB_ERROR_INIT;
+    unsigned char *obj = NULL;
+    size_t len = 0;
+    struct sb_object_result res;
+    rng_reset();
+    EXPECT_OK(encode(key, 4096, vector1_plain, strlen(vector1_plain), &obj, &len, &res, &err),
+              &err);
+    char *hex = to_hex(obj, len);
+    EXPECT_STR(hex, vector1_hex);
+    EXPECT_INT(res.plain_size, strlen(vector1_plain));
+    EXPECT_INT(res.stored.size, len);
+    free(hex);
+    free(obj);
+    sb_key_free(key);
+}
+
+static void
+test_vector1_decode(void)
+{
+    struct sb_key *key = test_key();
+    struct sb_error err = SB_ERROR_INIT;
+    size_t len = strlen(vector1_hex) / 2;
+    unsigned char *obj = malloc(len);
+    EXPECT_INT(sb_hex_decode(vector1_hex, obj, len), 0);
+    unsigned char *plain = NULL;
+    size_t plain_len = 0;
+    EXPECT_OK(decode(key, obj, len, NULL, &plain, &plain_len, &err), &err);
+    EXPECT_INT(plain_len, strlen(vector1_plain));
+    EXPECT(plain && memcmp(plain, vector1_plain, plain_len) == 0);
+    free(plain);
+    free(obj);
+    sb_key_free(key);
+}
+
+static void
+test_header_layout(void)
+{
+    struct sb_key *key = test_key();
+    struct sb_error err = SB_ERROR_INIT;
+    unsigned char *obj = NULL;
+    size_t len = 0;
+    struct sb_object_result res;
+    EXPECT_OK(encode(key, 4096, "", 0, &obj, &len, &res, &err), &err);
+    /* magic, version, compression, key mode, chunk size LE */
+    EXPECT(memcmp(obj, "SNAPBK\0\1", 8) == 0);
+    EXPECT_INT(obj[8], 1);
+    EXPECT_INT(obj[9], 1);
+    EXPECT_INT(obj[10], 1);
+    EXPECT_INT(obj[11] | obj[12] << 8 | obj[13] << 16 | obj[14] << 24, 4096);
+    /* header 111 bytes, then one final message: zstd frame of empty input + 17 */
+    EXPECT(len > 111 + 17);
+    free(obj);
+    sb_key_free(key);
+}
+
+static unsigned char *
+random_data(size_t len)
+{
+    unsigned char *p = malloc(len);
+    randombytes_buf_deterministic(p, len, (const unsigned char *)"0123456789abcdef0123456789abcdef");
+    return p;
+}
+
+static void
+test_roundtrip_sizes(void)
+{
+    struct sb_key *key = test_key();
+    static const size_t sizes[] = {0, 1, 4095, 4096, 4097, 8192, 100000, 3 << 20};
+    for (size_t idx = 0; idx < sizeof(sizes) / sizeof(sizes[0]); idx++) {
+        struct sb_error err = SB_ERROR_INIT;
+        unsigned char *data = random_data(sizes[idx] ? sizes[idx] : 1);
+        unsigned char *obj = NULL, *plain = NULL;
+        size_t len = 0, plain_len = 0;
+        struct sb_object_result res;
+        EXPECT_OK(encode(key, 4096, data, sizes[idx], &obj, &len, &res, &err), &err);
+        EXPECT_OK(decode(key, obj, len, &res.stored, &plain, &plain_len, &err), &err);
+        EXPECT_INT(plain_len, sizes[idx]);
+        EXPECT(plain_len == 0 || memcmp(plain, data, plain_len) == 0);
+        free(data);
+        free(obj);
+        free(plain);
+    }
+    sb_key_free(key);
+}
+
+/* An object whose stored form spans several 4 KiB chunks (incompressible data). */
+static void
+make_multichunk(const struct sb_key *key, unsigned char **obj, size_t *len,
+                struct sb_object_result *res)
+{
+    struct sb_error err = SB_ERROR_INIT;
+    unsigned char *data = random_data(3 * 4096 + 100);
+    if (encode(key, 4096, data, 3 * 4096 + 100, obj, len, res, &err) < 0)
+        abort();
+    free(data);
+}
+
+static void
+test_every_flip_detected(void)
+{
+    struct sb_key *key = test_key();
+    unsigned char *obj = NULL;
+    size_t len = 0;
+    struct sb_object_result res;
+    make_multichunk(key, &obj, &len, &res);
+    size_t undetected = 0, wrong_code = 0;
+    for (size_t off = 0; off < len; off++) {
+        for (int with_hash = 0; with_hash < 2; with_hash++) {
+            obj[off] ^= 0x01;
+            struct sb_error err = SB_ERROR_INIT;
+            unsigned char *plain = NULL;
+            size_t plain_len = 0;
+            if (decode(key, obj, len, with_hash ? &res.stored : NULL, &plain, &plain_len, &err) ==
+                0) {
+                undetected++;
+                free(plain);
+            } else if (err.code != SB_E_CORRUPT) {
+                wrong_code++;
+            }
+            obj[off] ^= 0x01;
+        }
+    }
+    EXPECT_INT(undetected, 0);
+    EXPECT_INT(wrong_code, 0);
+    free(obj);
+    sb_key_free(key);
+}
+
+static void
+test_every_truncation_detected(void)
+{
+    struct sb_key *key = test_key();
+    unsigned char *obj = NULL;
+    size_t len = 0;
+    struct sb_object_result res;
+    make_multichunk(key, &obj, &len, &res);
+    size_t undetected = 0;
+    for (size_t cut = 0; cut < len; cut++) {
+        struct sb_error err = SB_ERROR_INIT;
+        unsigned char *plain = NULL;
+        size_t plain_len = 0;
+        /* without the manifest's size: the format alone must catch it */
+        if (decode(key, obj, cut, NULL, &plain, &plain_len, &err) == 0) {
+            undetected++;
+            free(plain);
+        } else if (err.code != SB_E_CORRUPT) {
+            TEST_FAIL("cut at %zu: code %d: %s", cut, err.code, err.msg);
+        }
+    }
+    EXPECT_INT(undetected, 0);
+    /* cut exactly at a chunk boundary: the message names the truncation */
+    struct sb_error err = SB_ERROR_INIT;
+    unsigned char *plain = NULL;
+    size_t plain_len = 0;
+    size_t boundary = 111 + (4096 + 17);
+    EXPECT_ERR(decode(key, obj, boundary, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
+               "truncated: the object ends at byte 4224 before its final chunk");
+    /* appended garbage */
+    unsigned char *longer = malloc(len + 1);
+    memcpy(longer, obj, len);
+    longer[len] = 0;
+    EXPECT_ERR(decode(key, longer, len + 1, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
+               NULL);
+    free(longer);
+    free(obj);
+    sb_key_free(key);
+}
+
+static void
+test_chunk_swap_detected(void)
+{
+    struct sb_key *key = test_key();
+    unsigned char *obj = NULL;
+    size_t len = 0;
+    struct sb_object_result res;
+    make_multichunk(key, &obj, &len, &res);
+    size_t msg = 4096 + 17;
+    unsigned char *tmp = malloc(msg);
+    memcpy(tmp, obj + 111, msg);
+    memmove(obj + 111, obj + 111 + msg, msg);
+    memcpy(obj + 111 + msg, tmp, msg);
+    struct sb_error err = SB_ERROR_INIT;
+    unsigned char *plain = NULL;
+    size_t plain_len = 0;
+    EXPECT_ERR(decode(key, obj, len, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
+               "chunk 0 at byte 111 fails authentication: the data is corrupt or was tampered "
+               "with");
+    free(tmp);
+    free(obj);
+    sb_key_free(key);
+}
+
+static void
+test_object_swap_detected(void)
+{
+    /* two valid objects under the same key: the manifest's hash tells them apart */
+    struct sb_key *key = test_key();
+    struct sb_error err = SB_ERROR_INIT;
+    unsigned char *a = NULL, *b = NULL, *plain = NULL;
+    size_t alen = 0, blen = 0, plain_len = 0;
+    struct sb_object_result ra, rb;
+    EXPECT_OK(encode(key, 4096, "object a", 8, &a, &alen, &ra, &err), &err);
+    EXPECT_OK(encode(key, 4096, "object b", 8, &b, &blen, &rb, &err), &err);
+    EXPECT_INT(alen, blen);
+    sb_error_clear(&err);
+    EXPECT(decode(key, b, blen, &ra.stored, &plain, &plain_len, &err) < 0);
+    EXPECT_INT(err.code, SB_E_CORRUPT);
+    EXPECT(strstr(err.msg, "altered or swapped") != NULL);
+    free(a);
+    free(b);
+    sb_key_free(key);
+}
+
+static void
+test_wrong_key(void)
+{
+    struct sb_key *key = test_key(), *other = NULL;
+    struct sb_error err = SB_ERROR_INIT;
+    EXPECT_OK(sb_key_new_random(&other, &err), &err);
+    unsigned char *obj = NULL, *plain = NULL;
+    size_t len = 0, plain_len = 0;
+    struct sb_object_result res;
+    EXPECT_OK(encode(key, 4096, "secret", 6, &obj, &len, &res, &err), &err);
+    EXPECT_ERR(decode(other, obj, len, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
+               "cannot unwrap the file key (bytes 15-86): wrong key, or the header is corrupt");
+    EXPECT(plain == NULL);
+    char id1[33], id2[33];
+    sb_key_id(key, id1);
+    sb_key_id(other, id2);
+    EXPECT(strcmp(id1, id2) != 0);
+    free(obj);
+    sb_key_free(key);
+    sb_key_free(other);
+}
+
+static void
+test_bad_headers(void)
+{
+    struct sb_key *key = test_key();
+    struct sb_error err = SB_ERROR_INIT;
+    unsigned char *obj = NULL, *plain = NULL;
+    size_t len = 0, plain_len = 0;
+    struct sb_object_result res;
+    EXPECT_OK(encode(key, 4096, "x", 1, &obj, &len, &res, &err), &err);
+    EXPECT_ERR(decode(key, obj, 0, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
+               "not a snapback object (bad magic at byte 0)");
+    obj[8] = 2;
+    EXPECT_ERR(decode(key, obj, len, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
+               "unsupported object format version 2 at byte 8 (this snapback reads version 1)");
+    obj[8] = 1;
+    obj[12] = 0xff;
+    EXPECT_ERR(decode(key, obj, len, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
+               "invalid chunk size 65280 at byte 11");
+    obj[12] = 0x10;
+    obj[10] = 2;
+    EXPECT_ERR(decode(key, obj, len, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
+               "object is sealed to a recipient key (key mode 2), which this version cannot "
+               "open");
+    free(obj);
+    sb_key_free(key);
+}
+
+static void
+test_manifest_roundtrip_and_malformed(void)
+{
+    struct sb_error err = SB_ERROR_INIT;
+    struct sb_manifest m = {0};
+    m.id = (char *)"20261124T143000Z-7f3a";
+    m.app = (char *)"shop";
+    m.host = (char *)"web1";
+    m.created_at = 1795530600;
+    m.has_release = true;
+    m.release.name = (char *)"20261123T090000Z";
+    m.release.fingerprint = (char *)"00112233445566778899aabbccddeeff";
+    m.release.object = (char *)"releases/20261123T090000Z-00112233445566778899aabbccddeeff.snpb";
+    m.release.entries = 12;
+    struct sb_manifest_object obj = {m.release.object, 100, 200, {1, 2, 3}};
+    m.objects = &obj;
+    m.object_count = 1;
+    char *json = NULL;
+    EXPECT_OK(sb_manifest_to_json(&m, &json, &err), &err);
+    struct sb_manifest *back = NULL;
+    EXPECT_OK(sb_manifest_from_json(json, strlen(json), &back, &err), &err);
+    if (back) {
+        EXPECT_STR(back->id, m.id);
+        EXPECT_STR(back->release.object, m.release.object);
+        EXPECT_INT(back->objects[0].stored_size, 100);
+        EXPECT_INT(back->objects[0].blake2b[2], 3);
+        EXPECT_INT(back->created_at, m.created_at);
+    }
+    sb_manifest_free(back);
+    free(json);
+    static const struct {
+        const char *json, *msg;
+    } bad[] = {
+        {"[]", "malformed manifest: not a JSON object"},
+        {"{\"format\":2}", "malformed manifest: unsupported format"},
+        {"{\"format\":1,\"id\":\"x\",\"app\":\"a\",\"created_at\":\"2026-11-24T14:30:00Z\","
+         "\"release\":null,\"shared\":[],\"databases\":[],\"objects\":[{\"name\":\"../x\","
+         "\"stored_size\":1,\"plain_size\":1,\"blake2b\":\"" 
+         "0000000000000000000000000000000000000000000000000000000000000000\"}]}",
+         "malformed manifest: objects[].name"},
+        {"{\"format\":1,\"id\":\"x\",\"app\":\"a\",\"created_at\":\"2026-11-24T14:30:00Z\","
+         "\"release\":null,\"shared\":[{\"path\":\"p\",\"object\":\"data/x\"}],\"databases\":[],"
+         "\"objects\":[]}",
+         "malformed manifest: shared object is not listed in objects"},
+        {"{\"format\":1,\"id\":\"x\",\"app\":\"a\",\"created_at\":\"yesterday\",\"release\":null,"
+         "\"shared\":[],\"databases\":[],\"objects\":[]}",
+         "malformed manifest: created_at"},
+        {"{\"format\":1,\"id\":\"x\",\"app\":\"a\",\"created_at\":\"2026-11-24T14:30:00Z\","
+         "\"release\":null,\"shared\":[],\"databases\":[],\"objects\":[{\"name\":\"a\","
+         "\"stored_size\":-1,\"plain_size\":1,\"blake2b\":\"00\"}]}",
+         "malformed manifest: stored_size"},
+    };
+    for (size_t idx = 0; idx < sizeof(bad) / sizeof(bad[0]); idx++) {
+        struct sb_manifest *mm = NULL;
+        EXPECT_ERR(sb_manifest_from_json(bad[idx].json, strlen(bad[idx].json), &mm, &err), &err,
+                   SB_E_CORRUPT, bad[idx].msg);
+    }
+}
+
+int
+main(void)
+{
+    randombytes_set_implementation(&counter_rng);
+    struct sb_error err = SB_ERROR_INIT;
+    if (sb_crypto_init(&err) < 0)
+        return 1;
+    RUN(test_vector1_encode);
+    RUN(test_vector1_decode);
+    RUN(test_header_layout);
+    RUN(test_roundtrip_sizes);
+    RUN(test_every_flip_detected);
+    RUN(test_every_truncation_detected);
+    RUN(test_chunk_swap_detected);
+    RUN(test_object_swap_detected);
+    RUN(test_wrong_key);
+    RUN(test_bad_headers);
+    RUN(test_manifest_roundtrip_and_malformed);
+    return test_summary();
+}
