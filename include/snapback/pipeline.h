@@ -56,4 +56,14 @@ struct sb_ostream *sb_hash_ostream_new(struct sb_ostream *down, struct sb_digest
 struct sb_istream *sb_hash_istream_new(struct sb_istream *up, const struct sb_digest *expect,
                                        struct sb_digest *result);
 
+/* A bounded queue of depth blocks of block_size bytes, written downstream by a worker thread
+ * (snapshot: encrypt + hash + store run beside tar + zstd). Errors of the worker surface at
+ * the next write or at close. */
+struct sb_ostream *sb_thread_ostream_new(struct sb_ostream *down, size_t block_size, size_t depth,
+                                         struct sb_error *err);
+/* A worker thread reads upstream ahead of the caller (restore: read + hash + decrypt run
+ * beside zstd + file writing). */
+struct sb_istream *sb_thread_istream_new(struct sb_istream *up, size_t block_size, size_t depth,
+                                         struct sb_error *err);
+
 #endif

@@ -1,12 +1,19 @@
 /* Objects: the chain of DESIGN §4 assembled in one place.
- *   write: plaintext -> count -> zstd -> encrypt -> hash (stored bytes) -> sink
- *   read:  source -> hash check (size, BLAKE2b) -> decrypt (chunks, TAG_FINAL) -> zstd -> out
+ *   write: plaintext -> count -> zstd -> [thread] -> encrypt -> hash (stored bytes) -> sink
+ *   read:  source -> hash check (size, BLAKE2b) -> decrypt (chunks, TAG_FINAL) -> [thread]
+ *          -> zstd -> out
+ * The thread stages let encryption, hashing and I/O run beside compression and the tar work
+ * (small objects written with threads = 1, like manifests, skip it).
  * The hash check sits next to the source so a swapped or cut object is named as such, and
  * decryption authenticates every chunk before a byte of it is handed on. */
 #include "snapback/format.h"
 
 #include <errno.h>
 #include <stdlib.h>
+
+#define THREAD_BLOCK (1u << 20)
+#define THREAD_DEPTH 4
+#define THREAD_READ_BLOCK (256u << 10)
 
 struct plain_counter {
     struct sb_ostream base;
@@ -69,6 +76,10 @@ sb_object_writer_new(struct sb_ostream *sink, const struct sb_key *key,
         free(pc);
         return -1;
     }
+    if (params->threads != 1 && !(s = sb_thread_ostream_new(s, THREAD_BLOCK, THREAD_DEPTH, err))) {
+        free(pc);
+        return -1;
+    }
     if (!(s = sb_zstd_ostream_new(s, params->level, params->threads, err))) {
         free(pc);
         return -1;
@@ -98,6 +109,8 @@ sb_object_reader_new(struct sb_istream *source, const struct sb_key *key,
     if (!s)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
     if (!(s = sb_decrypt_istream_new(s, key, err)))
+        return -1;
+    if (!(s = sb_thread_istream_new(s, THREAD_READ_BLOCK, THREAD_DEPTH, err)))
         return -1;
     if (!(s = sb_zstd_istream_new(s, err)))
         return -1;

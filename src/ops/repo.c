@@ -136,7 +136,7 @@ bool
 sb_snapshot_id_valid(const char *id)
 {
     /* 20261124T143000Z-7f3a */
-    static const char shape[] = "dddddddddTddddddZ-xxxx";
+    static const char shape[] = "ddddddddTddddddZ-xxxx";
     if (!id || strlen(id) != sizeof(shape) - 1)
         return false;
     for (size_t idx = 0; shape[idx]; idx++) {

@@ -17,20 +17,46 @@
 #include "snapback/sources.h"
 #include "snapback_version.h"
 
+/* A new snapshot id: UTC time and 4 hex digits. Ids must sort in the order snapshots were
+ * taken ("latest" is the greatest), so within the second of the newest existing id the
+ * suffix continues after its suffix instead of being random. Runs under the app lock. */
 static int
-make_id(char out[32])
+make_id(struct sb_repo *repo, char out[32], struct sb_error *err)
 {
-    char ts[20];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
-    unsigned char rnd[2];
-    randombytes_buf(rnd, sizeof(rnd));
-    char hex[5];
-    sb_hex_encode(rnd, sizeof(rnd), hex);
-    snprintf(out, 32, "%s-%s", ts, hex);
-    return 0;
+    char **ids = NULL;
+    size_t n = 0;
+    if (sb_repo_list_ids(repo, &ids, &n, err) < 0)
+        return -1;
+    int rc = -1;
+    for (int attempt = 0; attempt < 3; attempt++) {
+        char ts[20];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(ts, sizeof(ts), "%Y%m%dT%H%M%SZ", &tm);
+        unsigned char rnd[2];
+        randombytes_buf(rnd, sizeof(rnd));
+        unsigned suffix = (unsigned)rnd[0] << 8 | rnd[1];
+        if (n > 0 && strncmp(ids[n - 1], ts, 16) == 0) {
+            unsigned last = (unsigned)strtoul(ids[n - 1] + 17, NULL, 16);
+            suffix = last + 1 + (rnd[1] & 15u);
+            if (suffix > 0xffff) {
+                sleep(1);
+                continue;
+            }
+        } else if (n > 0 && strncmp(ids[n - 1], ts, 16) > 0) {
+            sb_warn("the newest snapshot '%s' is dated after the clock's time %s: check the "
+                    "system clock; 'latest' will not mean this snapshot",
+                    ids[n - 1], ts);
+        }
+        snprintf(out, 32, "%s-%04x", ts, suffix);
+        rc = 0;
+        break;
+    }
+    if (rc < 0)
+        sb_error_set(err, SB_E_TEMPFAIL, 0, "cannot find a free snapshot id; retry");
+    sb_store_names_free(ids, n);
+    return rc;
 }
 
 /* The release `current` points to: it must be a symlink to a directory directly inside the
@@ -312,7 +338,10 @@ sb_snapshot_run(const struct sb_config *cfg, struct sb_repo *repo,
     int rc = -1;
     if (!m)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
-    make_id(id);
+    if (make_id(repo, id, err) < 0) {
+        sb_manifest_free(m);
+        return -1;
+    }
     gethostname(host, sizeof(host) - 1);
     m->id = sb_strdup(id);
     m->app = sb_strdup(cfg->app);
@@ -347,7 +376,7 @@ sb_snapshot_run(const struct sb_config *cfg, struct sb_repo *repo,
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         goto out;
     }
-    m->duration_s = sb_now_monotonic() - started;
+    m->duration_s = (double)(long long)((sb_now_monotonic() - started) * 1000) / 1000.0;
     if (write_manifest(repo, m, err) < 0) {
         sb_error_wrap(err, "manifest");
         goto out;

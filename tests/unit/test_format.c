@@ -228,7 +228,9 @@ test_every_flip_detected(void)
     make_multichunk(key, &obj, &len, &res);
     size_t undetected = 0, wrong_code = 0;
     for (size_t off = 0; off < len; off++) {
-        for (int with_hash = 0; with_hash < 2; with_hash++) {
+        /* every offset without the manifest hash (the format alone must catch it), every
+         * 7th with it as well */
+        for (int with_hash = 0; with_hash < (off % 7 == 0 ? 2 : 1); with_hash++) {
             obj[off] ^= 0x01;
             struct sb_error err = SB_ERROR_INIT;
             unsigned char *plain = NULL;

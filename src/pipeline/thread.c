@@ -1,0 +1,356 @@
+/* Thread stages: a bounded queue of blocks between two parts of a chain, so that on a
+ * multi-core machine reading files and compressing (snapshot) or decompressing and writing
+ * files (restore) overlap with encrypting, hashing and storing. NOTES.md measured the single
+ * thread chain at the speed of three processes in a shell pipe; this is how it gets ahead.
+ * Memory is bounded: at most `depth` blocks of `block` bytes are in flight. */
+#include "snapback/pipeline.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct block {
+    unsigned char *data;
+    size_t len;
+};
+
+struct queue {
+    pthread_mutex_t mu;
+    pthread_cond_t changed;
+    struct block *slots; /* ring of depth blocks */
+    size_t depth, head, count;
+    bool closed;  /* producer finished */
+    bool aborted; /* consumer or owner gave up */
+};
+
+/* Blocks are allocated when first filled, so a small object costs one block, not depth. */
+static int
+queue_init(struct queue *q, size_t depth)
+{
+    memset(q, 0, sizeof(*q));
+    q->slots = calloc(depth, sizeof(*q->slots));
+    if (!q->slots)
+        return -1;
+    q->depth = depth;
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->changed, NULL);
+    return 0;
+}
+
+static void
+queue_release(struct queue *q)
+{
+    if (!q->slots)
+        return;
+    for (size_t idx = 0; idx < q->depth; idx++)
+        free(q->slots[idx].data);
+    free(q->slots);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->changed);
+}
+
+/* --- output: the caller's thread fills blocks, a worker writes them downstream --- */
+
+struct thread_ostream {
+    struct sb_ostream base;
+    struct sb_ostream *down;
+    struct queue q;
+    size_t block_size;
+    struct block *filling; /* a free slot the producer owns, or NULL */
+    pthread_t worker;
+    bool started;
+    bool failed; /* worker error, in werr */
+    struct sb_error werr;
+};
+
+static void *
+ostream_worker(void *arg)
+{
+    struct thread_ostream *ts = arg;
+    struct queue *q = &ts->q;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (q->count == 0 && !q->closed && !q->aborted)
+            pthread_cond_wait(&q->changed, &q->mu);
+        if (q->aborted || (q->count == 0 && q->closed))
+            break;
+        struct block *b = &q->slots[q->head];
+        pthread_mutex_unlock(&q->mu);
+        int rc = sb_ostream_write(ts->down, b->data, b->len, &ts->werr);
+        pthread_mutex_lock(&q->mu);
+        if (rc < 0) {
+            ts->failed = true;
+            q->aborted = true;
+            pthread_cond_broadcast(&q->changed);
+            break;
+        }
+        q->head = (q->head + 1) % q->depth;
+        q->count--;
+        pthread_cond_broadcast(&q->changed);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* Hands the filled block to the worker and waits for a free one. */
+static int
+ostream_push(struct thread_ostream *ts, struct sb_error *err)
+{
+    struct queue *q = &ts->q;
+    pthread_mutex_lock(&q->mu);
+    if (ts->filling && ts->filling->len > 0) {
+        q->count++; /* the filling slot is the one right after the queued ones */
+        pthread_cond_broadcast(&q->changed);
+    }
+    ts->filling = NULL;
+    while (q->count == q->depth && !q->aborted)
+        pthread_cond_wait(&q->changed, &q->mu);
+    bool failed = q->aborted;
+    if (!failed) {
+        ts->filling = &q->slots[(q->head + q->count) % q->depth];
+        ts->filling->len = 0;
+    }
+    pthread_mutex_unlock(&q->mu);
+    if (failed) {
+        if (err)
+            *err = ts->werr;
+        return -1;
+    }
+    if (!ts->filling->data && !(ts->filling->data = malloc(ts->block_size))) {
+        ts->filling = NULL;
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate a pipeline buffer");
+    }
+    return 0;
+}
+
+static int
+thread_owrite(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err)
+{
+    struct thread_ostream *ts = (struct thread_ostream *)s;
+    const unsigned char *p = data;
+    while (len > 0) {
+        if (!ts->filling || ts->filling->len == ts->block_size) {
+            if (ostream_push(ts, err) < 0)
+                return -1;
+        }
+        size_t n = ts->block_size - ts->filling->len;
+        if (n > len)
+            n = len;
+        memcpy(ts->filling->data + ts->filling->len, p, n);
+        ts->filling->len += n;
+        p += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static void
+ostream_stop(struct thread_ostream *ts, bool abort_queue)
+{
+    if (!ts->started)
+        return;
+    pthread_mutex_lock(&ts->q.mu);
+    if (abort_queue)
+        ts->q.aborted = true;
+    ts->q.closed = true;
+    pthread_cond_broadcast(&ts->q.changed);
+    pthread_mutex_unlock(&ts->q.mu);
+    pthread_join(ts->worker, NULL);
+    ts->started = false;
+}
+
+static int
+thread_oclose(struct sb_ostream *s, struct sb_error *err)
+{
+    struct thread_ostream *ts = (struct thread_ostream *)s;
+    if (ts->filling && ts->filling->len > 0) {
+        pthread_mutex_lock(&ts->q.mu);
+        ts->q.count++;
+        ts->filling = NULL;
+        pthread_cond_broadcast(&ts->q.changed);
+        pthread_mutex_unlock(&ts->q.mu);
+    }
+    ostream_stop(ts, false);
+    if (ts->failed) {
+        if (err)
+            *err = ts->werr;
+        return -1;
+    }
+    return sb_ostream_close(ts->down, err);
+}
+
+static void
+thread_ofree(struct sb_ostream *s)
+{
+    struct thread_ostream *ts = (struct thread_ostream *)s;
+    ostream_stop(ts, true);
+    sb_ostream_free(ts->down);
+    queue_release(&ts->q);
+    free(ts);
+}
+
+static const struct sb_ostream_ops thread_ostream_ops = {thread_owrite, thread_oclose,
+                                                         thread_ofree};
+
+struct sb_ostream *
+sb_thread_ostream_new(struct sb_ostream *down, size_t block_size, size_t depth,
+                      struct sb_error *err)
+{
+    struct thread_ostream *ts = calloc(1, sizeof(*ts));
+    if (!ts) {
+        sb_ostream_free(down);
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        return NULL;
+    }
+    ts->base.ops = &thread_ostream_ops;
+    ts->down = down;
+    ts->block_size = block_size;
+    if (queue_init(&ts->q, depth) < 0) {
+        thread_ofree(&ts->base);
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate pipeline buffers");
+        return NULL;
+    }
+    if (pthread_create(&ts->worker, NULL, ostream_worker, ts) != 0) {
+        thread_ofree(&ts->base);
+        sb_error_set(err, SB_E_INTERNAL, errno, "cannot start a pipeline thread");
+        return NULL;
+    }
+    ts->started = true;
+    return &ts->base;
+}
+
+/* --- input: a worker reads blocks from upstream ahead of the caller --- */
+
+struct thread_istream {
+    struct sb_istream base;
+    struct sb_istream *up;
+    struct queue q;
+    size_t block_size;
+    size_t pos; /* read position in the head block, owned by the consumer */
+    pthread_t worker;
+    bool started;
+    bool failed, eof; /* set by the worker under the lock */
+    struct sb_error werr;
+};
+
+static void *
+istream_worker(void *arg)
+{
+    struct thread_istream *ts = arg;
+    struct queue *q = &ts->q;
+    for (;;) {
+        pthread_mutex_lock(&q->mu);
+        while (q->count == q->depth && !q->aborted)
+            pthread_cond_wait(&q->changed, &q->mu);
+        if (q->aborted) {
+            pthread_mutex_unlock(&q->mu);
+            return NULL;
+        }
+        struct block *b = &q->slots[(q->head + q->count) % q->depth];
+        pthread_mutex_unlock(&q->mu);
+        size_t n = 0;
+        int rc = -1;
+        if (!b->data && !(b->data = malloc(ts->block_size)))
+            sb_error_set(&ts->werr, SB_E_INTERNAL, ENOMEM, "cannot allocate a pipeline buffer");
+        else
+            rc = sb_istream_read_full(ts->up, b->data, ts->block_size, &n, &ts->werr);
+        pthread_mutex_lock(&q->mu);
+        if (rc < 0)
+            ts->failed = true;
+        else if (n == 0)
+            ts->eof = true;
+        else {
+            b->len = n;
+            q->count++;
+        }
+        pthread_cond_broadcast(&q->changed);
+        bool stop = ts->failed || ts->eof;
+        pthread_mutex_unlock(&q->mu);
+        if (stop)
+            return NULL;
+    }
+}
+
+static int
+thread_iread(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err)
+{
+    struct thread_istream *ts = (struct thread_istream *)s;
+    struct queue *q = &ts->q;
+    pthread_mutex_lock(&q->mu);
+    while (q->count == 0 && !ts->failed && !ts->eof)
+        pthread_cond_wait(&q->changed, &q->mu);
+    if (q->count == 0) {
+        bool failed = ts->failed;
+        pthread_mutex_unlock(&q->mu);
+        if (failed) {
+            if (err)
+                *err = ts->werr;
+            return -1;
+        }
+        *got = 0;
+        return 0;
+    }
+    struct block *b = &q->slots[q->head];
+    pthread_mutex_unlock(&q->mu);
+    size_t n = b->len - ts->pos;
+    if (n > cap)
+        n = cap;
+    memcpy(buf, b->data + ts->pos, n);
+    ts->pos += n;
+    if (ts->pos == b->len) {
+        ts->pos = 0;
+        pthread_mutex_lock(&q->mu);
+        q->head = (q->head + 1) % q->depth;
+        q->count--;
+        pthread_cond_broadcast(&q->changed);
+        pthread_mutex_unlock(&q->mu);
+    }
+    *got = n;
+    return 0;
+}
+
+static void
+thread_ifree(struct sb_istream *s)
+{
+    struct thread_istream *ts = (struct thread_istream *)s;
+    if (ts->started) {
+        pthread_mutex_lock(&ts->q.mu);
+        ts->q.aborted = true;
+        pthread_cond_broadcast(&ts->q.changed);
+        pthread_mutex_unlock(&ts->q.mu);
+        pthread_join(ts->worker, NULL);
+    }
+    sb_istream_free(ts->up);
+    queue_release(&ts->q);
+    free(ts);
+}
+
+static const struct sb_istream_ops thread_istream_ops = {thread_iread, thread_ifree};
+
+struct sb_istream *
+sb_thread_istream_new(struct sb_istream *up, size_t block_size, size_t depth,
+                      struct sb_error *err)
+{
+    struct thread_istream *ts = calloc(1, sizeof(*ts));
+    if (!ts) {
+        sb_istream_free(up);
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        return NULL;
+    }
+    ts->base.ops = &thread_istream_ops;
+    ts->up = up;
+    ts->block_size = block_size;
+    if (queue_init(&ts->q, depth) < 0) {
+        thread_ifree(&ts->base);
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate pipeline buffers");
+        return NULL;
+    }
+    if (pthread_create(&ts->worker, NULL, istream_worker, ts) != 0) {
+        thread_ifree(&ts->base);
+        sb_error_set(err, SB_E_INTERNAL, errno, "cannot start a pipeline thread");
+        return NULL;
+    }
+    ts->started = true;
+    return &ts->base;
+}
