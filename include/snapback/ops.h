@@ -68,9 +68,19 @@ int sb_snapshot_run(const struct sb_config *cfg, struct sb_repo *repo,
                     const struct sb_snapshot_opts *opts, struct sb_manifest **out,
                     struct sb_error *err);
 
+struct sb_db_target {
+    const char *name;   /* database name in the config and the manifest */
+    const char *target; /* database name on its server, or a file path for sqlite */
+};
+
 struct sb_restore_opts {
-    const char *target; /* must not exist, or be an empty directory */
+    const char *target; /* must not exist, or be an empty directory; NULL when only
+                         * databases are restored into databases */
     unsigned parts;
+    const struct sb_config *cfg;        /* for database connections */
+    const struct sb_db_target *db_targets;
+    size_t db_target_count;
+    bool in_place; /* databases without a db_target go into their live database */
 };
 
 struct sb_restore_result {
@@ -79,7 +89,8 @@ struct sb_restore_result {
 };
 
 /* Restores into a temp dir beside target, renamed into place once complete:
- * target/releases/NAME/, target/current -> releases/NAME, target/<shared path>/. */
+ * target/releases/NAME/, target/current -> releases/NAME, target/<shared path>/, and
+ * target/databases/NAME.{pgdump,sql,sqlite3} for dumps not restored into a database. */
 int sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
                    const struct sb_restore_opts *opts, struct sb_restore_result *res,
                    struct sb_error *err);

@@ -3,6 +3,7 @@
  * Global options may stand before or after the command name. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -240,6 +241,8 @@ main(int argc, char **argv)
     /* Keys live in memory: keep them out of core dumps. Files that hold secrets are created
      * with explicit modes (0600/0700), so the umask is left as the user set it. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    /* A client (pg_restore, ...) that exits early must give EPIPE, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
     struct sb_error err = SB_ERROR_INIT;
     if (sb_crypto_init(&err) < 0) {
         fprintf(stderr, "snapback: error: %s\n", err.msg);

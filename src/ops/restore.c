@@ -5,6 +5,7 @@
 #include "snapback/ops.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "snapback/core.h"
+#include "snapback/db.h"
 #include "snapback/sources.h"
 
 static int
@@ -44,6 +46,125 @@ extract_object(struct sb_repo *repo, const struct sb_manifest *m, const char *na
     goto out;
 wrap:
     sb_error_wrap(err, "object '%s'", path);
+out:
+    sb_istream_free(in);
+    free(path);
+    return rc;
+}
+
+static int
+open_object(struct sb_repo *repo, const struct sb_manifest *m, const char *name,
+            struct sb_istream **in, char **path, struct sb_error *err)
+{
+    const struct sb_manifest_object *o = sb_manifest_find_object(m, name);
+    if (!o)
+        return sb_error_set(err, SB_E_CORRUPT, 0, "object '%s' is not listed in the manifest",
+                            name);
+    struct sb_digest expect;
+    memcpy(expect.hash, o->blake2b, SB_HASH_BYTES);
+    expect.size = o->stored_size;
+    if (!(*path = sb_repo_object_path(repo, name)))
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    if (sb_object_open(repo->store, *path, repo->key, &expect, in, err) < 0)
+        return sb_error_wrap(err, "object '%s'", *path);
+    return 0;
+}
+
+/* A dump as a file under dir/databases/ (the restore target's temp dir). */
+static int
+dump_to_file(struct sb_repo *repo, const struct sb_manifest *m, const struct sb_manifest_db *d,
+             const char *dir, struct sb_restore_result *res, struct sb_error *err)
+{
+    struct sb_istream *in = NULL;
+    char *path = NULL, *dbdir = sb_path_join(dir, "databases"), *file = NULL;
+    int rc = -1, fd = -1;
+    struct sb_ostream *out = NULL;
+    if (!dbdir || sb_mkdir_p(dbdir, 0700, err) < 0)
+        goto out;
+    char name[300];
+    snprintf(name, sizeof(name), "%s%s", d->name, sb_db_dump_suffix(d->engine));
+    if (!sb_path_is_clean_relative(name) || strchr(name, '/')) {
+        sb_error_set(err, SB_E_CORRUPT, 0, "database name '%s' in the manifest is unsafe",
+                     d->name);
+        goto out;
+    }
+    if (!(file = sb_path_join(dbdir, name)))
+        goto out;
+    if (open_object(repo, m, d->object, &in, &path, err) < 0)
+        goto out;
+    fd = open(file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        sb_error_set(err, SB_E_CANTCREATE, errno, "cannot create '%s'", file);
+        goto out;
+    }
+    uint64_t n = 0;
+    if (!(out = sb_fd_ostream_new(fd, file)) || sb_stream_copy(in, out, &n, err) < 0 ||
+        sb_istream_drain(in, err) < 0) {
+        sb_error_wrap(err, "object '%s'", path);
+        goto out;
+    }
+    if (fsync(fd) < 0) {
+        sb_error_set(err, SB_E_IO, errno, "cannot fsync '%s'", file);
+        goto out;
+    }
+    res->bytes += n;
+    res->entries++;
+    rc = 0;
+out:
+    sb_ostream_free(out);
+    if (fd >= 0)
+        close(fd);
+    sb_istream_free(in);
+    free(path);
+    free(dbdir);
+    free(file);
+    return rc;
+}
+
+static const struct sb_db_config *
+config_db(const struct sb_config *cfg, const char *name)
+{
+    for (size_t idx = 0; cfg && idx < cfg->database_count; idx++)
+        if (!strcmp(cfg->databases[idx].name, name))
+            return &cfg->databases[idx];
+    return NULL;
+}
+
+/* Restores one dump into a database (or SQLite file). */
+static int
+dump_to_database(struct sb_repo *repo, const struct sb_manifest *m, const struct sb_manifest_db *d,
+                 const struct sb_restore_opts *opts, const char *target, bool in_place,
+                 struct sb_error *err)
+{
+    const struct sb_db_config *db = config_db(opts->cfg, d->name);
+    if (!db)
+        return sb_error_set(err, SB_E_CONFIG, 0,
+                            "database '%s' of the snapshot is not in the config; add it to "
+                            "'databases' so snapback knows how to connect",
+                            d->name);
+    if (strcmp(sb_db_engine_name(db->engine), d->engine) != 0)
+        return sb_error_set(err, SB_E_CONFIG, 0,
+                            "database '%s' is %s in the snapshot but %s in the config", d->name,
+                            d->engine, sb_db_engine_name(db->engine));
+    struct sb_db_info live;
+    if (db->engine != SB_DB_SQLITE && sb_db_probe(db, opts->cfg->state_dir, &live, err) < 0)
+        return sb_error_wrap(err, "database '%s'", d->name);
+    if (db->engine != SB_DB_SQLITE && d->server_version &&
+        strverscmp(live.server_version, d->server_version) < 0)
+        sb_warn("database '%s' was dumped from server version %s and is restored into %s, an "
+                "older one: the restore may fail",
+                d->name, d->server_version, live.server_version);
+    struct sb_istream *in = NULL;
+    char *path = NULL;
+    int rc = -1;
+    if (open_object(repo, m, d->object, &in, &path, err) < 0)
+        goto out;
+    if (sb_db_restore(db, target, in_place, opts->cfg->state_dir, in, err) < 0) {
+        sb_error_wrap(err, "database '%s' into '%s'", d->name, target);
+        goto out;
+    }
+    sb_info("restored database '%s' into '%s'%s", d->name, target, in_place ? " (in place)" : "");
+    rc = 0;
 out:
     sb_istream_free(in);
     free(path);
@@ -95,8 +216,52 @@ sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
     bool exists = false, tmp_made = false;
     int rc = -1;
     memset(res, 0, sizeof(*res));
+    for (size_t idx = 0; idx < opts->db_target_count; idx++) {
+        bool found = false;
+        for (size_t d = 0; d < m->db_count; d++)
+            found = found || !strcmp(m->dbs[d].name, opts->db_targets[idx].name);
+        if (!found)
+            return sb_error_set(err, SB_E_NOTFOUND, 0,
+                                "snapshot '%s' has no database '%s' (--db-target)", m->id,
+                                opts->db_targets[idx].name);
+    }
+    /* Databases that go into a database: first, so a refused connection changes nothing. */
+    bool files_wanted = false;
+    if (parts & SB_PART_DB) {
+        for (size_t d = 0; d < m->db_count; d++) {
+            const char *target = NULL;
+            for (size_t idx = 0; idx < opts->db_target_count; idx++)
+                if (!strcmp(opts->db_targets[idx].name, m->dbs[d].name))
+                    target = opts->db_targets[idx].target;
+            bool in_place = false;
+            if (!target && opts->in_place) {
+                const struct sb_db_config *db = config_db(opts->cfg, m->dbs[d].name);
+                if (db)
+                    target = db->engine == SB_DB_SQLITE ? db->path : db->dbname;
+                in_place = true;
+            }
+            if (!target) {
+                files_wanted = true;
+                continue;
+            }
+            if (dump_to_database(repo, m, &m->dbs[d], opts, target, in_place, err) < 0)
+                goto out_early;
+            res->entries++;
+        }
+    }
+    if (((parts & SB_PART_RELEASE) && m->has_release) ||
+        ((parts & SB_PART_SHARED) && m->shared_count))
+        files_wanted = true;
+    if (!files_wanted)
+        return 0;
+    if (!opts->target) {
+        sb_error_set(err, SB_E_USAGE, 0,
+                     "--target DIR is required to restore files (release, shared paths, or "
+                     "database dumps without --db-target)");
+        goto out_early;
+    }
     if (target_usable(opts->target, &exists, err) < 0)
-        return -1;
+        goto out_early;
     size_t tlen = strlen(opts->target);
     while (tlen > 1 && opts->target[tlen - 1] == '/')
         tlen--;
@@ -145,10 +310,14 @@ sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
                 goto out;
         }
     }
-    if ((parts & SB_PART_DB) && m->db_count > 0 && opts->parts) {
-        sb_error_set(err, SB_E_UNAVAILABLE, 0,
-                     "this snapshot has database dumps, which this build cannot restore yet");
-        goto out;
+    if (parts & SB_PART_DB) {
+        for (size_t d = 0; d < m->db_count; d++) {
+            bool into_db = opts->in_place;
+            for (size_t idx = 0; idx < opts->db_target_count; idx++)
+                into_db = into_db || !strcmp(opts->db_targets[idx].name, m->dbs[d].name);
+            if (!into_db && dump_to_file(repo, m, &m->dbs[d], tmp, res, err) < 0)
+                goto out;
+        }
     }
     if (sb_fsync_dir(tmp, err) < 0)
         goto out;
@@ -175,4 +344,6 @@ out:
     if (rc < 0)
         sb_error_wrap(err, "restore of snapshot '%s'", m->id);
     return rc;
+out_early:
+    return sb_error_wrap(err, "restore of snapshot '%s'", m->id);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "snapback/core.h"
+#include "snapback/db.h"
 #include "snapback/sources.h"
 #include "snapback_version.h"
 
@@ -294,6 +295,74 @@ snapshot_shared(const struct sb_config *cfg, struct sb_repo *repo, struct sb_man
     return 0;
 }
 
+/* Every database is checked (reachable, credentials accepted, client installed) before any
+ * object is written, so a server that is down fails the snapshot at once with exit 69. */
+static int
+probe_databases(const struct sb_config *cfg, struct sb_error *err)
+{
+    for (size_t idx = 0; idx < cfg->database_count; idx++) {
+        struct sb_db_info info;
+        if (sb_db_probe(&cfg->databases[idx], cfg->state_dir, &info, err) < 0)
+            return sb_error_wrap(err, "database '%s'", cfg->databases[idx].name);
+    }
+    return 0;
+}
+
+static int
+snapshot_databases(const struct sb_config *cfg, struct sb_repo *repo, struct sb_manifest *m,
+                   struct sb_error *err)
+{
+    m->dbs = calloc(cfg->database_count ? cfg->database_count : 1, sizeof(*m->dbs));
+    if (!m->dbs)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    for (size_t idx = 0; idx < cfg->database_count; idx++) {
+        const struct sb_db_config *db = &cfg->databases[idx];
+        char object[160];
+        snprintf(object, sizeof(object), "data/%s/db-%s.snpb", m->id, db->name);
+        char *path = sb_repo_object_path(repo, object);
+        struct sb_ostream *out = NULL;
+        struct sb_object_result res;
+        struct sb_db_info info;
+        int rc = -1;
+        if (!path) {
+            sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+            goto next;
+        }
+        if (sb_object_create(repo->store, path, repo->key, &repo->params, &res, &out, err) < 0)
+            goto next;
+        if (sb_db_dump(db, cfg->state_dir, out, &info, err) < 0)
+            goto next;
+        if (sb_ostream_close(out, err) < 0)
+            goto next;
+        struct sb_manifest_object obj = {object, res.stored.size, res.plain_size, {0}};
+        memcpy(obj.blake2b, res.stored.hash, SB_HASH_BYTES);
+        if (sb_manifest_add_object(m, &obj, err) < 0)
+            goto next;
+        struct sb_manifest_db *d = &m->dbs[m->db_count++];
+        d->name = sb_strdup(db->name);
+        d->engine = sb_strdup(sb_db_engine_name(db->engine));
+        d->server_version = sb_strdup(info.server_version);
+        d->format = sb_strdup(info.format);
+        d->object = sb_strdup(object);
+        if (!d->name || !d->engine || !d->server_version || !d->format || !d->object) {
+            sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+            goto next;
+        }
+        char stored[32], plain[32];
+        sb_format_size(res.stored.size, stored);
+        sb_format_size(res.plain_size, plain);
+        sb_info("stored database '%s' (%s %s): %s of dump in %s", db->name, d->engine,
+                info.server_version, plain, stored);
+        rc = 0;
+    next:
+        sb_ostream_free(out);
+        free(path);
+        if (rc < 0)
+            return sb_error_wrap(err, "database '%s'", db->name);
+    }
+    return 0;
+}
+
 static int
 write_manifest(struct sb_repo *repo, const struct sb_manifest *m, struct sb_error *err)
 {
@@ -354,24 +423,26 @@ sb_snapshot_run(const struct sb_config *cfg, struct sb_repo *repo,
         goto out;
     }
     sb_log_set_context(cfg->app, m->id);
-    if ((parts & SB_PART_DB) && cfg->database_count > 0 && opts->parts) {
-        sb_error_set(err, SB_E_UNAVAILABLE, 0,
-                     "database snapshots are not supported by this build yet; use --only "
-                     "release,shared");
+    bool want_release = cfg->has_release && (parts & (SB_PART_RELEASE | SB_PART_SHARED));
+    bool want_db = cfg->database_count > 0 && (parts & SB_PART_DB);
+    if (!want_release && !want_db) {
+        sb_error_set(err, SB_E_USAGE, 0,
+                     "nothing to snapshot: the config has no %s",
+                     (parts & SB_PART_DB) ? "database" : "release");
         goto out;
     }
-    if ((parts & SB_PART_DB) && cfg->database_count > 0 && !opts->parts)
-        sb_warn("this build does not snapshot databases yet: %zu database(s) in the config "
-                "are NOT in this snapshot",
-                cfg->database_count);
-    if (!cfg->has_release && !(parts & SB_PART_DB)) {
-        sb_error_set(err, SB_E_USAGE, 0, "nothing to snapshot: the config has no release");
+    if (want_db && probe_databases(cfg, err) < 0)
         goto out;
-    }
     if (cfg->has_release && (parts & SB_PART_RELEASE) && snapshot_release(cfg, repo, m, err) < 0)
         goto out;
     if (cfg->has_release && (parts & SB_PART_SHARED) && snapshot_shared(cfg, repo, m, err) < 0)
         goto out;
+    if (want_db && snapshot_databases(cfg, repo, m, err) < 0)
+        goto out;
+    if (!m->dbs && !(m->dbs = calloc(1, sizeof(*m->dbs)))) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
     if (!m->shared && !(m->shared = calloc(1, sizeof(*m->shared)))) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         goto out;

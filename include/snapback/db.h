@@ -1,0 +1,41 @@
+/* Database sources (DESIGN §4, issue #3): a consistent dump of each configured database is
+ * streamed into the pipeline, and a dump is streamed back into a database or a file.
+ *   postgresql: pg_dump -Fc -Z0 from the child's stdout; pg_restore from its stdin
+ *   mysql:      mysqldump --single-transaction ... ; mysql client
+ *   sqlite:     VACUUM INTO a 0600 temp file in state_dir (libsqlite3), then streamed
+ * Credentials go through a 0600 temp file (PGPASSFILE, --defaults-extra-file) in state_dir,
+ * removed afterwards, never argv. */
+#ifndef SNAPBACK_DB_H
+#define SNAPBACK_DB_H
+
+#include <stdbool.h>
+
+#include "snapback/config.h"
+#include "snapback/stream.h"
+
+struct sb_db_info {
+    char server_version[64];
+    const char *format; /* "pg_dump-custom", "mysqldump-sql", "sqlite3" */
+};
+
+const char *sb_db_engine_name(enum sb_db_engine engine);
+/* The file name suffix of a dump restored as a file: ".pgdump", ".sql", ".sqlite3". */
+const char *sb_db_dump_suffix(const char *engine);
+/* Connects and reads the server version (a check before any snapshot work). Errors:
+ * SB_E_UNAVAILABLE (server down, client missing), SB_E_PERM (auth), SB_E_NOTFOUND. */
+int sb_db_probe(const struct sb_db_config *db, const char *state_dir, struct sb_db_info *info,
+                struct sb_error *err);
+/* Streams a consistent dump into out (not closed). */
+int sb_db_dump(const struct sb_db_config *db, const char *state_dir, struct sb_ostream *out,
+               struct sb_db_info *info, struct sb_error *err);
+/* Restores a dump read from in into target: a database name on the configured server
+ * (postgresql, mysql) or a file path (sqlite). A target that exists is refused unless
+ * in_place (then postgresql uses --clean --if-exists --single-transaction, sqlite renames
+ * over the file, mysql loads into the existing database). */
+int sb_db_restore(const struct sb_db_config *db, const char *target, bool in_place,
+                  const char *state_dir, struct sb_istream *in, struct sb_error *err);
+/* Drops a database created for a scratch restore (postgresql, mysql) or removes the file. */
+int sb_db_drop(const struct sb_db_config *db, const char *target, const char *state_dir,
+               struct sb_error *err);
+
+#endif

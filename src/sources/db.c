@@ -1,0 +1,854 @@
+/* Database dumps and restores for PostgreSQL, MariaDB/MySQL and SQLite (include/snapback/
+ * db.h). Client programs run as children whose output is streamed, never staged in a temp
+ * file; SQLite, which has no server to stream from, is copied consistently with VACUUM INTO
+ * a 0600 file in state_dir, streamed, and removed. Failures are classified from the client's
+ * stderr so the exit code says what to do: 69 server down or client missing, 77 refused. */
+#include "snapback/db.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snapback/core.h"
+#include "snapback/proc.h"
+
+#define ARGV_MAX 24
+
+const char *
+sb_db_engine_name(enum sb_db_engine engine)
+{
+    switch (engine) {
+    case SB_DB_POSTGRESQL:
+        return "postgresql";
+    case SB_DB_MYSQL:
+        return "mysql";
+    case SB_DB_SQLITE:
+        return "sqlite";
+    }
+    return "unknown";
+}
+
+const char *
+sb_db_dump_suffix(const char *engine)
+{
+    if (!strcmp(engine, "postgresql"))
+        return ".pgdump";
+    if (!strcmp(engine, "mysql"))
+        return ".sql";
+    return ".sqlite3";
+}
+
+/* --- credentials --- */
+
+/* A 0600 temp file in state_dir/tmp holding text (a password file for a client). */
+static int
+secret_file_new(const char *state_dir, const char *text, char path[PATH_MAX], struct sb_error *err)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/tmp", state_dir);
+    if (sb_mkdir_p(dir, 0700, err) < 0)
+        return -1;
+    if (snprintf(path, PATH_MAX, "%s/cred-XXXXXX", dir) >= PATH_MAX)
+        return sb_error_set(err, SB_E_USAGE, 0, "state_dir '%s' is too long", state_dir);
+    int fd = mkstemp(path);
+    if (fd < 0)
+        return sb_error_set(err, SB_E_CANTCREATE, errno, "cannot create a credentials file in '%s'",
+                            dir);
+    size_t len = strlen(text);
+    if (fchmod(fd, 0600) < 0 || write(fd, text, len) != (ssize_t)len) {
+        sb_error_set(err, SB_E_IO, errno, "cannot write credentials file '%s'", path);
+        close(fd);
+        unlink(path);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* Reads the first line of password_file (checked like every secret) into sodium memory. */
+static int
+read_password(const struct sb_db_config *db, char **out, struct sb_error *err)
+{
+    *out = NULL;
+    if (!db->password_file)
+        return 0;
+    if (sb_check_secret_file(db->password_file, "password file", err) < 0)
+        return -1;
+    char *text = NULL;
+    size_t len = 0;
+    if (sb_read_file(db->password_file, 4096, &text, &len, err) < 0)
+        return -1;
+    char *nl = strpbrk(text, "\r\n");
+    if (nl)
+        *nl = '\0';
+    size_t plen = strlen(text);
+    char *pw = sodium_malloc(plen + 1);
+    if (pw)
+        memcpy(pw, text, plen + 1);
+    sodium_memzero(text, len);
+    free(text);
+    if (!pw)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    *out = pw;
+    return 0;
+}
+
+/* Appends s to buf escaping ':' and '\' as .pgpass requires. */
+static void
+pgpass_escape(char *buf, size_t cap, const char *s)
+{
+    size_t pos = strlen(buf);
+    for (; *s && pos + 2 < cap; s++) {
+        if (*s == ':' || *s == '\\')
+            buf[pos++] = '\\';
+        buf[pos++] = *s;
+    }
+    buf[pos] = '\0';
+}
+
+struct client_env {
+    char cred_path[PATH_MAX];
+    char env_entry[PATH_MAX + 32];
+    const char *env[4];
+    bool has_cred;
+};
+
+static void
+client_env_release(struct client_env *ce)
+{
+    if (ce->has_cred)
+        unlink(ce->cred_path);
+    ce->has_cred = false;
+}
+
+static int
+client_env_init(const struct sb_db_config *db, const char *state_dir, struct client_env *ce,
+                struct sb_error *err)
+{
+    memset(ce, 0, sizeof(*ce));
+    char *pw = NULL;
+    if (read_password(db, &pw, err) < 0)
+        return -1;
+    char *text = sodium_malloc(8192);
+    if (!text) {
+        if (pw)
+            sodium_free(pw);
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    }
+    text[0] = '\0';
+    int rc = 0;
+    size_t env_idx = 0;
+    if (db->engine == SB_DB_POSTGRESQL) {
+        if (pw) {
+            snprintf(text, 8192, "*:*:*:*:");
+            pgpass_escape(text, 8192, pw);
+            strncat(text, "\n", 8191 - strlen(text));
+            rc = secret_file_new(state_dir, text, ce->cred_path, err);
+            if (rc == 0) {
+                ce->has_cred = true;
+                snprintf(ce->env_entry, sizeof(ce->env_entry), "PGPASSFILE=%s", ce->cred_path);
+                ce->env[env_idx++] = ce->env_entry;
+            }
+        }
+        ce->env[env_idx++] = "PGCONNECT_TIMEOUT=15";
+    } else if (db->engine == SB_DB_MYSQL) {
+        /* An option file, always: it also carries user, host and socket. */
+        size_t pos = (size_t)snprintf(text, 8192, "[client]\n");
+        if (db->user)
+            pos += (size_t)snprintf(text + pos, 8192 - pos, "user=%s\n", db->user);
+        if (pw)
+            pos += (size_t)snprintf(text + pos, 8192 - pos, "password=\"%s\"\n", pw);
+        if (db->host && db->host[0] == '/')
+            pos += (size_t)snprintf(text + pos, 8192 - pos, "socket=%s\n", db->host);
+        else if (db->host)
+            pos += (size_t)snprintf(text + pos, 8192 - pos, "host=%s\n", db->host);
+        if (db->port)
+            pos += (size_t)snprintf(text + pos, 8192 - pos, "port=%d\n", db->port);
+        snprintf(text + pos, 8192 - pos, "connect-timeout=15\n");
+        rc = secret_file_new(state_dir, text, ce->cred_path, err);
+        if (rc == 0)
+            ce->has_cred = true;
+    }
+    sodium_free(text);
+    if (pw)
+        sodium_free(pw);
+    return rc;
+}
+
+/* PostgreSQL connection options (no password: that is in PGPASSFILE). */
+static size_t
+pg_conn_args(const struct sb_db_config *db, const char **argv, size_t argc, char *port_buf)
+{
+    argv[argc++] = "-w"; /* never prompt */
+    if (db->host) {
+        argv[argc++] = "-h";
+        argv[argc++] = db->host;
+    }
+    if (db->port) {
+        sprintf(port_buf, "%d", db->port);
+        argv[argc++] = "-p";
+        argv[argc++] = port_buf;
+    }
+    if (db->user) {
+        argv[argc++] = "-U";
+        argv[argc++] = db->user;
+    }
+    return argc;
+}
+
+/* Gives a client's failure the code that tells the operator what to do. */
+static void
+classify(struct sb_error *err, const char *output)
+{
+    static const char *const unavailable[] = {
+        "could not connect", "Connection refused", "No such file or directory",
+        "could not translate host name", "is the server running", "Can't connect",
+        "Unknown MySQL server host", "timeout expired", "Lost connection",
+    };
+    static const char *const refused[] = {
+        "password authentication failed", "no password supplied", "Peer authentication failed",
+        "Access denied", "permission denied", "authentication failed",
+        "pg_hba.conf rejects", "does not exist\n" /* a role */,
+    };
+    if (!output)
+        return;
+    for (size_t idx = 0; idx < sizeof(refused) / sizeof(refused[0]); idx++)
+        if (strstr(output, refused[idx]) &&
+            (idx != sizeof(refused) / sizeof(refused[0]) - 1 || strstr(output, "role"))) {
+            err->code = SB_E_PERM;
+            return;
+        }
+    for (size_t idx = 0; idx < sizeof(unavailable) / sizeof(unavailable[0]); idx++)
+        if (strstr(output, unavailable[idx])) {
+            err->code = SB_E_UNAVAILABLE;
+            return;
+        }
+    if (strstr(output, "database \"") && strstr(output, "does not exist"))
+        err->code = SB_E_NOTFOUND;
+    if (strstr(output, "Unknown database"))
+        err->code = SB_E_NOTFOUND;
+}
+
+static int
+missing_client(const char *program, const char *package, struct sb_error *err)
+{
+    if (sb_proc_available(program))
+        return 0;
+    return sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                        "'%s' is not installed or not in PATH; install the Debian package '%s'",
+                        program, package);
+}
+
+/* Runs a client to completion, classifying its failure. */
+static int
+run_client(const char *const *argv, const struct client_env *ce, char **output,
+           struct sb_error *err)
+{
+    int rc = sb_proc_run(argv, ce->env, output, err);
+    if (rc < 0)
+        classify(err, *output);
+    return rc;
+}
+
+/* --- PostgreSQL --- */
+
+static int
+pg_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_db_info *info,
+         struct sb_error *err)
+{
+    if (missing_client("psql", "postgresql-client", err) < 0)
+        return -1;
+    const char *argv[ARGV_MAX];
+    char port[16];
+    size_t argc = 0;
+    argv[argc++] = "psql";
+    argv[argc++] = "-X";
+    argv[argc++] = "-A";
+    argv[argc++] = "-t";
+    argc = pg_conn_args(db, argv, argc, port);
+    argv[argc++] = "-d";
+    argv[argc++] = db->dbname;
+    argv[argc++] = "-c";
+    argv[argc++] = "SHOW server_version";
+    argv[argc] = NULL;
+    char *out = NULL;
+    int rc = run_client(argv, ce, &out, err);
+    if (rc == 0) {
+        size_t len = strcspn(out, " \n");
+        snprintf(info->server_version, sizeof(info->server_version), "%.*s", (int)len, out);
+    }
+    free(out);
+    return rc;
+}
+
+static int
+pg_dump_run(const struct sb_db_config *db, const struct client_env *ce, struct sb_ostream *out,
+            struct sb_error *err)
+{
+    if (missing_client("pg_dump", "postgresql-client", err) < 0)
+        return -1;
+    const char *argv[ARGV_MAX];
+    char port[16];
+    size_t argc = 0;
+    argv[argc++] = "pg_dump";
+    argv[argc++] = "-Fc";
+    argv[argc++] = "-Z0";
+    argc = pg_conn_args(db, argv, argc, port);
+    argv[argc++] = "-d";
+    argv[argc++] = db->dbname;
+    argv[argc] = NULL;
+    struct sb_proc *p = NULL;
+    if (sb_proc_spawn(argv, ce->env, SB_PROC_STDOUT, &p, err) < 0)
+        return -1;
+    uint64_t copied = 0;
+    int rc = sb_stream_copy(sb_proc_stdout(p), out, &copied, err);
+    struct sb_error perr = SB_ERROR_INIT;
+    /* The child's status decides first: a dump cut short by its death is a failed dump. */
+    if (sb_proc_finish(p, &perr) < 0) {
+        classify(&perr, sb_proc_output(p));
+        *err = perr;
+        rc = -1;
+    } else if (rc == 0 && copied == 0) {
+        rc = sb_error_set(err, SB_E_IO, 0, "pg_dump produced no output");
+    }
+    sb_proc_free(p);
+    return rc;
+}
+
+static int
+pg_database_exists(const struct sb_db_config *db, const struct client_env *ce, const char *name,
+                   bool *exists, struct sb_error *err)
+{
+    const char *argv[ARGV_MAX];
+    char port[16];
+    size_t argc = 0;
+    argv[argc++] = "psql";
+    argv[argc++] = "-X";
+    argv[argc++] = "-A";
+    argv[argc++] = "-t";
+    argc = pg_conn_args(db, argv, argc, port);
+    argv[argc++] = "-d";
+    argv[argc++] = "postgres";
+    char query[600];
+    size_t q = 0;
+    q += (size_t)snprintf(query + q, sizeof(query) - q, "SELECT count(*) FROM pg_database WHERE "
+                                                        "datname = '");
+    for (const char *c = name; *c && q + 3 < sizeof(query); c++) {
+        if (*c == '\'')
+            query[q++] = '\'';
+        query[q++] = *c;
+    }
+    snprintf(query + q, sizeof(query) - q, "'");
+    argv[argc++] = "-c";
+    argv[argc++] = query;
+    argv[argc] = NULL;
+    char *out = NULL;
+    int rc = run_client(argv, ce, &out, err);
+    if (rc == 0)
+        *exists = out && atoi(out) > 0;
+    free(out);
+    return rc;
+}
+
+static void
+pg_quote_ident(char *buf, size_t cap, const char *name)
+{
+    size_t pos = 0;
+    buf[pos++] = '"';
+    for (const char *c = name; *c && pos + 3 < cap; c++) {
+        if (*c == '"')
+            buf[pos++] = '"';
+        buf[pos++] = *c;
+    }
+    buf[pos++] = '"';
+    buf[pos] = '\0';
+}
+
+static int
+pg_admin_sql(const struct sb_db_config *db, const struct client_env *ce, const char *sql,
+             struct sb_error *err)
+{
+    const char *argv[ARGV_MAX];
+    char port[16];
+    size_t argc = 0;
+    argv[argc++] = "psql";
+    argv[argc++] = "-X";
+    argv[argc++] = "-q";
+    argv[argc++] = "-v";
+    argv[argc++] = "ON_ERROR_STOP=1";
+    argc = pg_conn_args(db, argv, argc, port);
+    argv[argc++] = "-d";
+    argv[argc++] = "postgres";
+    argv[argc++] = "-c";
+    argv[argc++] = sql;
+    argv[argc] = NULL;
+    char *out = NULL;
+    int rc = run_client(argv, ce, &out, err);
+    free(out);
+    return rc;
+}
+
+static int
+pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const char *target,
+               bool in_place, struct sb_istream *in, struct sb_error *err)
+{
+    if (missing_client("pg_restore", "postgresql-client", err) < 0)
+        return -1;
+    bool exists = false;
+    if (pg_database_exists(db, ce, target, &exists, err) < 0)
+        return -1;
+    char sql[600], ident[300];
+    pg_quote_ident(ident, sizeof(ident), target);
+    if (exists && !in_place)
+        return sb_error_set(err, SB_E_CANTCREATE, 0,
+                            "database '%s' already exists; restore into a new name, or pass "
+                            "--in-place to replace its contents",
+                            target);
+    if (!exists) {
+        snprintf(sql, sizeof(sql), "CREATE DATABASE %s", ident);
+        if (pg_admin_sql(db, ce, sql, err) < 0)
+            return sb_error_wrap(err, "cannot create database '%s'", target);
+    }
+    const char *argv[ARGV_MAX];
+    char port[16];
+    size_t argc = 0;
+    argv[argc++] = "pg_restore";
+    argv[argc++] = "--exit-on-error";
+    argv[argc++] = "--no-owner";
+    if (in_place && exists) {
+        argv[argc++] = "--clean";
+        argv[argc++] = "--if-exists";
+        argv[argc++] = "--single-transaction";
+    }
+    argc = pg_conn_args(db, argv, argc, port);
+    argv[argc++] = "-d";
+    argv[argc++] = target;
+    argv[argc] = NULL;
+    struct sb_proc *p = NULL;
+    if (sb_proc_spawn(argv, ce->env, SB_PROC_STDIN, &p, err) < 0)
+        return -1;
+    int rc = sb_stream_copy(in, sb_proc_stdin(p), NULL, err);
+    if (rc == 0)
+        rc = sb_istream_drain(in, err); /* run every check of the object to its end */
+    struct sb_error perr = SB_ERROR_INIT;
+    if (rc == 0) {
+        if (sb_proc_finish(p, &perr) < 0) {
+            classify(&perr, sb_proc_output(p));
+            *err = perr;
+            rc = -1;
+        }
+    }
+    sb_proc_free(p);
+    return rc;
+}
+
+/* --- MariaDB / MySQL --- */
+
+static const char *
+mysql_program(const char *mariadb_name, const char *mysql_name)
+{
+    return sb_proc_available(mariadb_name) ? mariadb_name : mysql_name;
+}
+
+static size_t
+mysql_base_args(const struct client_env *ce, const char *program, const char **argv,
+                char *defaults)
+{
+    size_t argc = 0;
+    argv[argc++] = program;
+    snprintf(defaults, PATH_MAX + 32, "--defaults-extra-file=%s", ce->cred_path);
+    argv[argc++] = defaults;
+    return argc;
+}
+
+static int
+mysql_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_db_info *info,
+            struct sb_error *err)
+{
+    const char *prog = mysql_program("mariadb", "mysql");
+    if (missing_client(prog, "mariadb-client", err) < 0)
+        return -1;
+    const char *argv[ARGV_MAX];
+    char defaults[PATH_MAX + 32];
+    size_t argc = mysql_base_args(ce, prog, argv, defaults);
+    argv[argc++] = "-N";
+    argv[argc++] = "-B";
+    argv[argc++] = "-e";
+    argv[argc++] = "SELECT VERSION()";
+    argv[argc++] = db->dbname;
+    argv[argc] = NULL;
+    char *out = NULL;
+    int rc = run_client(argv, ce, &out, err);
+    if (rc == 0) {
+        size_t len = strcspn(out, "\n");
+        snprintf(info->server_version, sizeof(info->server_version), "%.*s", (int)len, out);
+    }
+    free(out);
+    return rc;
+}
+
+static int
+mysql_dump_run(const struct sb_db_config *db, const struct client_env *ce, struct sb_ostream *out,
+               struct sb_error *err)
+{
+    const char *prog = mysql_program("mariadb-dump", "mysqldump");
+    if (missing_client(prog, "mariadb-client", err) < 0)
+        return -1;
+    const char *argv[ARGV_MAX];
+    char defaults[PATH_MAX + 32];
+    size_t argc = mysql_base_args(ce, prog, argv, defaults);
+    argv[argc++] = "--single-transaction";
+    argv[argc++] = "--routines";
+    argv[argc++] = "--triggers";
+    argv[argc++] = "--events";
+    argv[argc++] = "--hex-blob";
+    argv[argc++] = "--default-character-set=utf8mb4";
+    argv[argc++] = db->dbname;
+    argv[argc] = NULL;
+    struct sb_proc *p = NULL;
+    if (sb_proc_spawn(argv, ce->env, SB_PROC_STDOUT, &p, err) < 0)
+        return -1;
+    uint64_t copied = 0;
+    int rc = sb_stream_copy(sb_proc_stdout(p), out, &copied, err);
+    struct sb_error perr = SB_ERROR_INIT;
+    if (sb_proc_finish(p, &perr) < 0) {
+        classify(&perr, sb_proc_output(p));
+        *err = perr;
+        rc = -1;
+    } else if (rc == 0 && copied == 0) {
+        rc = sb_error_set(err, SB_E_IO, 0, "%s produced no output", prog);
+    }
+    sb_proc_free(p);
+    return rc;
+}
+
+static void
+mysql_quote_ident(char *buf, size_t cap, const char *name)
+{
+    size_t pos = 0;
+    buf[pos++] = '`';
+    for (const char *c = name; *c && pos + 3 < cap; c++) {
+        if (*c == '`')
+            buf[pos++] = '`';
+        buf[pos++] = *c;
+    }
+    buf[pos++] = '`';
+    buf[pos] = '\0';
+}
+
+static int
+mysql_sql(const struct client_env *ce, const char *sql, char **out, struct sb_error *err)
+{
+    const char *prog = mysql_program("mariadb", "mysql");
+    const char *argv[ARGV_MAX];
+    char defaults[PATH_MAX + 32];
+    size_t argc = mysql_base_args(ce, prog, argv, defaults);
+    argv[argc++] = "-N";
+    argv[argc++] = "-B";
+    argv[argc++] = "-e";
+    argv[argc++] = sql;
+    argv[argc] = NULL;
+    return run_client(argv, ce, out, err);
+}
+
+static int
+mysql_restore_run(const struct client_env *ce, const char *target, bool in_place,
+                  struct sb_istream *in, struct sb_error *err)
+{
+    const char *prog = mysql_program("mariadb", "mysql");
+    if (missing_client(prog, "mariadb-client", err) < 0)
+        return -1;
+    char ident[300], sql[700], *out = NULL;
+    mysql_quote_ident(ident, sizeof(ident), target);
+    snprintf(sql, sizeof(sql), "SHOW DATABASES LIKE '%s'", target);
+    if (strchr(target, '\'') || strchr(target, '\\'))
+        return sb_error_set(err, SB_E_USAGE, 0, "database name '%s' has quotes or backslashes",
+                            target);
+    if (mysql_sql(ce, sql, &out, err) < 0) {
+        free(out);
+        return -1;
+    }
+    bool exists = out && strlen(out) > 0 && strcspn(out, "\n") > 0;
+    free(out);
+    out = NULL;
+    if (exists && !in_place)
+        return sb_error_set(err, SB_E_CANTCREATE, 0,
+                            "database '%s' already exists; restore into a new name, or pass "
+                            "--in-place to load into it",
+                            target);
+    if (!exists) {
+        snprintf(sql, sizeof(sql), "CREATE DATABASE %s", ident);
+        int rc = mysql_sql(ce, sql, &out, err);
+        free(out);
+        if (rc < 0)
+            return sb_error_wrap(err, "cannot create database '%s'", target);
+    }
+    const char *argv[ARGV_MAX];
+    char defaults[PATH_MAX + 32];
+    size_t argc = mysql_base_args(ce, prog, argv, defaults);
+    argv[argc++] = target;
+    argv[argc] = NULL;
+    struct sb_proc *p = NULL;
+    if (sb_proc_spawn(argv, ce->env, SB_PROC_STDIN, &p, err) < 0)
+        return -1;
+    int rc = sb_stream_copy(in, sb_proc_stdin(p), NULL, err);
+    if (rc == 0)
+        rc = sb_istream_drain(in, err);
+    struct sb_error perr = SB_ERROR_INIT;
+    if (rc == 0 && sb_proc_finish(p, &perr) < 0) {
+        classify(&perr, sb_proc_output(p));
+        *err = perr;
+        rc = -1;
+    }
+    sb_proc_free(p);
+    return rc;
+}
+
+/* --- SQLite --- */
+
+static int
+sqlite_error(struct sb_error *err, sqlite3 *handle, int rc, const char *what, const char *path)
+{
+    enum sb_code code = SB_E_IO;
+    if (rc == SQLITE_CANTOPEN)
+        code = SB_E_NOTFOUND;
+    else if (rc == SQLITE_PERM || rc == SQLITE_AUTH || rc == SQLITE_READONLY)
+        code = SB_E_PERM;
+    else if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
+        code = SB_E_CORRUPT;
+    else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+        code = SB_E_TEMPFAIL;
+    return sb_error_set(err, code, 0, "%s '%s': %s", what, path,
+                        handle ? sqlite3_errmsg(handle) : sqlite3_errstr(rc));
+}
+
+static int
+sqlite_dump_run(const struct sb_db_config *db, const char *state_dir, struct sb_ostream *out,
+                struct sb_error *err)
+{
+    char dir[PATH_MAX], tmp[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/tmp", state_dir);
+    if (sb_mkdir_p(dir, 0700, err) < 0)
+        return -1;
+    if (snprintf(tmp, sizeof(tmp), "%s/sqlite-%s-XXXXXX", dir, db->name) >= (int)sizeof(tmp))
+        return sb_error_set(err, SB_E_USAGE, 0, "state_dir '%s' is too long", state_dir);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return sb_error_set(err, SB_E_CANTCREATE, errno, "cannot create a temp file in '%s'", dir);
+    close(fd);
+    unlink(tmp); /* VACUUM INTO wants a new file; the name is ours in a 0700 dir */
+    sqlite3 *src = NULL;
+    int rc = -1;
+    struct stat st;
+    if (stat(db->path, &st) < 0) {
+        sb_error_set(err, SB_E_NOTFOUND, errno, "SQLite database '%s'", db->path);
+        goto out;
+    }
+    int r = sqlite3_open_v2(db->path, &src, SQLITE_OPEN_READONLY, NULL);
+    if (r != SQLITE_OK) {
+        sqlite_error(err, src, r, "cannot open SQLite database", db->path);
+        goto out;
+    }
+    sqlite3_busy_timeout(src, 30000);
+    sqlite3_stmt *stmt = NULL;
+    r = sqlite3_prepare_v2(src, "VACUUM INTO ?1", -1, &stmt, NULL);
+    if (r == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, tmp, -1, SQLITE_TRANSIENT);
+        r = sqlite3_step(stmt);
+        if (r == SQLITE_DONE)
+            r = SQLITE_OK;
+    }
+    sqlite3_finalize(stmt);
+    if (r != SQLITE_OK) {
+        sqlite_error(err, src, r, "cannot copy SQLite database", db->path);
+        goto out;
+    }
+    chmod(tmp, 0600);
+    fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        sb_error_set(err, SB_E_IO, errno, "cannot open '%s'", tmp);
+        goto out;
+    }
+    struct sb_istream *in = sb_fd_istream_new(fd, tmp);
+    if (!in) {
+        close(fd);
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    rc = sb_stream_copy(in, out, NULL, err);
+    sb_istream_free(in);
+    close(fd);
+out:
+    if (src)
+        sqlite3_close(src);
+    unlink(tmp);
+    return rc;
+}
+
+static int
+sqlite_restore_run(const char *target, bool in_place, struct sb_istream *in, struct sb_error *err)
+{
+    struct stat st;
+    if (!in_place && lstat(target, &st) == 0)
+        return sb_error_set(err, SB_E_CANTCREATE, 0,
+                            "'%s' already exists; restore to a new path, or pass --in-place to "
+                            "replace it",
+                            target);
+    char tmp[PATH_MAX];
+    if (snprintf(tmp, sizeof(tmp), "%s.snapback-tmp-XXXXXX", target) >= (int)sizeof(tmp))
+        return sb_error_set(err, SB_E_USAGE, 0, "path '%s' is too long", target);
+    int fd = mkstemp(tmp);
+    if (fd < 0)
+        return sb_error_set(err, errno == ENOSPC ? SB_E_IO : SB_E_CANTCREATE, errno,
+                            "cannot create a temp file beside '%s'", target);
+    int rc = -1;
+    sqlite3 *check = NULL;
+    struct sb_ostream *out = sb_fd_ostream_new(fd, tmp);
+    if (!out) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    if (sb_stream_copy(in, out, NULL, err) < 0 || sb_istream_drain(in, err) < 0)
+        goto out;
+    if (fsync(fd) < 0) {
+        sb_error_set(err, SB_E_IO, errno, "cannot fsync '%s'", tmp);
+        goto out;
+    }
+    int r = sqlite3_open_v2(tmp, &check, SQLITE_OPEN_READONLY, NULL);
+    sqlite3_stmt *stmt = NULL;
+    if (r == SQLITE_OK)
+        r = sqlite3_prepare_v2(check, "PRAGMA integrity_check", -1, &stmt, NULL);
+    if (r == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
+        const char *verdict = (const char *)sqlite3_column_text(stmt, 0);
+        if (!verdict || strcmp(verdict, "ok") != 0) {
+            sb_error_set(err, SB_E_CORRUPT, 0, "restored SQLite database fails integrity_check: %s",
+                         verdict ? verdict : "?");
+            sqlite3_finalize(stmt);
+            goto out;
+        }
+    } else {
+        sqlite_error(err, check, r == SQLITE_OK ? SQLITE_CORRUPT : r,
+                     "cannot check the restored SQLite database", tmp);
+        sqlite3_finalize(stmt);
+        goto out;
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(check);
+    check = NULL;
+    if (rename(tmp, target) < 0) {
+        sb_error_set(err, SB_E_IO, errno, "cannot rename '%s' to '%s'", tmp, target);
+        goto out;
+    }
+    tmp[0] = '\0';
+    rc = sb_fsync_parent(target, err);
+out:
+    if (check)
+        sqlite3_close(check);
+    sb_ostream_free(out);
+    close(fd);
+    if (tmp[0])
+        unlink(tmp);
+    return rc;
+}
+
+/* --- dispatch --- */
+
+int
+sb_db_probe(const struct sb_db_config *db, const char *state_dir, struct sb_db_info *info,
+            struct sb_error *err)
+{
+    memset(info, 0, sizeof(*info));
+    if (db->engine == SB_DB_SQLITE) {
+        info->format = "sqlite3";
+        snprintf(info->server_version, sizeof(info->server_version), "%s", sqlite3_libversion());
+        sqlite3 *h = NULL;
+        int r = sqlite3_open_v2(db->path, &h, SQLITE_OPEN_READONLY, NULL);
+        if (r == SQLITE_OK)
+            r = sqlite3_exec(h, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+        int rc = r == SQLITE_OK ? 0 : sqlite_error(err, h, r, "cannot read SQLite database",
+                                                   db->path);
+        sqlite3_close(h);
+        return rc;
+    }
+    struct client_env ce;
+    if (client_env_init(db, state_dir, &ce, err) < 0)
+        return -1;
+    int rc;
+    if (db->engine == SB_DB_POSTGRESQL) {
+        info->format = "pg_dump-custom";
+        rc = pg_probe(db, &ce, info, err);
+    } else {
+        info->format = "mysqldump-sql";
+        rc = mysql_probe(db, &ce, info, err);
+    }
+    client_env_release(&ce);
+    return rc;
+}
+
+int
+sb_db_dump(const struct sb_db_config *db, const char *state_dir, struct sb_ostream *out,
+           struct sb_db_info *info, struct sb_error *err)
+{
+    if (sb_db_probe(db, state_dir, info, err) < 0)
+        return -1;
+    if (db->engine == SB_DB_SQLITE)
+        return sqlite_dump_run(db, state_dir, out, err);
+    struct client_env ce;
+    if (client_env_init(db, state_dir, &ce, err) < 0)
+        return -1;
+    int rc = db->engine == SB_DB_POSTGRESQL ? pg_dump_run(db, &ce, out, err)
+                                            : mysql_dump_run(db, &ce, out, err);
+    client_env_release(&ce);
+    return rc;
+}
+
+int
+sb_db_restore(const struct sb_db_config *db, const char *target, bool in_place,
+              const char *state_dir, struct sb_istream *in, struct sb_error *err)
+{
+    if (db->engine == SB_DB_SQLITE)
+        return sqlite_restore_run(target, in_place, in, err);
+    struct client_env ce;
+    if (client_env_init(db, state_dir, &ce, err) < 0)
+        return -1;
+    int rc = db->engine == SB_DB_POSTGRESQL ? pg_restore_run(db, &ce, target, in_place, in, err)
+                                            : mysql_restore_run(&ce, target, in_place, in, err);
+    client_env_release(&ce);
+    return rc;
+}
+
+int
+sb_db_drop(const struct sb_db_config *db, const char *target, const char *state_dir,
+           struct sb_error *err)
+{
+    if (db->engine == SB_DB_SQLITE) {
+        if (unlink(target) < 0 && errno != ENOENT)
+            return sb_error_set(err, SB_E_IO, errno, "cannot remove '%s'", target);
+        return 0;
+    }
+    struct client_env ce;
+    if (client_env_init(db, state_dir, &ce, err) < 0)
+        return -1;
+    char sql[700], ident[300];
+    int rc;
+    if (db->engine == SB_DB_POSTGRESQL) {
+        pg_quote_ident(ident, sizeof(ident), target);
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", ident);
+        rc = pg_admin_sql(db, &ce, sql, err);
+    } else {
+        char *out = NULL;
+        mysql_quote_ident(ident, sizeof(ident), target);
+        snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", ident);
+        rc = mysql_sql(&ce, sql, &out, err);
+        free(out);
+    }
+    client_env_release(&ce);
+    return rc;
+}
