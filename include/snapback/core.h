@@ -43,6 +43,12 @@ char *sb_path_join(const char *a, const char *b);
 /* True when rel is a relative path without "." or ".." components and without empty ones. */
 bool sb_path_is_clean_relative(const char *rel);
 
+/* --- interruption: SIGINT/SIGTERM set a flag that long loops check, so a run that is
+ * asked to stop goes through its normal cleanup (partial files removed, children reaped) --- */
+void sb_request_stop(int signo);
+/* -1 with SB_E_TEMPFAIL "interrupted by signal N" once a stop was requested. */
+int sb_check_stop(struct sb_error *err);
+
 /* --- misc --- */
 void sb_hex_encode(const unsigned char *in, size_t len, char *out /* 2*len+1 */);
 int sb_hex_decode(const char *in, unsigned char *out, size_t out_len);

@@ -243,6 +243,15 @@ main(int argc, char **argv)
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     /* A client (pg_restore, ...) that exits early must give EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
+    /* SIGINT/SIGTERM/SIGHUP: finish the current step and clean up instead of dying with
+     * partial files around (zstd's rule). No SA_RESTART: blocking calls return EINTR. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = sb_request_stop;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     struct sb_error err = SB_ERROR_INIT;
     if (sb_crypto_init(&err) < 0) {
         fprintf(stderr, "snapback: error: %s\n", err.msg);

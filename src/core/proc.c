@@ -92,8 +92,11 @@ wait_ready(struct sb_proc *p, short events, struct sb_error *err)
         nfds_t n = p->err_fd >= 0 ? 2 : 1;
         int r = poll(fds, n, -1);
         if (r < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR) {
+                if (sb_check_stop(err) < 0)
+                    return -1;
                 continue;
+            }
             return sb_error_set(err, SB_E_IO, errno, "cannot wait for %s", p->name);
         }
         if (n == 2 && fds[1].revents)

@@ -2,6 +2,7 @@
 #include "snapback/core.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -112,4 +113,22 @@ sb_parse_u64(const char *s, uint64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+static volatile sig_atomic_t stop_signal;
+
+void
+sb_request_stop(int signo)
+{
+    stop_signal = signo;
+}
+
+int
+sb_check_stop(struct sb_error *err)
+{
+    if (!stop_signal)
+        return 0;
+    return sb_error_set(err, SB_E_TEMPFAIL, 0,
+                        "interrupted by signal %d; nothing half-written was kept, run again",
+                        (int)stop_signal);
 }

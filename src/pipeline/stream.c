@@ -1,5 +1,6 @@
 /* Generic stream helpers and the simplest streams: file descriptors, memory and a counter. */
 #include "snapback/stream.h"
+#include "snapback/core.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -92,7 +93,7 @@ sb_stream_copy(struct sb_istream *in, struct sb_ostream *out, uint64_t *copied,
     uint64_t total = 0;
     for (;;) {
         size_t n = 0;
-        if (sb_istream_read_full(in, buf, COPY_STEP, &n, err) < 0)
+        if (sb_check_stop(err) < 0 || sb_istream_read_full(in, buf, COPY_STEP, &n, err) < 0)
             goto out;
         if (n == 0)
             break;

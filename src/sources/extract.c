@@ -118,6 +118,8 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
         goto out;
     }
     for (;;) {
+        if (sb_check_stop(err) < 0)
+            goto out;
         int r = archive_read_next_header(tar, &entry);
         if (r == ARCHIVE_EOF)
             break;

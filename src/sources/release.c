@@ -190,6 +190,8 @@ sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries, stru
         goto out;
     }
     for (;;) {
+        if (sb_check_stop(err) < 0)
+            goto out;
         archive_entry_free(entry);
         entry = archive_entry_new();
         int r = archive_read_next_header2(disk, entry);

@@ -49,6 +49,8 @@ writer_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error
 {
     struct local_writer *lw = (struct local_writer *)s;
     const unsigned char *p = data;
+    if (sb_check_stop(err) < 0)
+        return -1;
     while (len > 0) {
         ssize_t n = write(lw->fd, p, len);
         if (n < 0) {
