@@ -95,6 +95,56 @@ int sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
                    const struct sb_restore_opts *opts, struct sb_restore_result *res,
                    struct sb_error *err);
 
+/* Extracts a tree object (release or shared path) of m into dest, an existing empty dir. */
+int sb_restore_tree_object(struct sb_repo *repo, const struct sb_manifest *m, const char *name,
+                           const char *dest, struct sb_error *err);
+
+/* --- releases (Capistrano layout) and rollback --- */
+
+/* The release `current` points to: a symlink to a directory directly inside the releases
+ * directory; anything else is SB_E_CONFIG. *name is malloc'd. */
+int sb_release_current(const struct sb_config *cfg, char **name, struct sb_error *err);
+/* Release directories on disk, sorted by name (as Capistrano does); hidden entries (our
+ * .NAME.tmp) are skipped. */
+int sb_release_list(const struct sb_config *cfg, char ***names, size_t *count,
+                    struct sb_error *err);
+/* Points `current` at releases/NAME atomically (a new symlink renamed over it). */
+int sb_release_switch(const struct sb_config *cfg, const char *name, struct sb_error *err);
+
+struct sb_rollback_opts {
+    const char *to;       /* "previous", a release name or a snapshot id */
+    int with_database;    /* 1 yes, 0 no, -1 as rollback.database says */
+    bool no_safety_snapshot;
+};
+
+struct sb_rollback_plan {
+    char *from_release;
+    char *to_release;
+    bool release_on_disk;
+    char *release_snapshot; /* to restore the release from, when it is not on disk */
+    bool with_database;
+    char *db_snapshot;      /* snapshot whose databases come back */
+    size_t db_count;
+};
+
+int sb_rollback_plan_make(const struct sb_config *cfg, struct sb_repo *repo,
+                          const struct sb_rollback_opts *opts, struct sb_rollback_plan *plan,
+                          struct sb_error *err);
+void sb_rollback_plan_release(struct sb_rollback_plan *plan);
+
+struct sb_rollback_result {
+    char safety_snapshot[32]; /* empty when none was taken */
+    bool switched;            /* current points at the target now */
+    bool database_restored;
+    bool reverted;            /* health failed and the previous state was put back */
+};
+
+/* Carries out the plan (DESIGN §7 steps 2-7). On a failed health check with auto_revert the
+ * previous release (and database, if touched) is put back and -1 is returned. */
+int sb_rollback_execute(const struct sb_config *cfg, struct sb_repo *repo,
+                        const struct sb_rollback_opts *opts, const struct sb_rollback_plan *plan,
+                        struct sb_rollback_result *res, struct sb_error *err);
+
 struct sb_verify_object {
     char *name;
     bool ok;

@@ -17,6 +17,17 @@
 #include "snapback/db.h"
 #include "snapback/sources.h"
 
+static int extract_object(struct sb_repo *repo, const struct sb_manifest *m, const char *name,
+                          const char *dest, struct sb_restore_result *res, struct sb_error *err);
+
+int
+sb_restore_tree_object(struct sb_repo *repo, const struct sb_manifest *m, const char *name,
+                       const char *dest, struct sb_error *err)
+{
+    struct sb_restore_result res = {0, 0};
+    return extract_object(repo, m, name, dest, &res, err);
+}
+
 static int
 extract_object(struct sb_repo *repo, const struct sb_manifest *m, const char *name,
                const char *dest, struct sb_restore_result *res, struct sb_error *err)

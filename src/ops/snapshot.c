@@ -60,60 +60,6 @@ make_id(struct sb_repo *repo, char out[32], struct sb_error *err)
     return rc;
 }
 
-/* The release `current` points to: it must be a symlink to a directory directly inside the
- * releases directory. Returns the release name (malloc'd). */
-static int
-current_release(const struct sb_config *cfg, char **name, struct sb_error *err)
-{
-    char *link = sb_path_join(cfg->release.root, cfg->release.current);
-    char *releases = sb_path_join(cfg->release.root, cfg->release.releases_dir);
-    char target[PATH_MAX], real_target[PATH_MAX], real_releases[PATH_MAX];
-    int rc = -1;
-    if (!link || !releases) {
-        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
-        goto out;
-    }
-    ssize_t n = readlink(link, target, sizeof(target) - 1);
-    if (n < 0) {
-        if (errno == EINVAL)
-            sb_error_set(err, SB_E_CONFIG, 0,
-                         "'%s' is not a symlink; release.current must name the symlink to the "
-                         "live release",
-                         link);
-        else
-            sb_error_set(err, sb_error_from_errno(errno), errno, "cannot read symlink '%s'",
-                         link);
-        goto out;
-    }
-    target[n] = '\0';
-    if (!realpath(link, real_target)) {
-        sb_error_set(err, SB_E_NOTFOUND, errno, "'%s' points to '%s', which cannot be resolved",
-                     link, target);
-        goto out;
-    }
-    if (!realpath(releases, real_releases)) {
-        sb_error_set(err, SB_E_NOTFOUND, errno, "releases directory '%s'", releases);
-        goto out;
-    }
-    size_t rl = strlen(real_releases);
-    if (strncmp(real_target, real_releases, rl) != 0 || real_target[rl] != '/' ||
-        strchr(real_target + rl + 1, '/') != NULL) {
-        sb_error_set(err, SB_E_CONFIG, 0,
-                     "'%s' points to '%s', which is not a release directly inside '%s'", link,
-                     target, releases);
-        goto out;
-    }
-    if (!(*name = sb_strdup(real_target + rl + 1))) {
-        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
-        goto out;
-    }
-    rc = 0;
-out:
-    free(link);
-    free(releases);
-    return rc;
-}
-
 /* Archives the tree at dir into the object `name` of the app, and records it in m. */
 static int
 store_tree(struct sb_repo *repo, struct sb_manifest *m, const char *dir, const char *name,
@@ -193,7 +139,7 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
     char *name = NULL, *dir = NULL, *releases = NULL;
     char object[PATH_MAX];
     int rc = -1;
-    if (current_release(cfg, &name, err) < 0)
+    if (sb_release_current(cfg, &name, err) < 0)
         goto out;
     releases = sb_path_join(cfg->release.root, cfg->release.releases_dir);
     dir = releases ? sb_path_join(releases, name) : NULL;
