@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "snapback/config.h"
 #include "snapback/format.h"
@@ -48,6 +49,18 @@ void sb_lock_release(struct sb_lock *lock);
 int sb_journal_append(const char *state_dir, const char *event, const char *outcome,
                       const char *snapshot, const char *detail, double duration_s,
                       struct sb_error *err);
+
+struct sb_journal_entry {
+    bool present;
+    time_t time;
+    char outcome[16];
+    char snapshot[32];
+    char detail[512];
+    double duration_s;
+};
+/* The newest entry of `event` and the newest successful one (present = false when none). */
+int sb_journal_last(const char *state_dir, const char *event, struct sb_journal_entry *last,
+                    struct sb_journal_entry *last_ok, struct sb_error *err);
 
 /* --- jobs --- */
 #define SB_PART_RELEASE 1u
@@ -144,6 +157,31 @@ struct sb_rollback_result {
 int sb_rollback_execute(const struct sb_config *cfg, struct sb_repo *repo,
                         const struct sb_rollback_opts *opts, const struct sb_rollback_plan *plan,
                         struct sb_rollback_result *res, struct sb_error *err);
+
+/* --- prune --- */
+struct sb_prune_item {
+    char id[32];
+    time_t created_at;
+    char tag[72];
+    bool keep;
+    char reasons[96]; /* "newest, last, daily" */
+};
+
+struct sb_prune_result {
+    struct sb_prune_item *items; /* newest first */
+    size_t count;
+    size_t removed;           /* snapshots the policy removes */
+    size_t snapshots_deleted; /* after execute */
+    uint64_t objects_deleted, bytes_freed;
+};
+
+/* Applies the retention policy (SB_E_CONFIG when it has no rule). Changes nothing. */
+int sb_prune_plan(const struct sb_config *cfg, struct sb_repo *repo, struct sb_prune_result *res,
+                  struct sb_error *err);
+/* Deletes the manifests the plan removes, then every unreferenced object older than the
+ * grace period, and stale partial files. */
+int sb_prune_execute(struct sb_repo *repo, struct sb_prune_result *res, struct sb_error *err);
+void sb_prune_result_release(struct sb_prune_result *res);
 
 struct sb_verify_object {
     char *name;

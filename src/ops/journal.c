@@ -6,6 +6,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -62,4 +63,59 @@ out:
     free(path);
     free(text);
     return rc;
+}
+
+/* Reads the last 1 MiB of the journal and keeps, for each event asked, its newest entry (and
+ * its newest successful one). Torn or foreign lines are skipped. */
+int
+sb_journal_last(const char *state_dir, const char *event, struct sb_journal_entry *last,
+                struct sb_journal_entry *last_ok, struct sb_error *err)
+{
+    memset(last, 0, sizeof(*last));
+    memset(last_ok, 0, sizeof(*last_ok));
+    char *path = sb_path_join(state_dir, "journal.jsonl");
+    if (!path)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    free(path);
+    if (fd < 0)
+        return errno == ENOENT ? 0 : sb_error_set(err, SB_E_IO, errno, "cannot read the journal");
+    off_t size = lseek(fd, 0, SEEK_END);
+    off_t start = size > (1 << 20) ? size - (1 << 20) : 0;
+    size_t len = (size_t)(size - start);
+    char *buf = malloc(len + 1);
+    if (!buf || pread(fd, buf, len, start) != (ssize_t)len) {
+        free(buf);
+        close(fd);
+        return sb_error_set(err, SB_E_IO, errno, "cannot read the journal");
+    }
+    close(fd);
+    buf[len] = '\0';
+    char *save = NULL;
+    for (char *line = strtok_r(buf, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(j, "event");
+        if (cJSON_IsString(ev) && !strcmp(ev->valuestring, event)) {
+            struct sb_journal_entry e;
+            memset(&e, 0, sizeof(e));
+            e.present = true;
+            const cJSON *f;
+            if (cJSON_IsString(f = cJSON_GetObjectItemCaseSensitive(j, "time")))
+                sb_parse_time_iso(f->valuestring, &e.time);
+            if (cJSON_IsString(f = cJSON_GetObjectItemCaseSensitive(j, "outcome")))
+                snprintf(e.outcome, sizeof(e.outcome), "%s", f->valuestring);
+            if (cJSON_IsString(f = cJSON_GetObjectItemCaseSensitive(j, "snapshot")))
+                snprintf(e.snapshot, sizeof(e.snapshot), "%s", f->valuestring);
+            if (cJSON_IsString(f = cJSON_GetObjectItemCaseSensitive(j, "detail")))
+                snprintf(e.detail, sizeof(e.detail), "%s", f->valuestring);
+            if (cJSON_IsNumber(f = cJSON_GetObjectItemCaseSensitive(j, "duration_s")))
+                e.duration_s = f->valuedouble;
+            *last = e;
+            if (!strcmp(e.outcome, "ok"))
+                *last_ok = e;
+        }
+        cJSON_Delete(j);
+    }
+    free(buf);
+    return 0;
 }
