@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "snapback/core.h"
@@ -82,7 +84,8 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
     struct archive_entry *entry;
     int rc = -1, saved_cwd = -1;
     uint64_t count = 0;
-    bool in_dest = false;
+    bool in_dest = false, root_time_set = false;
+    struct timespec root_mtime = {0, 0};
     if (!ts.buf || !tar) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         goto out;
@@ -130,14 +133,28 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
             goto out;
         }
         const char *name = archive_entry_pathname(entry);
-        if (check_name(name, "path", err) < 0)
+        /* "." is the archived directory itself (its mode and mtime): a directory only */
+        bool is_root = name && (!strcmp(name, ".") || !strcmp(name, "./"));
+        if (is_root && archive_entry_filetype(entry) != AE_IFDIR) {
+            sb_error_set(err, SB_E_CORRUPT, 0,
+                         "refusing archive entry '.': not a directory (the archive is hostile "
+                         "or corrupt)");
+            goto out;
+        }
+        if (!is_root && check_name(name, "path", err) < 0)
             goto out;
         const char *hardlink = archive_entry_hardlink(entry);
         if (hardlink && check_name(hardlink, "hard link target", err) < 0) {
             sb_error_wrap(err, "entry '%s'", name);
             goto out;
         }
-        count++;
+        if (!is_root)
+            count++;
+        else if (archive_entry_mtime_is_set(entry)) {
+            root_time_set = true;
+            root_mtime.tv_sec = archive_entry_mtime(entry);
+            root_mtime.tv_nsec = archive_entry_mtime_nsec(entry);
+        }
         if (mode == SB_EXTRACT_LIST) {
             if (archive_read_data_skip(tar) != ARCHIVE_OK) {
                 if (!ts.failed)
@@ -186,6 +203,15 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
         sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot finish restoring into '%s': %s",
                      dest, archive_error_string(disk));
         goto out;
+    }
+    /* libarchive sets the mode of "." but not its times: do it after everything inside was
+     * written (which changes a directory's mtime). */
+    if (disk && root_time_set) {
+        struct timespec times[2] = {{0, UTIME_OMIT}, root_mtime};
+        if (utimensat(AT_FDCWD, ".", times, 0) < 0) {
+            sb_error_set(err, SB_E_IO, errno, "cannot set the time of '%s'", dest);
+            goto out;
+        }
     }
     /* The tar end marker may come before the end of the stream: read the rest, which runs
      * the checks of every stage below (final chunk, size, BLAKE2b). */

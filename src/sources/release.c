@@ -209,8 +209,9 @@ sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries, stru
         const char *rel = full + dir_len;
         while (*rel == '/')
             rel++;
-        if (!*rel)
-            continue; /* the root itself */
+        bool is_root = !*rel;
+        if (is_root)
+            rel = "."; /* the root: its mode, owner and mtime are restored too */
         char *relcopy = sb_strdup(rel);
         if (!relcopy) {
             sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
@@ -234,7 +235,8 @@ sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries, stru
                              archive_entry_pathname(to_write), archive_error_string(tar));
             goto out;
         }
-        count++;
+        if (!is_root)
+            count++;
         if (archive_entry_filetype(to_write) == AE_IFREG && archive_entry_size(to_write) > 0) {
             for (;;) {
                 la_ssize_t n = archive_read_data(disk, buf, READ_STEP);
