@@ -62,6 +62,11 @@ struct sb_journal_entry {
 int sb_journal_last(const char *state_dir, const char *event, struct sb_journal_entry *last,
                     struct sb_journal_entry *last_ok, struct sb_error *err);
 
+/* Records a job's outcome and rewrites metrics_file (Prometheus text, atomic) when the
+ * config has one; a no-op otherwise. */
+int sb_metrics_record(const struct sb_config *cfg, const char *job, bool ok, double duration_s,
+                      uint64_t bytes, uint64_t objects, struct sb_error *err);
+
 /* --- jobs --- */
 #define SB_PART_RELEASE 1u
 #define SB_PART_SHARED 2u

@@ -84,11 +84,8 @@ out:
         char detail[128];
         snprintf(detail, sizeof(detail), "%zu snapshots and %llu objects deleted",
                  res.snapshots_deleted, (unsigned long long)res.objects_deleted);
-        struct sb_error jerr = SB_ERROR_INIT;
-        if (sb_journal_append(cli->cfg->state_dir, "prune", rc == 0 ? "ok" : "failed", NULL,
-                              rc == 0 ? detail : err->msg, sb_now_monotonic() - started,
-                              &jerr) < 0)
-            sb_warn("%s", jerr.msg);
+        sb_cli_job_done(cli, "prune", rc, NULL, detail, sb_now_monotonic() - started,
+                        res.bytes_freed, res.objects_deleted, err);
     }
     sb_prune_result_release(&res);
     sb_repo_free(repo);

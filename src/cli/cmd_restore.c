@@ -100,11 +100,7 @@ cmd_restore(struct sb_cli *cli, struct sb_error *err)
            (unsigned long long)res.entries, size);
     rc = 0;
 out:;
-    struct sb_error jerr = SB_ERROR_INIT;
-    if (sb_journal_append(cli->cfg->state_dir, "restore", rc == 0 ? "ok" : "failed", id,
-                          rc == 0 ? opts.target : err->msg, sb_now_monotonic() - started,
-                          &jerr) < 0)
-        sb_warn("%s", jerr.msg);
+    sb_cli_job_done(cli, "restore", rc, id, opts.target, sb_now_monotonic() - started, 0, 0, err);
     free(id);
     sb_manifest_free(m);
     sb_repo_free(repo);

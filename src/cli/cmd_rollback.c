@@ -126,15 +126,10 @@ cmd_rollback(struct sb_cli *cli, struct sb_error *err)
 out:;
     if (!dry_run && planned) {
         char detail[600];
-        snprintf(detail, sizeof(detail), "%s -> %s%s%s%s", plan.from_release, plan.to_release,
-                 res.database_restored ? " with database" : "", res.reverted ? ", reverted" : "",
-                 rc == 0 ? "" : "");
-        struct sb_error jerr = SB_ERROR_INIT;
-        if (sb_journal_append(cli->cfg->state_dir, "rollback", rc == 0 ? "ok" : "failed",
-                              res.safety_snapshot[0] ? res.safety_snapshot : NULL,
-                              rc == 0 ? detail : err->msg, sb_now_monotonic() - started,
-                              &jerr) < 0)
-            sb_warn("%s", jerr.msg);
+        snprintf(detail, sizeof(detail), "%s -> %s%s%s", plan.from_release, plan.to_release,
+                 res.database_restored ? " with database" : "", res.reverted ? ", reverted" : "");
+        sb_cli_job_done(cli, "rollback", rc, res.safety_snapshot[0] ? res.safety_snapshot : NULL,
+                        detail, sb_now_monotonic() - started, 0, 0, err);
     }
     sb_rollback_plan_release(&plan);
     sb_repo_free(repo);

@@ -77,11 +77,8 @@ cmd_snapshot(struct sb_cli *cli, struct sb_error *err)
     fflush(stdout);
     rc = 0;
 out:;
-    struct sb_error jerr = SB_ERROR_INIT;
-    if (sb_journal_append(cli->cfg->state_dir, "snapshot", rc == 0 ? "ok" : "failed",
-                          m ? m->id : NULL, rc == 0 ? NULL : err->msg,
-                          sb_now_monotonic() - started, &jerr) < 0)
-        sb_warn("%s", jerr.msg);
+    sb_cli_job_done(cli, "snapshot", rc, m ? m->id : NULL, NULL, sb_now_monotonic() - started,
+                    m ? sb_manifest_stored_size(m) : 0, m ? m->object_count : 0, err);
     sb_manifest_free(m);
     sb_repo_free(repo);
     return rc;

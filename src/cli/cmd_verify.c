@@ -110,11 +110,8 @@ cmd_verify(struct sb_cli *cli, struct sb_error *err)
     }
     rc = 0;
 out:;
-    struct sb_error jerr = SB_ERROR_INIT;
-    if (sb_journal_append(cli->cfg->state_dir, "verify", rc == 0 ? "ok" : "failed",
-                          all ? NULL : id, rc == 0 ? NULL : err->msg,
-                          sb_now_monotonic() - started, &jerr) < 0)
-        sb_warn("%s", jerr.msg);
+    sb_cli_job_done(cli, "verify", rc, all ? NULL : id, NULL, sb_now_monotonic() - started, 0, 0,
+                    err);
     free(id);
     sb_store_names_free(ids, n);
     sb_repo_free(repo);
