@@ -38,4 +38,12 @@ int sb_db_restore(const struct sb_db_config *db, const char *target, bool in_pla
 int sb_db_drop(const struct sb_db_config *db, const char *target, const char *state_dir,
                struct sb_error *err);
 
+/* Runs one SQL statement in target (a database name, or a SQLite file) and returns its rows,
+ * columns separated by '|', one row per line (malloc'd). */
+int sb_db_query(const struct sb_db_config *db, const char *target, const char *sql,
+                const char *state_dir, char **out, struct sb_error *err);
+/* Drops scratch databases whose name starts with prefix (left by a killed verify). */
+int sb_db_drop_leftovers(const struct sb_db_config *db, const char *prefix, const char *state_dir,
+                         struct sb_error *err);
+
 #endif

@@ -188,9 +188,18 @@ int sb_prune_plan(const struct sb_config *cfg, struct sb_repo *repo, struct sb_p
 int sb_prune_execute(struct sb_repo *repo, struct sb_prune_result *res, struct sb_error *err);
 void sb_prune_result_release(struct sb_prune_result *res);
 
+struct sb_verify_opts {
+    double sample;       /* share of data objects to read, 0 < sample <= 1 (1: all) */
+    bool full;           /* also extract trees into a temp dir and count their entries */
+    bool restore_db;     /* also restore every dump into a scratch database and probe it */
+    const struct sb_config *cfg;
+};
+
 struct sb_verify_object {
     char *name;
     bool ok;
+    bool skipped; /* not in the sample */
+    char probe[256]; /* --restore-db: what the probe returned */
     uint64_t entries;
     uint64_t plain_bytes;
     char error[SB_ERROR_MSG_MAX];
@@ -205,7 +214,8 @@ struct sb_verify_result {
 /* Reads every object of the snapshot through the whole chain: size, BLAKE2b, every chunk,
  * TAG_FINAL, zstd, every tar entry. Returns -1 only when it could not run; failures of
  * objects are in res (err is set to the first one). */
-int sb_verify_run(struct sb_repo *repo, const struct sb_manifest *m, struct sb_verify_result *res,
+int sb_verify_run(struct sb_repo *repo, const struct sb_manifest *m,
+                  const struct sb_verify_opts *opts, struct sb_verify_result *res,
                   struct sb_error *err);
 void sb_verify_result_release(struct sb_verify_result *res);
 

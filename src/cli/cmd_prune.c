@@ -95,16 +95,9 @@ out:
 static void
 json_str(const char *key, const char *value, bool comma)
 {
-    printf("\"%s\":\"", key);
-    for (const unsigned char *p = (const unsigned char *)value; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            printf("\\%c", *p);
-        else if (*p < 0x20)
-            printf("\\u%04x", *p);
-        else
-            putchar(*p);
-    }
-    printf("\"%s", comma ? "," : "");
+    printf("\"%s\":", key);
+    sb_cli_json_string(stdout, value);
+    printf("%s", comma ? "," : "");
 }
 
 static void

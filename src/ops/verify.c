@@ -4,11 +4,15 @@
  * checked as restore would). Each object's outcome is reported separately. */
 #include "snapback/ops.h"
 
+#include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "snapback/core.h"
+#include "snapback/db.h"
 #include "snapback/sources.h"
 
 static bool
@@ -22,9 +26,108 @@ is_tree_object(const struct sb_manifest *m, const char *name)
     return false;
 }
 
+static const struct sb_manifest_db *
+db_of_object(const struct sb_manifest *m, const char *name)
+{
+    for (size_t idx = 0; idx < m->db_count; idx++)
+        if (strcmp(m->dbs[idx].object, name) == 0)
+            return &m->dbs[idx];
+    return NULL;
+}
+
+static const struct sb_db_config *
+config_db(const struct sb_config *cfg, const char *name)
+{
+    for (size_t idx = 0; cfg && idx < cfg->database_count; idx++)
+        if (!strcmp(cfg->databases[idx].name, name))
+            return &cfg->databases[idx];
+    return NULL;
+}
+
+/* --full: extract into a temp dir under state_dir and count what is there. */
+static int
+verify_full_tree(const struct sb_verify_opts *opts, struct sb_istream *in, uint64_t *entries,
+                 struct sb_error *err)
+{
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/tmp", opts->cfg->state_dir);
+    if (sb_mkdir_p(dir, 0700, err) < 0)
+        return -1;
+    snprintf(dir, sizeof(dir), "%s/tmp/verify-XXXXXX", opts->cfg->state_dir);
+    if (!mkdtemp(dir))
+        return sb_error_set(err, SB_E_CANTCREATE, errno, "cannot create a temp dir in '%s'",
+                            opts->cfg->state_dir);
+    int rc = sb_tree_extract(in, dir, SB_EXTRACT_WRITE, entries, err);
+    struct sb_error ignored = SB_ERROR_INIT;
+    sb_remove_tree(dir, &ignored);
+    return rc;
+}
+
+/* --restore-db: the dump into a scratch database (or temp SQLite file), a probe, a drop. */
+static int
+verify_restore_db(const struct sb_verify_opts *opts, const struct sb_manifest *m,
+                  const struct sb_manifest_db *d, struct sb_istream *in,
+                  struct sb_verify_object *v, struct sb_error *err)
+{
+    const struct sb_db_config *db = config_db(opts->cfg, d->name);
+    if (!db)
+        return sb_error_set(err, SB_E_CONFIG, 0,
+                            "database '%s' is not in the config: snapback does not know which "
+                            "server to restore it into for --restore-db",
+                            d->name);
+    char target[4096];
+    if (db->engine == SB_DB_SQLITE) {
+        snprintf(target, sizeof(target), "%s/tmp", opts->cfg->state_dir);
+        if (sb_mkdir_p(target, 0700, err) < 0)
+            return -1;
+        snprintf(target, sizeof(target), "%s/tmp/snapback_verify_%s_%s.sqlite3",
+                 opts->cfg->state_dir, m->id, d->name);
+        unlink(target);
+    } else {
+        struct sb_error lerr = SB_ERROR_INIT;
+        if (sb_db_drop_leftovers(db, "snapback_verify_", opts->cfg->state_dir, &lerr) < 0)
+            sb_warn("cannot clean up old scratch databases: %s", lerr.msg);
+        char id[32];
+        snprintf(id, sizeof(id), "%s", m->id);
+        for (char *c = id; *c; c++)
+            if (*c == '-')
+                *c = '_';
+        snprintf(target, sizeof(target), "snapback_verify_%s_%s", id, d->name);
+        for (char *c = target; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+    }
+    int rc = sb_db_restore(db, target, false, opts->cfg->state_dir, in, err);
+    if (rc == 0) {
+        const char *probe = db->engine == SB_DB_POSTGRESQL
+                                ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname "
+                                  "NOT IN ('pg_catalog', 'information_schema')"
+                            : db->engine == SB_DB_MYSQL
+                                ? "SELECT count(*) FROM information_schema.tables WHERE "
+                                  "table_schema = DATABASE()"
+                                : "SELECT count(*) FROM sqlite_master WHERE type = 'table'";
+        char *out = NULL;
+        rc = sb_db_query(db, target, probe, opts->cfg->state_dir, &out, err);
+        if (rc == 0) {
+            size_t len = strcspn(out, "\n");
+            snprintf(v->probe, sizeof(v->probe), "%.*s table(s) restored", (int)len, out);
+        }
+        free(out);
+    }
+    struct sb_error derr = SB_ERROR_INIT;
+    if (sb_db_drop(db, target, opts->cfg->state_dir, &derr) < 0) {
+        sb_warn("cannot drop scratch database '%s': %s", target, derr.msg);
+        if (rc == 0) {
+            *err = derr;
+            rc = -1;
+        }
+    }
+    return rc;
+}
+
 int
-sb_verify_run(struct sb_repo *repo, const struct sb_manifest *m, struct sb_verify_result *res,
-              struct sb_error *err)
+sb_verify_run(struct sb_repo *repo, const struct sb_manifest *m, const struct sb_verify_opts *opts,
+              struct sb_verify_result *res, struct sb_error *err)
 {
     memset(res, 0, sizeof(*res));
     res->objects = calloc(m->object_count ? m->object_count : 1, sizeof(*res->objects));
@@ -42,15 +145,32 @@ sb_verify_run(struct sb_repo *repo, const struct sb_manifest *m, struct sb_verif
         v->name = sb_repo_object_path(repo, o->name);
         if (!v->name)
             return sb_error_set(err, SB_E_INTERNAL, 0, "out of memory");
+        v->plain_bytes = o->plain_size;
+        if (opts->sample < 1.0 &&
+            (double)randombytes_uniform(1000000) >= opts->sample * 1000000.0) {
+            v->skipped = true;
+            v->ok = true;
+            continue;
+        }
+        const struct sb_manifest_db *d = db_of_object(m, o->name);
         int rc = sb_object_open(repo->store, v->name, repo->key, &expect, &in, &oerr);
         if (rc == 0) {
-            if (is_tree_object(m, o->name))
+            if (is_tree_object(m, o->name) && opts->full)
+                rc = verify_full_tree(opts, in, &v->entries, &oerr);
+            else if (is_tree_object(m, o->name))
                 rc = sb_tree_extract(in, NULL, SB_EXTRACT_LIST, &v->entries, &oerr);
+            else if (d && opts->restore_db)
+                rc = verify_restore_db(opts, m, d, in, v, &oerr);
             else
                 rc = sb_istream_drain(in, &oerr);
         }
+        if (rc == 0 && m->has_release && !strcmp(o->name, m->release.object) &&
+            v->entries != m->release.entries)
+            rc = sb_error_set(&oerr, SB_E_CORRUPT, 0,
+                              "the release has %llu entries, the manifest records %llu",
+                              (unsigned long long)v->entries,
+                              (unsigned long long)m->release.entries);
         sb_istream_free(in);
-        v->plain_bytes = o->plain_size;
         v->ok = rc == 0;
         if (!v->ok) {
             res->failed++;

@@ -852,3 +852,131 @@ sb_db_drop(const struct sb_db_config *db, const char *target, const char *state_
     client_env_release(&ce);
     return rc;
 }
+
+/* --- queries (verify probes) --- */
+
+static int
+sqlite_query(const char *path, const char *sql, char **out, struct sb_error *err)
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *stmt = NULL;
+    *out = NULL;
+    int r = sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL);
+    if (r == SQLITE_OK)
+        r = sqlite3_prepare_v2(h, sql, -1, &stmt, NULL);
+    if (r != SQLITE_OK) {
+        sqlite_error(err, h, r, "cannot run the probe on", path);
+        sqlite3_finalize(stmt);
+        sqlite3_close(h);
+        return -1;
+    }
+    size_t cap = 256, len = 0;
+    char *buf = malloc(cap);
+    int rc = 0;
+    while (buf && (r = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int cols = sqlite3_column_count(stmt);
+        for (int c = 0; c < cols; c++) {
+            const char *v = (const char *)sqlite3_column_text(stmt, c);
+            size_t vl = v ? strlen(v) : 0;
+            if (len + vl + 2 >= cap) {
+                cap = (len + vl + 2) * 2;
+                char *p = realloc(buf, cap);
+                if (!p) {
+                    free(buf);
+                    buf = NULL;
+                    break;
+                }
+                buf = p;
+            }
+            memcpy(buf + len, v ? v : "", vl);
+            len += vl;
+            buf[len++] = c + 1 < cols ? '|' : '\n';
+        }
+    }
+    if (!buf)
+        rc = sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    else if (r != SQLITE_DONE)
+        rc = sqlite_error(err, h, r, "the probe failed on", path);
+    if (buf)
+        buf[len] = '\0';
+    sqlite3_finalize(stmt);
+    sqlite3_close(h);
+    if (rc < 0)
+        free(buf);
+    else
+        *out = buf;
+    return rc;
+}
+
+int
+sb_db_query(const struct sb_db_config *db, const char *target, const char *sql,
+            const char *state_dir, char **out, struct sb_error *err)
+{
+    *out = NULL;
+    if (db->engine == SB_DB_SQLITE)
+        return sqlite_query(target, sql, out, err);
+    struct client_env ce;
+    if (client_env_init(db, state_dir, &ce, err) < 0)
+        return -1;
+    int rc;
+    const char *argv[ARGV_MAX];
+    size_t argc = 0;
+    if (db->engine == SB_DB_POSTGRESQL) {
+        char port[16];
+        argv[argc++] = "psql";
+        argv[argc++] = "-X";
+        argv[argc++] = "-A";
+        argv[argc++] = "-t";
+        argv[argc++] = "-v";
+        argv[argc++] = "ON_ERROR_STOP=1";
+        argc = pg_conn_args(db, argv, argc, port);
+        argv[argc++] = "-d";
+        argv[argc++] = target;
+        argv[argc++] = "-c";
+        argv[argc++] = sql;
+        argv[argc] = NULL;
+        rc = run_client(argv, &ce, out, err);
+    } else {
+        char defaults[PATH_MAX + 32];
+        argc = mysql_base_args(&ce, mysql_program("mariadb", "mysql"), argv, defaults);
+        argv[argc++] = "-N";
+        argv[argc++] = "-B";
+        argv[argc++] = "-e";
+        argv[argc++] = sql;
+        if (*target)
+            argv[argc++] = target;
+        argv[argc] = NULL;
+        rc = run_client(argv, &ce, out, err);
+    }
+    client_env_release(&ce);
+    return rc;
+}
+
+int
+sb_db_drop_leftovers(const struct sb_db_config *db, const char *prefix, const char *state_dir,
+                     struct sb_error *err)
+{
+    if (db->engine == SB_DB_SQLITE)
+        return 0; /* scratch SQLite files live in state_dir/tmp and are removed there */
+    const char *list_sql = db->engine == SB_DB_POSTGRESQL
+                               ? "SELECT datname FROM pg_database WHERE datname LIKE "
+                                 "'snapback\\_verify\\_%'"
+                               : "SHOW DATABASES LIKE 'snapback\\_verify\\_%'";
+    char *out = NULL;
+    if (sb_db_query(db, db->engine == SB_DB_POSTGRESQL ? "postgres" : "", list_sql, state_dir,
+                    &out, err) < 0) {
+        free(out);
+        return -1;
+    }
+    int rc = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(out, "\n", &save); line && rc == 0;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, prefix, strlen(prefix)) != 0)
+            continue;
+        sb_warn("dropping scratch database '%s' left by an interrupted verify", line);
+        rc = sb_db_drop(db, line, state_dir, err);
+    }
+    free(out);
+    return rc;
+}
