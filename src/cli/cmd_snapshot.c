@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "snapback/core.h"
+#include "snapback/hooks.h"
 #include "snapback/ops.h"
 
 const struct sb_cmd_help help_snapshot = {
@@ -65,10 +66,24 @@ cmd_snapshot(struct sb_cli *cli, struct sb_error *err)
     struct sb_repo *repo = NULL;
     struct sb_manifest *m = NULL;
     int rc = -1;
+    struct sb_hook_env env = {"before_snapshot", cli->cfg->app, NULL, NULL, NULL};
     if (sb_repo_open(cli->cfg, &repo, err) < 0)
         goto out;
+    if (sb_hook_run(&cli->cfg->hooks.before_snapshot, &env, cli->cfg->hooks.timeout_s, err) < 0) {
+        sb_error_wrap(err, "snapshot not taken");
+        goto out;
+    }
     if (sb_snapshot_run(cli->cfg, repo, &opts, &m, err) < 0)
         goto out;
+    env.event = "after_snapshot";
+    env.snapshot = m->id;
+    env.release = m->has_release ? m->release.name : NULL;
+    if (sb_hook_run(&cli->cfg->hooks.after_snapshot, &env, cli->cfg->hooks.timeout_s, err) < 0) {
+        /* the snapshot is stored; the hook's failure is still a failure to report */
+        sb_error_wrap(err, "snapshot '%s' stored, but", m->id);
+        printf("%s\n", m->id);
+        goto out;
+    }
     char size[32];
     sb_format_size(sb_manifest_stored_size(m), size);
     sb_info("snapshot '%s' stored: %zu object(s), %s, %.1f s", m->id, m->object_count, size,
