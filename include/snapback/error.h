@@ -21,7 +21,13 @@ struct sb_error {
     char msg[SB_ERROR_MSG_MAX];
 };
 
-#define SB_ERROR_INIT {SB_OK, 0, {0}}
+#define SB_ERROR_INIT                                                                              \
+    {                                                                                              \
+        SB_OK, 0,                                                                                  \
+        {                                                                                          \
+            0                                                                                      \
+        }                                                                                          \
+    }
 
 #if defined(__GNUC__)
 #define SB_PRINTF(fmt_idx, arg_idx) __attribute__((format(printf, fmt_idx, arg_idx)))

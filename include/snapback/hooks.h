@@ -8,7 +8,7 @@
 #include "snapback/config.h"
 
 struct sb_hook_env {
-    const char *event;    /* "before_rollback", "health_check", ... */
+    const char *event; /* "before_rollback", "health_check", ... */
     const char *app;
     const char *snapshot; /* may be NULL */
     const char *release;  /* may be NULL */

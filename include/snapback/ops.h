@@ -95,7 +95,7 @@ struct sb_restore_opts {
     const char *target; /* must not exist, or be an empty directory; NULL when only
                          * databases are restored into databases */
     unsigned parts;
-    const struct sb_config *cfg;        /* for database connections */
+    const struct sb_config *cfg; /* for database connections */
     const struct sb_db_target *db_targets;
     size_t db_target_count;
     bool in_place; /* databases without a db_target go into their live database */
@@ -130,8 +130,8 @@ int sb_release_list(const struct sb_config *cfg, char ***names, size_t *count,
 int sb_release_switch(const struct sb_config *cfg, const char *name, struct sb_error *err);
 
 struct sb_rollback_opts {
-    const char *to;       /* "previous", a release name or a snapshot id */
-    int with_database;    /* 1 yes, 0 no, -1 as rollback.database says */
+    const char *to;    /* "previous", a release name or a snapshot id */
+    int with_database; /* 1 yes, 0 no, -1 as rollback.database says */
     bool no_safety_snapshot;
 };
 
@@ -141,7 +141,7 @@ struct sb_rollback_plan {
     bool release_on_disk;
     char *release_snapshot; /* to restore the release from, when it is not on disk */
     bool with_database;
-    char *db_snapshot;      /* snapshot whose databases come back */
+    char *db_snapshot; /* snapshot whose databases come back */
     size_t db_count;
 };
 
@@ -154,7 +154,7 @@ struct sb_rollback_result {
     char safety_snapshot[32]; /* empty when none was taken */
     bool switched;            /* current points at the target now */
     bool database_restored;
-    bool reverted;            /* health failed and the previous state was put back */
+    bool reverted; /* health failed and the previous state was put back */
 };
 
 /* Carries out the plan (DESIGN §7 steps 2-7). On a failed health check with auto_revert the
@@ -189,16 +189,16 @@ int sb_prune_execute(struct sb_repo *repo, struct sb_prune_result *res, struct s
 void sb_prune_result_release(struct sb_prune_result *res);
 
 struct sb_verify_opts {
-    double sample;       /* share of data objects to read, 0 < sample <= 1 (1: all) */
-    bool full;           /* also extract trees into a temp dir and count their entries */
-    bool restore_db;     /* also restore every dump into a scratch database and probe it */
+    double sample;   /* share of data objects to read, 0 < sample <= 1 (1: all) */
+    bool full;       /* also extract trees into a temp dir and count their entries */
+    bool restore_db; /* also restore every dump into a scratch database and probe it */
     const struct sb_config *cfg;
 };
 
 struct sb_verify_object {
     char *name;
     bool ok;
-    bool skipped; /* not in the sample */
+    bool skipped;    /* not in the sample */
     char probe[256]; /* --restore-db: what the probe returned */
     uint64_t entries;
     uint64_t plain_bytes;

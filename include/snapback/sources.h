@@ -18,8 +18,9 @@ struct sb_tree_fp {
 int sb_tree_fingerprint(const char *dir, struct sb_tree_fp *out, struct sb_error *err);
 
 /* Writes the tree under dir as a pax tar stream into out (not closed). Paths in the archive
- * are relative to dir; the root itself is the entry "." (not counted in *entries). Hard links within the tree are kept;
- * symlinks are stored as symlinks. *entries receives the number of entries written. */
+ * are relative to dir; the root itself is the entry "." (not counted in *entries). Hard links
+ * within the tree are kept; symlinks are stored as symlinks. *entries receives the number of
+ * entries written. */
 int sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries,
                     struct sb_error *err);
 

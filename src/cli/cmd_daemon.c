@@ -107,9 +107,13 @@ run_job(struct sb_cli *cli, const char *job)
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
-        const char *argv[] = {self, "--config", cli->config_path, "--no-progress",
+        const char *argv[] = {self,
+                              "--config",
+                              cli->config_path,
+                              "--no-progress",
                               cli->json_logs ? "--log-format=json" : "--log-format=text",
-                              job, NULL};
+                              job,
+                              NULL};
         execv(self, (char *const *)argv);
         _exit(127);
     }
@@ -151,8 +155,7 @@ int
 cmd_daemon(struct sb_cli *cli, struct sb_error *err)
 {
     if (cli->argc > 1)
-        return sb_error_set(err, SB_E_USAGE, 0, "daemon: unexpected argument '%s'",
-                            cli->argv[1]);
+        return sb_error_set(err, SB_E_USAGE, 0, "daemon: unexpected argument '%s'", cli->argv[1]);
     struct schedule sched;
     memset(&sched, 0, sizeof(sched));
     time_t now = time(NULL);
@@ -170,8 +173,9 @@ cmd_daemon(struct sb_cli *cli, struct sb_error *err)
            (long)getpid());
     for (int idx = 0; idx < JOB_COUNT; idx++)
         if (sched.cron[idx] && missed(cli->cfg, sched.cron[idx], job_names[idx], now)) {
-            sb_log(SB_LOG_INFO, "catch_up", "%s missed a run while the daemon was down: "
-                                            "running it once now",
+            sb_log(SB_LOG_INFO, "catch_up",
+                   "%s missed a run while the daemon was down: "
+                   "running it once now",
                    job_names[idx]);
             run_job(cli, job_names[idx]);
         }

@@ -101,8 +101,7 @@ cmd_init(struct sb_cli *cli, struct sb_error *err)
     bool created_key = false;
     if (access(key_file, F_OK) < 0) {
         if (errno != ENOENT)
-            return sb_error_set(err, sb_error_from_errno(errno), errno, "key file '%s'",
-                                key_file);
+            return sb_error_set(err, sb_error_from_errno(errno), errno, "key file '%s'", key_file);
         if (write_new_key(key_file, err) < 0)
             return -1;
         created_key = true;
@@ -122,8 +121,9 @@ cmd_init(struct sb_cli *cli, struct sb_error *err)
         printf("wrote a new key to '%s' (mode 0600)\n", key_file);
     printf("created repository '%s' (id %s)\n", cli->cfg->repository.url, meta.id);
     if (created_key)
-        fprintf(stderr, "snapback: keep a copy of '%s' safe and apart from the repository: "
-                        "snapshots cannot be read without it\n",
+        fprintf(stderr,
+                "snapback: keep a copy of '%s' safe and apart from the repository: "
+                "snapshots cannot be read without it\n",
                 key_file);
     struct sb_error jerr = SB_ERROR_INIT;
     if (sb_journal_append(cli->cfg->state_dir, "init", "ok", NULL, meta.id, 0, &jerr) < 0)

@@ -101,8 +101,8 @@ json_str(const char *key, const char *value, bool comma)
 }
 
 static void
-print_job(const char *name, const struct sb_journal_entry *last,
-          const struct sb_journal_entry *ok, bool json, bool comma)
+print_job(const char *name, const struct sb_journal_entry *last, const struct sb_journal_entry *ok,
+          bool json, bool comma)
 {
     char ts[32] = "never", ok_ts[32] = "never";
     if (last->present)
@@ -128,7 +128,8 @@ print_job(const char *name, const struct sb_journal_entry *last,
         return;
     }
     printf("%-9s last %s (%s)%s%s\n", name, ts, last->outcome,
-           strcmp(last->outcome, "ok") ? ": " : "", strcmp(last->outcome, "ok") ? last->detail : "");
+           strcmp(last->outcome, "ok") ? ": " : "",
+           strcmp(last->outcome, "ok") ? last->detail : "");
     if (strcmp(last->outcome, "ok") != 0)
         printf("%-9s last success %s\n", "", ok_ts);
 }

@@ -140,8 +140,7 @@ int
 cmd_releases(struct sb_cli *cli, struct sb_error *err)
 {
     if (cli->argc > 1)
-        return sb_error_set(err, SB_E_USAGE, 0, "releases: unexpected argument '%s'",
-                            cli->argv[1]);
+        return sb_error_set(err, SB_E_USAGE, 0, "releases: unexpected argument '%s'", cli->argv[1]);
     char **names = NULL, **ids = NULL, *current = NULL;
     size_t n = 0, nids = 0;
     struct sb_repo *repo = NULL;

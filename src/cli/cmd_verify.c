@@ -144,8 +144,9 @@ report_snapshot(struct report *r, const char *id, const struct sb_verify_result 
     }
     /* junit: one testsuite per snapshot */
     char line[256];
-    snprintf(line, sizeof(line), "  <testsuite name=\"snapshot %s\" tests=\"%zu\" failures=\"%zu\">\n",
-             id, count, failed);
+    snprintf(line, sizeof(line),
+             "  <testsuite name=\"snapshot %s\" tests=\"%zu\" failures=\"%zu\">\n", id, count,
+             failed);
     junit_append(r, line);
     if (manifest_error) {
         junit_append(r, "    <testcase classname=\"snapback.verify\" name=\"manifest\">\n"
@@ -202,10 +203,10 @@ int
 cmd_verify(struct sb_cli *cli, struct sb_error *err)
 {
     static const struct option longopts[] = {
-        {"all", no_argument, NULL, 'a'},     {"sample", required_argument, NULL, 's'},
-        {"full", no_argument, NULL, 'f'},    {"restore-db", no_argument, NULL, 'r'},
-        {"json", no_argument, NULL, 'j'},    {"junit", required_argument, NULL, 'J'},
-        {"help", no_argument, NULL, 'h'},    {NULL, 0, NULL, 0},
+        {"all", no_argument, NULL, 'a'},  {"sample", required_argument, NULL, 's'},
+        {"full", no_argument, NULL, 'f'}, {"restore-db", no_argument, NULL, 'r'},
+        {"json", no_argument, NULL, 'j'}, {"junit", required_argument, NULL, 'J'},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
     };
     bool all = false, json = false;
     const char *junit = NULL;

@@ -138,8 +138,8 @@ sb_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode
     int rc = -1;
     int fd = mkstemp(tmp);
     if (fd < 0) {
-        sb_error_set(err, errno == ENOSPC ? SB_E_IO : SB_E_CANTCREATE, errno,
-                     "cannot create '%s'", tmp);
+        sb_error_set(err, errno == ENOSPC ? SB_E_IO : SB_E_CANTCREATE, errno, "cannot create '%s'",
+                     tmp);
         free(tmp);
         return -1;
     }

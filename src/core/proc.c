@@ -291,8 +291,7 @@ sb_proc_spawn(const char *const *argv, const char *const *env_extra, enum sb_pro
         waitpid(p->pid, &status, 0);
         p->pid = -1;
         if (child_errno == ENOENT)
-            sb_error_set(err, SB_E_UNAVAILABLE, 0,
-                         "'%s' is not installed or not in PATH", argv[0]);
+            sb_error_set(err, SB_E_UNAVAILABLE, 0, "'%s' is not installed or not in PATH", argv[0]);
         else
             sb_error_set(err, SB_E_UNAVAILABLE, child_errno, "cannot run '%s'", argv[0]);
         goto fail;

@@ -115,8 +115,7 @@ sb_keyfile_load(const char *path, struct sb_key **out, struct sb_error *err)
                           sodium_base64_VARIANT_ORIGINAL) != 0 ||
         bin_len != SB_KEY_BYTES || (size_t)(end - text) != len) {
         sb_error_set(err, SB_E_CONFIG, 0,
-                     "key file '%s' is damaged: its second line must be 32 bytes in base64",
-                     path);
+                     "key file '%s' is damaged: its second line must be 32 bytes in base64", path);
         goto out;
     }
     rc = sb_key_new_from_bytes(raw, out, err);

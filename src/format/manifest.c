@@ -133,8 +133,7 @@ safe_object_name(const char *name)
 }
 
 int
-sb_manifest_from_json(const char *json, size_t len, struct sb_manifest **out,
-                      struct sb_error *err)
+sb_manifest_from_json(const char *json, size_t len, struct sb_manifest **out, struct sb_error *err)
 {
     struct parse_ctx pc = {err, 0};
     struct sb_manifest *m = calloc(1, sizeof(*m));
@@ -298,8 +297,7 @@ int
 sb_manifest_add_object(struct sb_manifest *m, const struct sb_manifest_object *obj,
                        struct sb_error *err)
 {
-    struct sb_manifest_object *p =
-        realloc(m->objects, (m->object_count + 1) * sizeof(*m->objects));
+    struct sb_manifest_object *p = realloc(m->objects, (m->object_count + 1) * sizeof(*m->objects));
     if (!p)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
     m->objects = p;

@@ -102,8 +102,7 @@ sb_object_create(struct sb_store *st, const char *path, const struct sb_key *key
 
 int
 sb_object_reader_new(struct sb_istream *source, const struct sb_key *key,
-                     const struct sb_digest *expect, struct sb_istream **out,
-                     struct sb_error *err)
+                     const struct sb_digest *expect, struct sb_istream **out, struct sb_error *err)
 {
     struct sb_istream *s = sb_hash_istream_new(source, expect, NULL);
     if (!s)

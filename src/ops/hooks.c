@@ -47,8 +47,7 @@ sb_hook_run(const struct sb_command_spec *hook, const struct sb_hook_env *env, i
         return 0;
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0)
-        return sb_error_set(err, SB_E_INTERNAL, errno, "hook %s: cannot create a pipe",
-                            env->event);
+        return sb_error_set(err, SB_E_INTERNAL, errno, "hook %s: cannot create a pipe", env->event);
     const char *name = hook->shell ? hook->shell : hook->argv[0];
     sb_info("running hook %s: %s", env->event, name);
     pid_t pid = fork();
@@ -127,10 +126,10 @@ sb_hook_run(const struct sb_command_spec *hook, const struct sb_hook_env *env, i
     if (interrupted)
         return sb_check_stop(err);
     if (WIFSIGNALED(status))
-        return sb_error_set(err, SB_E_IO, 0, "hook %s ('%s') was killed by signal %d",
-                            env->event, name, WTERMSIG(status));
+        return sb_error_set(err, SB_E_IO, 0, "hook %s ('%s') was killed by signal %d", env->event,
+                            name, WTERMSIG(status));
     if (WEXITSTATUS(status) != 0)
-        return sb_error_set(err, SB_E_IO, 0, "hook %s ('%s') exited with status %d%s%s",
-                            env->event, name, WEXITSTATUS(status), *last ? ": " : "", last);
+        return sb_error_set(err, SB_E_IO, 0, "hook %s ('%s') exited with status %d%s%s", env->event,
+                            name, WEXITSTATUS(status), *last ? ": " : "", last);
     return 0;
 }

@@ -16,8 +16,7 @@
 
 int
 sb_journal_append(const char *state_dir, const char *event, const char *outcome,
-                  const char *snapshot, const char *detail, double duration_s,
-                  struct sb_error *err)
+                  const char *snapshot, const char *detail, double duration_s, struct sb_error *err)
 {
     char ts[32];
     sb_format_time_iso(time(NULL), ts);

@@ -85,8 +85,9 @@ sb_prune_plan(const struct sb_config *cfg, struct sb_repo *repo, struct sb_prune
         snprintf(it->id, sizeof(it->id), "%s", ids[n - 1 - idx]);
         if (sb_repo_load_manifest(repo, it->id, &m, err) < 0) {
             /* An unreadable manifest might reference anything: deleting objects is unsafe. */
-            sb_error_wrap(err, "prune stopped, nothing deleted: snapshot '%s' cannot be read "
-                               "(run 'snapback verify %s')",
+            sb_error_wrap(err,
+                          "prune stopped, nothing deleted: snapshot '%s' cannot be read "
+                          "(run 'snapback verify %s')",
                           it->id, it->id);
             res->count = idx;
             sb_store_names_free(ids, n);
@@ -112,8 +113,8 @@ sb_prune_plan(const struct sb_config *cfg, struct sb_repo *repo, struct sb_prune
             keep_add(it, "within");
     }
     const struct bucket_rule rules[] = {
-        {"hourly", cfg->retention.keep_hourly, 0},   {"daily", cfg->retention.keep_daily, 1},
-        {"weekly", cfg->retention.keep_weekly, 2},   {"monthly", cfg->retention.keep_monthly, 3},
+        {"hourly", cfg->retention.keep_hourly, 0}, {"daily", cfg->retention.keep_daily, 1},
+        {"weekly", cfg->retention.keep_weekly, 2}, {"monthly", cfg->retention.keep_monthly, 3},
         {"yearly", cfg->retention.keep_yearly, 4},
     };
     for (size_t rule = 0; rule < sizeof(rules) / sizeof(rules[0]); rule++) {

@@ -95,8 +95,7 @@ dump_to_file(struct sb_repo *repo, const struct sb_manifest *m, const struct sb_
     char name[300];
     snprintf(name, sizeof(name), "%s%s", d->name, sb_db_dump_suffix(d->engine));
     if (!sb_path_is_clean_relative(name) || strchr(name, '/')) {
-        sb_error_set(err, SB_E_CORRUPT, 0, "database name '%s' in the manifest is unsafe",
-                     d->name);
+        sb_error_set(err, SB_E_CORRUPT, 0, "database name '%s' in the manifest is unsafe", d->name);
         goto out;
     }
     if (!(file = sb_path_join(dbdir, name)))
@@ -190,8 +189,7 @@ target_usable(const char *target, bool *exists, struct sb_error *err)
     if (lstat(target, &st) < 0) {
         if (errno == ENOENT)
             return 0;
-        return sb_error_set(err, sb_error_from_errno(errno), errno, "restore target '%s'",
-                            target);
+        return sb_error_set(err, sb_error_from_errno(errno), errno, "restore target '%s'", target);
     }
     if (!S_ISDIR(st.st_mode))
         return sb_error_set(err, SB_E_CANTCREATE, 0,
@@ -338,8 +336,7 @@ sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
         goto out;
     }
     if (rename(tmp, opts->target) < 0) {
-        sb_error_set(err, SB_E_CANTCREATE, errno, "cannot rename '%s' to '%s'", tmp,
-                     opts->target);
+        sb_error_set(err, SB_E_CANTCREATE, errno, "cannot rename '%s' to '%s'", tmp, opts->target);
         goto out;
     }
     tmp_made = false;

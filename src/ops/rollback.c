@@ -46,8 +46,8 @@ sb_release_current(const struct sb_config *cfg, char **name, struct sb_error *er
     }
     target[n] = '\0';
     if (!realpath(link, real_target)) {
-        sb_error_set(err, SB_E_CONFIG, errno, "'%s' points to '%s', which cannot be resolved",
-                     link, target);
+        sb_error_set(err, SB_E_CONFIG, errno, "'%s' points to '%s', which cannot be resolved", link,
+                     target);
         goto out;
     }
     if (!realpath(releases, real_releases)) {
@@ -140,8 +140,7 @@ sb_release_switch(const struct sb_config *cfg, const char *name, struct sb_error
                  name);
     else
         snprintf(target, sizeof(target), "%s/%s", cfg->release.releases_dir, name);
-    if (snprintf(tmp, sizeof(tmp), "%s.snapback-tmp-%ld", link, (long)getpid()) >=
-        (int)sizeof(tmp))
+    if (snprintf(tmp, sizeof(tmp), "%s.snapback-tmp-%ld", link, (long)getpid()) >= (int)sizeof(tmp))
         return sb_error_set(err, SB_E_CONFIG, 0, "path '%s' is too long", link);
     unlink(tmp);
     if (symlink(target, tmp) < 0)
@@ -269,8 +268,8 @@ sb_rollback_plan_make(const struct sb_config *cfg, struct sb_repo *repo,
             }
             plan->to_release = sb_strdup(m->release.name);
             for (size_t idx = 0; idx < n; idx++)
-                plan->release_on_disk = plan->release_on_disk || !strcmp(names[idx],
-                                                                         m->release.name);
+                plan->release_on_disk =
+                    plan->release_on_disk || !strcmp(names[idx], m->release.name);
             if (!plan->release_on_disk)
                 plan->release_snapshot = sb_strdup(id);
             plan->db_snapshot = id; /* --to SNAPSHOT: its own databases */
@@ -349,10 +348,8 @@ bring_release_back(const struct sb_config *cfg, struct sb_repo *repo, const char
                    const char *name, struct sb_error *err)
 {
     char tmp[PATH_MAX], final[PATH_MAX];
-    snprintf(tmp, sizeof(tmp), "%s/%s/.%s.tmp", cfg->release.root, cfg->release.releases_dir,
-             name);
-    snprintf(final, sizeof(final), "%s/%s/%s", cfg->release.root, cfg->release.releases_dir,
-             name);
+    snprintf(tmp, sizeof(tmp), "%s/%s/.%s.tmp", cfg->release.root, cfg->release.releases_dir, name);
+    snprintf(final, sizeof(final), "%s/%s/%s", cfg->release.root, cfg->release.releases_dir, name);
     struct sb_manifest *m = NULL;
     int rc = -1;
     if (sb_remove_tree(tmp, err) < 0) /* left by an interrupted run */
@@ -455,9 +452,10 @@ sb_rollback_execute(const struct sb_config *cfg, struct sb_repo *repo,
     /* 5. the database */
     if (plan->with_database) {
         if (restore_databases(cfg, repo, plan->db_snapshot, err) < 0)
-            return sb_error_wrap(err, "rollback aborted before switching releases; the "
-                                      "database restore runs in one transaction per database "
-                                      "(PostgreSQL), current still points to '%s'",
+            return sb_error_wrap(err,
+                                 "rollback aborted before switching releases; the "
+                                 "database restore runs in one transaction per database "
+                                 "(PostgreSQL), current still points to '%s'",
                                  plan->from_release);
         res->database_restored = true;
     }
@@ -465,8 +463,7 @@ sb_rollback_execute(const struct sb_config *cfg, struct sb_repo *repo,
     if (sb_release_switch(cfg, plan->to_release, err) < 0)
         return -1;
     res->switched = true;
-    sb_info("current now points to release '%s' (was '%s')", plan->to_release,
-            plan->from_release);
+    sb_info("current now points to release '%s' (was '%s')", plan->to_release, plan->from_release);
     /* 7. after_rollback, then health */
     env.event = "after_rollback";
     int rc = sb_hook_run(&cfg->hooks.after_rollback, &env, cfg->hooks.timeout_s, err);
@@ -489,8 +486,9 @@ sb_rollback_execute(const struct sb_config *cfg, struct sb_repo *repo,
         if (!res->safety_snapshot[0] ||
             restore_databases(cfg, repo, res->safety_snapshot, &rerr) < 0) {
             *err = rerr;
-            return sb_error_wrap(err, "release reverted to '%s' but the DATABASE could not be "
-                                      "put back%s",
+            return sb_error_wrap(err,
+                                 "release reverted to '%s' but the DATABASE could not be "
+                                 "put back%s",
                                  plan->from_release,
                                  res->safety_snapshot[0] ? "" : " (no safety snapshot)");
         }
@@ -504,8 +502,9 @@ sb_rollback_execute(const struct sb_config *cfg, struct sb_repo *repo,
     *err = first;
     if (err->code == SB_E_IO)
         err->code = SB_E_UNAVAILABLE;
-    return sb_error_wrap(err, "rollback to '%s' reverted: the previous release '%s'%s is live "
-                              "again",
+    return sb_error_wrap(err,
+                         "rollback to '%s' reverted: the previous release '%s'%s is live "
+                         "again",
                          plan->to_release, plan->from_release,
                          res->database_restored ? " and its database" : "");
 }

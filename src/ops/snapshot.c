@@ -208,8 +208,8 @@ static int
 snapshot_shared(const struct sb_config *cfg, struct sb_repo *repo, struct sb_manifest *m,
                 struct sb_error *err)
 {
-    m->shared = calloc(cfg->release.shared_count ? cfg->release.shared_count : 1,
-                       sizeof(*m->shared));
+    m->shared =
+        calloc(cfg->release.shared_count ? cfg->release.shared_count : 1, sizeof(*m->shared));
     if (!m->shared)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
     for (size_t idx = 0; idx < cfg->release.shared_count; idx++) {
@@ -222,8 +222,8 @@ snapshot_shared(const struct sb_config *cfg, struct sb_repo *repo, struct sb_man
         struct stat st;
         if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
             sb_error_set(err, SB_E_NOTFOUND, 0,
-                         "shared path '%s' is not a directory; fix release.shared_paths[%zu]",
-                         dir, idx);
+                         "shared path '%s' is not a directory; fix release.shared_paths[%zu]", dir,
+                         idx);
             free(dir);
             return -1;
         }
@@ -343,8 +343,7 @@ out:
 
 int
 sb_snapshot_run(const struct sb_config *cfg, struct sb_repo *repo,
-                const struct sb_snapshot_opts *opts, struct sb_manifest **out,
-                struct sb_error *err)
+                const struct sb_snapshot_opts *opts, struct sb_manifest **out, struct sb_error *err)
 {
     double started = sb_now_monotonic();
     unsigned parts = opts->parts ? opts->parts : SB_PART_ALL;
@@ -372,8 +371,7 @@ sb_snapshot_run(const struct sb_config *cfg, struct sb_repo *repo,
     bool want_release = cfg->has_release && (parts & (SB_PART_RELEASE | SB_PART_SHARED));
     bool want_db = cfg->database_count > 0 && (parts & SB_PART_DB);
     if (!want_release && !want_db) {
-        sb_error_set(err, SB_E_USAGE, 0,
-                     "nothing to snapshot: the config has no %s",
+        sb_error_set(err, SB_E_USAGE, 0, "nothing to snapshot: the config has no %s",
                      (parts & SB_PART_DB) ? "database" : "release");
         goto out;
     }
@@ -427,8 +425,7 @@ sb_parts_parse(const char *text, unsigned *parts, struct sb_error *err)
             *parts |= SB_PART_DB;
         else {
             rc = sb_error_set(err, SB_E_USAGE, 0,
-                              "--only: unknown part '%s'; use a list of release, shared, db",
-                              tok);
+                              "--only: unknown part '%s'; use a list of release, shared, db", tok);
             break;
         }
     }

@@ -66,8 +66,8 @@ verify_full_tree(const struct sb_verify_opts *opts, struct sb_istream *in, uint6
 /* --restore-db: the dump into a scratch database (or temp SQLite file), a probe, a drop. */
 static int
 verify_restore_db(const struct sb_verify_opts *opts, const struct sb_manifest *m,
-                  const struct sb_manifest_db *d, struct sb_istream *in,
-                  struct sb_verify_object *v, struct sb_error *err)
+                  const struct sb_manifest_db *d, struct sb_istream *in, struct sb_verify_object *v,
+                  struct sb_error *err)
 {
     const struct sb_db_config *db = config_db(opts->cfg, d->name);
     if (!db)
@@ -166,10 +166,9 @@ sb_verify_run(struct sb_repo *repo, const struct sb_manifest *m, const struct sb
         }
         if (rc == 0 && m->has_release && !strcmp(o->name, m->release.object) &&
             v->entries != m->release.entries)
-            rc = sb_error_set(&oerr, SB_E_CORRUPT, 0,
-                              "the release has %llu entries, the manifest records %llu",
-                              (unsigned long long)v->entries,
-                              (unsigned long long)m->release.entries);
+            rc = sb_error_set(
+                &oerr, SB_E_CORRUPT, 0, "the release has %llu entries, the manifest records %llu",
+                (unsigned long long)v->entries, (unsigned long long)m->release.entries);
         sb_istream_free(in);
         v->ok = rc == 0;
         if (!v->ok) {

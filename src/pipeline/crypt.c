@@ -277,16 +277,15 @@ decrypt_next_chunk(struct decrypt_istream *ds, struct sb_error *err)
                             "truncated: the object ends at byte %llu before its final chunk",
                             (unsigned long long)ds->stored_offset);
     if (n < ABYTES)
-        return sb_error_set(err, SB_E_CORRUPT, 0,
-                            "truncated: chunk %llu at byte %llu is only %zu bytes long",
-                            (unsigned long long)ds->chunk_idx,
-                            (unsigned long long)ds->stored_offset, n);
+        return sb_error_set(
+            err, SB_E_CORRUPT, 0, "truncated: chunk %llu at byte %llu is only %zu bytes long",
+            (unsigned long long)ds->chunk_idx, (unsigned long long)ds->stored_offset, n);
     unsigned long long plen = 0;
     unsigned char tag = 0;
     const unsigned char *ad = ds->chunk_idx == 0 ? ds->header : NULL;
     size_t adlen = ds->chunk_idx == 0 ? HEADER_LEN : 0;
-    if (crypto_secretstream_xchacha20poly1305_pull(ds->state, ds->plain, &plen, &tag, ds->cipher,
-                                                   n, ad, adlen) != 0)
+    if (crypto_secretstream_xchacha20poly1305_pull(ds->state, ds->plain, &plen, &tag, ds->cipher, n,
+                                                   ad, adlen) != 0)
         return sb_error_set(err, SB_E_CORRUPT, 0,
                             "chunk %llu at byte %llu fails authentication: the data is corrupt "
                             "or was tampered with",
@@ -295,10 +294,9 @@ decrypt_next_chunk(struct decrypt_istream *ds, struct sb_error *err)
     if (tag == crypto_secretstream_xchacha20poly1305_TAG_FINAL) {
         ds->final_seen = true;
     } else if (tag != crypto_secretstream_xchacha20poly1305_TAG_MESSAGE || n < want) {
-        return sb_error_set(err, SB_E_CORRUPT, 0,
-                            "truncated: chunk %llu at byte %llu is short and not final",
-                            (unsigned long long)ds->chunk_idx,
-                            (unsigned long long)ds->stored_offset);
+        return sb_error_set(
+            err, SB_E_CORRUPT, 0, "truncated: chunk %llu at byte %llu is short and not final",
+            (unsigned long long)ds->chunk_idx, (unsigned long long)ds->stored_offset);
     }
     ds->stored_offset += n;
     ds->chunk_idx++;
@@ -421,8 +419,8 @@ sb_decrypt_istream_new(struct sb_istream *up, const struct sb_key *key, struct s
     const unsigned char *nonce = h + FIXED_LEN;
     const unsigned char *boxed = nonce + crypto_secretbox_NONCEBYTES;
     crypto_kdf_derive_from_key(wrap_key, SB_KEY_BYTES, KDF_ID_WRAP, KDF_CONTEXT, key->bytes);
-    if (crypto_secretbox_open_easy(file_key, boxed, crypto_secretbox_MACBYTES + SB_KEY_BYTES,
-                                   nonce, wrap_key) != 0) {
+    if (crypto_secretbox_open_easy(file_key, boxed, crypto_secretbox_MACBYTES + SB_KEY_BYTES, nonce,
+                                   wrap_key) != 0) {
         sb_error_set(err, SB_E_CORRUPT, 0,
                      "cannot unwrap the file key (bytes %d-%d): wrong key, or the header is "
                      "corrupt",

@@ -134,8 +134,7 @@ hash_ifree(struct sb_istream *s)
 static const struct sb_istream_ops hash_istream_ops = {hash_read, hash_ifree};
 
 struct sb_istream *
-sb_hash_istream_new(struct sb_istream *up, const struct sb_digest *expect,
-                    struct sb_digest *result)
+sb_hash_istream_new(struct sb_istream *up, const struct sb_digest *expect, struct sb_digest *result)
 {
     struct hash_istream *hs = calloc(1, sizeof(*hs));
     if (!hs) {

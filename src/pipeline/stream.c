@@ -39,8 +39,7 @@ sb_istream_read(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct
 }
 
 int
-sb_istream_read_full(struct sb_istream *s, void *buf, size_t cap, size_t *got,
-                     struct sb_error *err)
+sb_istream_read_full(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err)
 {
     size_t total = 0;
     while (total < cap) {

@@ -329,8 +329,7 @@ thread_ifree(struct sb_istream *s)
 static const struct sb_istream_ops thread_istream_ops = {thread_iread, thread_ifree};
 
 struct sb_istream *
-sb_thread_istream_new(struct sb_istream *up, size_t block_size, size_t depth,
-                      struct sb_error *err)
+sb_thread_istream_new(struct sb_istream *up, size_t block_size, size_t depth, struct sb_error *err)
 {
     struct thread_istream *ts = calloc(1, sizeof(*ts));
     if (!ts) {

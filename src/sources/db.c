@@ -208,14 +208,21 @@ static void
 classify(struct sb_error *err, const char *output)
 {
     static const char *const unavailable[] = {
-        "could not connect", "Connection refused", "No such file or directory",
-        "could not translate host name", "is the server running", "Can't connect",
-        "Unknown MySQL server host", "timeout expired", "Lost connection",
+        "could not connect",         "Connection refused",
+        "No such file or directory", "could not translate host name",
+        "is the server running",     "Can't connect",
+        "Unknown MySQL server host", "timeout expired",
+        "Lost connection",
     };
     static const char *const refused[] = {
-        "password authentication failed", "no password supplied", "Peer authentication failed",
-        "Access denied", "permission denied", "authentication failed",
-        "pg_hba.conf rejects", "does not exist\n" /* a role */,
+        "password authentication failed",
+        "no password supplied",
+        "Peer authentication failed",
+        "Access denied",
+        "permission denied",
+        "authentication failed",
+        "pg_hba.conf rejects",
+        "does not exist\n" /* a role */,
     };
     if (!output)
         return;
@@ -338,8 +345,9 @@ pg_database_exists(const struct sb_db_config *db, const struct client_env *ce, c
     argv[argc++] = "postgres";
     char query[600];
     size_t q = 0;
-    q += (size_t)snprintf(query + q, sizeof(query) - q, "SELECT count(*) FROM pg_database WHERE "
-                                                        "datname = '");
+    q += (size_t)snprintf(query + q, sizeof(query) - q,
+                          "SELECT count(*) FROM pg_database WHERE "
+                          "datname = '");
     for (const char *c = name; *c && q + 3 < sizeof(query); c++) {
         if (*c == '\'')
             query[q++] = '\'';
@@ -458,8 +466,7 @@ mysql_program(const char *mariadb_name, const char *mysql_name)
 }
 
 static size_t
-mysql_base_args(const struct client_env *ce, const char *program, const char **argv,
-                char *defaults)
+mysql_base_args(const struct client_env *ce, const char *program, const char **argv, char *defaults)
 {
     size_t argc = 0;
     argv[argc++] = program;
@@ -772,8 +779,8 @@ sb_db_probe(const struct sb_db_config *db, const char *state_dir, struct sb_db_i
         int r = sqlite3_open_v2(db->path, &h, SQLITE_OPEN_READONLY, NULL);
         if (r == SQLITE_OK)
             r = sqlite3_exec(h, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
-        int rc = r == SQLITE_OK ? 0 : sqlite_error(err, h, r, "cannot read SQLite database",
-                                                   db->path);
+        int rc =
+            r == SQLITE_OK ? 0 : sqlite_error(err, h, r, "cannot read SQLite database", db->path);
         sqlite3_close(h);
         return rc;
     }
@@ -963,8 +970,8 @@ sb_db_drop_leftovers(const struct sb_db_config *db, const char *prefix, const ch
                                  "'snapback\\_verify\\_%'"
                                : "SHOW DATABASES LIKE 'snapback\\_verify\\_%'";
     char *out = NULL;
-    if (sb_db_query(db, db->engine == SB_DB_POSTGRESQL ? "postgres" : "", list_sql, state_dir,
-                    &out, err) < 0) {
+    if (sb_db_query(db, db->engine == SB_DB_POSTGRESQL ? "postgres" : "", list_sql, state_dir, &out,
+                    err) < 0) {
         free(out);
         return -1;
     }

@@ -182,8 +182,8 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
                     break;
                 if (r != ARCHIVE_OK) {
                     if (!ts.failed)
-                        sb_error_set(err, SB_E_CORRUPT, 0, "cannot read the data of '%s': %s",
-                                     name, archive_error_string(tar));
+                        sb_error_set(err, SB_E_CORRUPT, 0, "cannot read the data of '%s': %s", name,
+                                     archive_error_string(tar));
                     goto out;
                 }
                 if (archive_write_data_block(disk, block, size, offset) != ARCHIVE_OK) {
@@ -194,8 +194,8 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
             }
         }
         if (archive_write_finish_entry(disk) != ARCHIVE_OK) {
-            sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot finish '%s/%s': %s", dest,
-                         name, archive_error_string(disk));
+            sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot finish '%s/%s': %s", dest, name,
+                         archive_error_string(disk));
             goto out;
         }
     }

@@ -42,8 +42,7 @@ fp_dir(struct fp_walk *w, int dir_fd, const char *rel)
     DIR *d = fdopendir(dir_fd);
     if (!d) {
         close(dir_fd);
-        return sb_error_set(w->err, SB_E_IO, errno, "cannot read directory '%s/%s'", w->root,
-                            rel);
+        return sb_error_set(w->err, SB_E_IO, errno, "cannot read directory '%s/%s'", w->root, rel);
     }
     int rc = -1;
     char **names = NULL;
@@ -73,9 +72,9 @@ fp_dir(struct fp_walk *w, int dir_fd, const char *rel)
             goto out;
         }
         char line[PATH_MAX + 200];
-        int len = snprintf(line, sizeof(line), "%s%c%o %lld %lld.%09ld", path, 0,
-                           (unsigned)st.st_mode, (long long)st.st_size,
-                           (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+        int len =
+            snprintf(line, sizeof(line), "%s%c%o %lld %lld.%09ld", path, 0, (unsigned)st.st_mode,
+                     (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
         crypto_generichash_update(&w->state, (const unsigned char *)line, (size_t)len);
         if (S_ISLNK(st.st_mode)) {
             char target[PATH_MAX];
@@ -241,9 +240,8 @@ sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries, stru
             for (;;) {
                 la_ssize_t n = archive_read_data(disk, buf, READ_STEP);
                 if (n < 0) {
-                    sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot read '%s/%s': %s",
-                                 dir, archive_entry_pathname(to_write),
-                                 archive_error_string(disk));
+                    sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot read '%s/%s': %s", dir,
+                                 archive_entry_pathname(to_write), archive_error_string(disk));
                     goto out;
                 }
                 if (n == 0)

@@ -29,9 +29,8 @@ local_path(struct local_store *ls, const char *rel, struct sb_error *err)
     return p;
 }
 
-static int
-local_open_read(struct sb_store *st, const char *path, struct sb_istream **out,
-                struct sb_error *err);
+static int local_open_read(struct sb_store *st, const char *path, struct sb_istream **out,
+                           struct sb_error *err);
 
 /* --- atomic writer --- */
 
@@ -140,8 +139,8 @@ local_open_write(struct sb_store *st, const char *path, unsigned flags, struct s
     }
     lw->fd = open(lw->partial_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
     if (lw->fd < 0) {
-        sb_error_set(err, errno == ENOSPC ? SB_E_IO : SB_E_CANTCREATE, errno,
-                     "cannot create '%s'", lw->partial_path);
+        sb_error_set(err, errno == ENOSPC ? SB_E_IO : SB_E_CANTCREATE, errno, "cannot create '%s'",
+                     lw->partial_path);
         goto fail;
     }
     *out = &lw->base;
@@ -221,8 +220,7 @@ name_cmp(const void *a, const void *b)
 }
 
 static int
-local_list(struct sb_store *st, const char *dir, char ***names, size_t *count,
-           struct sb_error *err)
+local_list(struct sb_store *st, const char *dir, char ***names, size_t *count, struct sb_error *err)
 {
     struct local_store *ls = (struct local_store *)st;
     *names = NULL;

@@ -34,7 +34,7 @@ static const char *test_current_name;
     do {                                                                                           \
         test_failed_checks++;                                                                      \
         test_current_failed = 1;                                                                   \
-        printf("  %s:%d: %s: ", __FILE__, __LINE__, test_current_name);                          \
+        printf("  %s:%d: %s: ", __FILE__, __LINE__, test_current_name);                            \
         printf(__VA_ARGS__);                                                                       \
         printf("\n");                                                                              \
     } while (0)
@@ -56,7 +56,7 @@ static const char *test_current_name;
     do {                                                                                           \
         const char *g_ = (got), *w_ = (want);                                                      \
         if (!g_ || !w_ || strcmp(g_, w_) != 0)                                                     \
-            TEST_FAIL("%s:\n    got  '%s'\n    want '%s'", #got, g_ ? g_ : "(null)",              \
+            TEST_FAIL("%s:\n    got  '%s'\n    want '%s'", #got, g_ ? g_ : "(null)",               \
                       w_ ? w_ : "(null)");                                                         \
     } while (0)
 

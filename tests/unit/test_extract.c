@@ -19,7 +19,7 @@
 
 struct tar_entry {
     const char *path;
-    int type; /* AE_IFREG, AE_IFDIR, AE_IFLNK, or 0 for a hard link */
+    int type;            /* AE_IFREG, AE_IFDIR, AE_IFLNK, or 0 for a hard link */
     const char *link;    /* symlink target or hard link target */
     const char *content; /* regular files */
 };
@@ -129,10 +129,14 @@ test_hostile_entries_refused(void)
         size_t count;
         const char *msg;
     } cases[] = {
-        {"dotdot", {{"../outside/x", AE_IFREG, NULL, "pwned"}}, 1,
+        {"dotdot",
+         {{"../outside/x", AE_IFREG, NULL, "pwned"}},
+         1,
          "refusing archive entry '../outside/x': path leaves the target directory (the archive "
          "is hostile or corrupt)"},
-        {"dotdot-inner", {{"a/../../outside/x", AE_IFREG, NULL, "pwned"}}, 1,
+        {"dotdot-inner",
+         {{"a/../../outside/x", AE_IFREG, NULL, "pwned"}},
+         1,
          "refusing archive entry 'a/../../outside/x': path leaves the target directory (the "
          "archive is hostile or corrupt)"},
         {"absolute", {{abs_outside_file, AE_IFREG, NULL, "pwned"}}, 1, NULL},
@@ -144,10 +148,14 @@ test_hostile_entries_refused(void)
          {{"root", AE_IFLNK, "/", NULL}, {"root/tmp/snapback-pwned", AE_IFREG, NULL, "x"}},
          2,
          NULL},
-        {"hardlink-absolute", {{"h", 0, "/etc/passwd", NULL}}, 1,
+        {"hardlink-absolute",
+         {{"h", 0, "/etc/passwd", NULL}},
+         1,
          "entry 'h': refusing archive entry '/etc/passwd': absolute hard link target (the "
          "archive is hostile or corrupt)"},
-        {"hardlink-dotdot", {{"h", 0, "../outside/victim", NULL}}, 1,
+        {"hardlink-dotdot",
+         {{"h", 0, "../outside/victim", NULL}},
+         1,
          "entry 'h': refusing archive entry '../outside/victim': hard link target leaves the "
          "target directory (the archive is hostile or corrupt)"},
         {"hardlink-through-symlink",
@@ -173,8 +181,8 @@ test_hostile_entries_refused(void)
         else if (err.code != SB_E_CORRUPT)
             TEST_FAIL("case %s: code %d (%s)", cases[idx].name, err.code, err.msg);
         else if (cases[idx].msg && strcmp(err.msg, cases[idx].msg) != 0)
-            TEST_FAIL("case %s: message\n    got  '%s'\n    want '%s'", cases[idx].name,
-                      err.msg, cases[idx].msg);
+            TEST_FAIL("case %s: message\n    got  '%s'\n    want '%s'", cases[idx].name, err.msg,
+                      cases[idx].msg);
         /* nothing outside changed: only the victim is there, unchanged */
         EXPECT_INT(count_entries(outside), 1);
         char buf[32] = "";

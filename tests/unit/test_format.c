@@ -66,8 +66,8 @@ test_key(void)
 
 /* Encrypts plain into a new buffer with the chain of a real object. */
 static int
-encode(const struct sb_key *key, uint32_t chunk, const void *plain, size_t len,
-       unsigned char **out, size_t *out_len, struct sb_object_result *res, struct sb_error *err)
+encode(const struct sb_key *key, uint32_t chunk, const void *plain, size_t len, unsigned char **out,
+       size_t *out_len, struct sb_object_result *res, struct sb_error *err)
 {
     struct sb_ostream *mem = sb_mem_ostream_new(out, out_len);
     struct sb_ostream *w = NULL;
@@ -180,7 +180,8 @@ static unsigned char *
 random_data(size_t len)
 {
     unsigned char *p = malloc(len);
-    randombytes_buf_deterministic(p, len, (const unsigned char *)"0123456789abcdef0123456789abcdef");
+    randombytes_buf_deterministic(p, len,
+                                  (const unsigned char *)"0123456789abcdef0123456789abcdef");
     return p;
 }
 
@@ -422,7 +423,7 @@ test_manifest_roundtrip_and_malformed(void)
         {"{\"format\":2}", "malformed manifest: unsupported format"},
         {"{\"format\":1,\"id\":\"x\",\"app\":\"a\",\"created_at\":\"2026-11-24T14:30:00Z\","
          "\"release\":null,\"shared\":[],\"databases\":[],\"objects\":[{\"name\":\"../x\","
-         "\"stored_size\":1,\"plain_size\":1,\"blake2b\":\"" 
+         "\"stored_size\":1,\"plain_size\":1,\"blake2b\":\""
          "0000000000000000000000000000000000000000000000000000000000000000\"}]}",
          "malformed manifest: objects[].name"},
         {"{\"format\":1,\"id\":\"x\",\"app\":\"a\",\"created_at\":\"2026-11-24T14:30:00Z\","
