@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "snapback/core.h"
@@ -38,8 +39,17 @@ sb_lock_acquire(const char *state_dir, const char *command, struct sb_lock **out
             sb_error_set(err, SB_E_IO, errno, "cannot lock '%s'", path);
             goto out;
         }
+        /* The holder writes its pid just after locking: give it a moment if we came in
+         * between. */
         char holder[128] = "";
-        ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+        ssize_t n = 0;
+        for (int tries = 0; tries < 50 && n <= 0; tries++) {
+            n = pread(fd, holder, sizeof(holder) - 1, 0);
+            if (n <= 0) {
+                struct timespec ts = {0, 2 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+            }
+        }
         holder[n > 0 ? n : 0] = '\0';
         char *nl = strchr(holder, '\n');
         if (nl)

@@ -74,6 +74,102 @@ check_name(const char *name, const char *what, struct sb_error *err)
     return rc;
 }
 
+/* The symlinks the archive created so far, so that an entry (or a hard-link target) whose
+ * path goes through one is refused in every mode, verify included: restoring it would write
+ * through the link (libarchive's SECURE_SYMLINKS refuses it too, but only when writing).
+ * Memory grows with the number of symlinks, not with the data. */
+struct link_set {
+    char **slots;
+    size_t cap, count;
+};
+
+static uint64_t
+name_hash(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t idx = 0; idx < len; idx++)
+        h = (h ^ (unsigned char)s[idx]) * 1099511628211ull;
+    return h;
+}
+
+static char **
+link_slot(struct link_set *ls, const char *name, size_t len)
+{
+    size_t idx = (size_t)(name_hash(name, len) & (ls->cap - 1));
+    while (ls->slots[idx] &&
+           (strlen(ls->slots[idx]) != len || memcmp(ls->slots[idx], name, len) != 0))
+        idx = (idx + 1) & (ls->cap - 1);
+    return &ls->slots[idx];
+}
+
+static bool
+link_set_has(const struct link_set *ls, const char *name, size_t len)
+{
+    if (!ls->count)
+        return false;
+    return *link_slot((struct link_set *)ls, name, len) != NULL;
+}
+
+static int
+link_set_add(struct link_set *ls, const char *name)
+{
+    if ((ls->count + 1) * 2 > ls->cap) {
+        struct link_set bigger = {NULL, ls->cap ? ls->cap * 2 : 64, 0};
+        if (!(bigger.slots = calloc(bigger.cap, sizeof(char *))))
+            return -1;
+        for (size_t idx = 0; idx < ls->cap; idx++)
+            if (ls->slots[idx]) {
+                *link_slot(&bigger, ls->slots[idx], strlen(ls->slots[idx])) = ls->slots[idx];
+                bigger.count++;
+            }
+        free(ls->slots);
+        *ls = bigger;
+    }
+    char **slot = link_slot(ls, name, strlen(name));
+    if (*slot)
+        return 0;
+    if (!(*slot = sb_strdup(name)))
+        return -1;
+    ls->count++;
+    return 0;
+}
+
+static void
+link_set_release(struct link_set *ls)
+{
+    for (size_t idx = 0; idx < ls->cap; idx++)
+        free(ls->slots[idx]);
+    free(ls->slots);
+}
+
+/* name without "./" in front and "/" at the end */
+static const char *
+normalise(const char *name, char *buf, size_t cap)
+{
+    while (name[0] == '.' && name[1] == '/')
+        name += 2;
+    snprintf(buf, cap, "%s", name);
+    size_t len = strlen(buf);
+    while (len > 1 && buf[len - 1] == '/')
+        buf[--len] = '\0';
+    return buf;
+}
+
+static int
+check_through_links(const struct link_set *ls, const char *name, const char *what,
+                    struct sb_error *err)
+{
+    char buf[4096];
+    const char *n = normalise(name, buf, sizeof(buf));
+    for (const char *slash = strchr(n, '/'); slash; slash = strchr(slash + 1, '/'))
+        if (link_set_has(ls, n, (size_t)(slash - n)))
+            return sb_error_set(err, SB_E_CORRUPT, 0,
+                                "refusing archive entry '%s': its %s goes through the symlink "
+                                "'%.*s' (the archive is hostile or corrupt)",
+                                name, what, (int)(slash - n), n);
+    return 0;
+}
+
 int
 sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mode,
                 uint64_t *entries, struct sb_error *err)
@@ -85,6 +181,7 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
     int rc = -1, saved_cwd = -1;
     uint64_t count = 0;
     bool in_dest = false, root_time_set = false;
+    struct link_set links = {NULL, 0, 0};
     struct timespec root_mtime = {0, 0};
     if (!ts.buf || !tar) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
@@ -147,6 +244,17 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
         if (hardlink && check_name(hardlink, "hard link target", err) < 0) {
             sb_error_wrap(err, "entry '%s'", name);
             goto out;
+        }
+        if (!is_root &&
+            (check_through_links(&links, name, "path", err) < 0 ||
+             (hardlink && check_through_links(&links, hardlink, "hard link target", err) < 0)))
+            goto out;
+        if (!is_root && archive_entry_filetype(entry) == AE_IFLNK && !hardlink) {
+            char buf[4096];
+            if (link_set_add(&links, normalise(name, buf, sizeof(buf))) < 0) {
+                sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+                goto out;
+            }
         }
         if (!is_root)
             count++;
@@ -225,6 +333,7 @@ out:
         rc = sb_error_set(err, SB_E_IO, errno, "cannot return to the working directory");
     if (saved_cwd >= 0)
         close(saved_cwd);
+    link_set_release(&links);
     if (disk)
         archive_write_free(disk);
     if (tar)

@@ -62,7 +62,8 @@ fp_dir(struct fp_walk *w, int dir_fd, const char *rel)
             goto oom;
         n++;
     }
-    qsort(names, n, sizeof(*names), cmp_names);
+    if (n > 1)
+        qsort(names, n, sizeof(*names), cmp_names);
     for (size_t idx = 0; idx < n; idx++) {
         struct stat st;
         char path[PATH_MAX];

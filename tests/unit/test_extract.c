@@ -211,6 +211,23 @@ test_verify_mode_refuses_too(void)
                "hostile or corrupt)");
     sb_istream_free(in);
     free(mb.data);
+    /* a symlink and then an entry through it: refused without writing anything too */
+    struct tar_entry through[] = {{"lnk", AE_IFLNK, "/", NULL}, {"lnk/etc/x", AE_IFREG, NULL, "x"}};
+    mb = make_tar(through, 2);
+    in = sb_mem_istream_new(mb.data, mb.len);
+    EXPECT_ERR(sb_tree_extract(in, NULL, SB_EXTRACT_LIST, NULL, &err), &err, SB_E_CORRUPT,
+               "refusing archive entry 'lnk/etc/x': its path goes through the symlink 'lnk' (the "
+               "archive is hostile or corrupt)");
+    sb_istream_free(in);
+    free(mb.data);
+    struct tar_entry hard[] = {{"d/lnk", AE_IFLNK, "/etc", NULL}, {"h", 0, "d/lnk/passwd", NULL}};
+    mb = make_tar(hard, 2);
+    in = sb_mem_istream_new(mb.data, mb.len);
+    EXPECT_ERR(sb_tree_extract(in, NULL, SB_EXTRACT_LIST, NULL, &err), &err, SB_E_CORRUPT,
+               "refusing archive entry 'd/lnk/passwd': its hard link target goes through the "
+               "symlink 'd/lnk' (the archive is hostile or corrupt)");
+    sb_istream_free(in);
+    free(mb.data);
 }
 
 static void
