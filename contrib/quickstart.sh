@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # snapback in five minutes, on a fresh Debian 12: installs the build dependencies, builds
-# snapback, creates a demo app (Capistrano layout: two releases, current, shared uploads) in a
+# snapback, creates a demo app (Capistrano layout: two releases, current, shared uploads, a
+# SQLite database) in a
 # temp dir, and takes it through keygen, init, snapshot, list, a second snapshot (the unchanged
 # release is not stored again), show, restore into a new directory, a diff against the live
 # release, and verify. Every step prints its command and its result; the first failure stops
@@ -136,12 +137,22 @@ make_demo() {
     head -c 65536 /dev/urandom >"$APP/shared/public/uploads/avatar.png"
     echo "quarterly report" >"$APP/shared/public/uploads/report.pdf"
     head -c 300000 /dev/urandom >"$APP/shared/public/uploads/2026/11/photo 1.jpg"
+    mkdir -p "$APP/shared/db"
+    python3 - "$APP/shared/db/shop.sqlite3" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("CREATE TABLE orders(id INTEGER PRIMARY KEY, customer TEXT, total INTEGER)")
+c.executemany("INSERT INTO orders(customer, total) VALUES (?, ?)",
+              [("customer %d" % i, i * 7 % 1000) for i in range(1, 1001)])
+c.commit()
+PY
     mkdir -p "$DEMO/keys"
     chmod 0700 "$DEMO/keys"
     cat >"$DEMO/snapback.json" <<EOF
 {
   "app": "shop",
   "release": { "root": "$APP", "shared_paths": ["shared/public/uploads"] },
+  "databases": [ { "name": "main", "engine": "sqlite", "path": "$APP/shared/db/shop.sqlite3" } ],
   "repository": { "url": "$DEMO/repo" },
   "key_file": "$DEMO/keys/shop.key",
   "state_dir": "$DEMO/state"
@@ -193,6 +204,34 @@ step --show "readlink \$DEMO/restored/current" "current points to the restored r
     test "$(readlink "$DEMO/restored/current")" = releases/20261123T090000Z
 step "verify the newest snapshot" sb verify latest
 step "verify every snapshot" sb verify --all
+step "verify, restoring the database into a scratch copy" sb verify latest --restore-db
+step --show "python3: SELECT count(*) FROM orders in \$DEMO/restored/databases/main.sqlite3" \
+    "the restored database has the 1000 orders" \
+    python3 -c 'import sqlite3,sys; n=sqlite3.connect(sys.argv[1]).execute("select count(*) from orders").fetchone()[0]; print(n, "orders"); sys.exit(n != 1000)' "$DEMO/restored/databases/main.sqlite3"
+step "snapshot before a deploy" sb snapshot --tag pre-deploy
+deploy() {
+    cp -a "$APP/releases/20261123T090000Z" "$APP/releases/20261124T120000Z"
+    echo 20261124T120000Z >"$APP/releases/20261124T120000Z/REVISION"
+    ln -sfn releases/20261124T120000Z "$APP/current.new" && mv -T "$APP/current.new" "$APP/current"
+    python3 - "$APP/shared/db/shop.sqlite3" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.execute("ALTER TABLE orders ADD COLUMN currency TEXT DEFAULT 'EUR'")
+c.execute("DELETE FROM orders WHERE id > 500")
+c.commit()
+print("release 20261124T120000Z is live; the migration added a column and deleted 500 orders")
+PY
+}
+step --show "cp -a releases/...; ln -sfn; mv -T current.new current; sqlite3: ALTER TABLE, DELETE" \
+    "deploy a (bad) release: current switched, the database migrated" deploy
+step "the releases: current marked" sb releases
+step "rollback --dry-run: the plan, nothing changed" sb rollback --to previous --with-database --dry-run
+step "rollback to the previous release, with the database" sb rollback --to previous --with-database
+step --show "readlink \$DEMO/shop/current" "current points to the previous release again" \
+    test "$(readlink "$APP/current")" = releases/20261123T090000Z
+step --show "python3: SELECT count(*) FROM orders" "the database is back as before the deploy" \
+    python3 -c 'import sqlite3,sys; n=sqlite3.connect(sys.argv[1]).execute("select count(*) from orders").fetchone()[0]; print(n, "orders"); sys.exit(n != 1000)' "$APP/shared/db/shop.sqlite3"
+step "status" sb status
 
 printf '\n%sAll %d steps passed.%s Snapshots: %s and %s.\n' "$G" "$STEP" "$N" "$ID1" "$ID2"
 if ((CLEAN)); then
