@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # snapback in five minutes, on a fresh Debian 12: installs the build dependencies, builds
 # snapback, creates a demo app (Capistrano layout: two releases, current, shared uploads, a
-# SQLite database) in a
-# temp dir, and takes it through keygen, init, snapshot, list, a second snapshot (the unchanged
-# release is not stored again), show, restore into a new directory, a diff against the live
-# release, and verify. Every step prints its command and its result; the first failure stops
+# SQLite database) in a temp dir, and takes it through keygen, init, snapshot, list, a second
+# snapshot (the unchanged release is not stored again), show, restore into a new directory, a
+# diff against the live release, verify (also restoring the database into a scratch copy), a
+# bad deploy rolled back with its database, and status. Every step prints its command and its result; the first failure stops
 # the script with a non-zero exit.
 #
 #   sudo contrib/quickstart.sh [--clean] [--no-install] [--build-dir DIR]

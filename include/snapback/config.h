@@ -55,7 +55,10 @@ struct sb_config {
         char *sftp_host;      /* sftp only */
         int sftp_port;        /* sftp only; default 22 */
         char *identity_file;  /* sftp only, optional */
-        char *known_hosts;    /* sftp only, optional */
+        char *identity_passphrase_file; /* sftp only, optional; needs identity_file */
+        char *known_hosts;    /* sftp only, optional; default ~/.ssh/known_hosts */
+        int timeout_s;        /* sftp: seconds without progress; 1..3600, default 30 */
+        int retries;          /* sftp: reconnects after a drop; 0..20, default 5 */
     } repository;
 
     char *key_file;  /* exactly one of key_file and recipient */

@@ -4,6 +4,8 @@
 #define SNAPBACK_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdint.h>
 
 #include "snapback/config.h"
 #include "snapback/error.h"
@@ -39,15 +41,31 @@ int cmd_show(struct sb_cli *cli, struct sb_error *err);
 int cmd_restore(struct sb_cli *cli, struct sb_error *err);
 int cmd_verify(struct sb_cli *cli, struct sb_error *err);
 int cmd_config(struct sb_cli *cli, struct sb_error *err);
+int cmd_rollback(struct sb_cli *cli, struct sb_error *err);
+int cmd_releases(struct sb_cli *cli, struct sb_error *err);
+extern const struct sb_cmd_help help_rollback, help_releases;
+int cmd_prune(struct sb_cli *cli, struct sb_error *err);
+int cmd_status(struct sb_cli *cli, struct sb_error *err);
+extern const struct sb_cmd_help help_prune, help_status;
+int cmd_daemon(struct sb_cli *cli, struct sb_error *err);
+extern const struct sb_cmd_help help_daemon;
+int cmd_remote(struct sb_cli *cli, struct sb_error *err);
 
 extern const struct sb_cmd_help help_keygen, help_init, help_snapshot, help_list, help_show,
     help_restore, help_verify, help_config;
+extern const struct sb_cmd_help help_remote;
 
 /* Shared by commands: getopt_long over cli->argv with a "-h/--help" entry added. Returns
  * the option char, -1 at the end, '?' after setting err for an unknown/missing argument. */
 struct option;
 int sb_cli_getopt(struct sb_cli *cli, const char *shortopts, const struct option *longopts,
                   const char *name, const struct sb_cmd_help *help, struct sb_error *err);
+/* Writes s as a JSON string literal. */
+void sb_cli_json_string(FILE *f, const char *s);
+/* After a job: the journal line, the metrics file, and the on_error hook when rc < 0. */
+void sb_cli_job_done(struct sb_cli *cli, const char *event, int rc, const char *snapshot,
+                     const char *detail, double duration_s, uint64_t bytes, uint64_t objects,
+                     const struct sb_error *err);
 /* The remaining positional arguments after option parsing. */
 int sb_cli_optind(void);
 

@@ -10,13 +10,17 @@
 #include "snapback/core.h"
 #include "snapback/format.h"
 #include "snapback/ops.h"
+#include "snapback/store.h"
 
 const struct sb_cmd_help help_config = {
     "snapback config check",
     "Validates the config (every key, type and value, errors name the JSON path), the key\n"
     "file (owner, mode 0600, format), the repository (reachable, initialised, opened by the\n"
     "key), the release layout (current -> releases/NAME) and the shared paths. Changes\n"
-    "nothing. Exits with the code of the first problem found.",
+    "nothing. Exits with the code of the first problem found. For an SFTP repository it\n"
+    "also connects, checks the host key against known_hosts, logs in, and checks that the\n"
+    "user can write in the repository path by creating and removing a\n"
+    "'.snapback-write-test-RANDOM' file there.",
     NULL,
 };
 
@@ -35,6 +39,41 @@ report(struct check_state *cs, const char *what, int rc, const struct sb_error *
     printf("FAIL  %s: %s\n", what, err->msg);
     if (cs->failed++ == 0)
         cs->first = *err;
+}
+
+/* The SFTP steps, one line each, up to the first that fails. Returns -1 when one did. */
+static int
+check_remote(const struct sb_config *cfg, struct check_state *cs)
+{
+    struct sb_sftp_probe probe;
+    struct sb_error e = SB_ERROR_INIT;
+    char what[9000];
+    int rc = sb_sftp_probe(cfg, &probe, &e);
+
+    snprintf(what, sizeof(what), "remote %s is reachable%s%s%s", probe.server,
+             probe.banner[0] ? " (" : "", probe.banner, probe.banner[0] ? ")" : "");
+    report(cs, what, probe.failed_at == SB_SFTP_STEP_CONNECT ? -1 : 0, &e);
+    if (probe.failed_at == SB_SFTP_STEP_CONNECT)
+        return -1;
+    snprintf(what, sizeof(what), "host key %s is known in '%s'", probe.host_key, probe.known_hosts);
+    report(cs, what, probe.failed_at == SB_SFTP_STEP_HOSTKEY ? -1 : 0, &e);
+    if (probe.failed_at == SB_SFTP_STEP_HOSTKEY)
+        return -1;
+    if (probe.failed_at == SB_SFTP_STEP_LOGIN)
+        snprintf(what, sizeof(what), "login as '%s'", cfg->repository.sftp_user);
+    else
+        snprintf(what, sizeof(what), "login as '%s' with %s", cfg->repository.sftp_user,
+                 probe.login);
+    report(cs, what, probe.failed_at == SB_SFTP_STEP_LOGIN ? -1 : 0, &e);
+    if (probe.failed_at == SB_SFTP_STEP_LOGIN)
+        return -1;
+    if (rc == 0)
+        snprintf(what, sizeof(what), "remote path '%s' is writable (created and removed '%s')",
+                 probe.path, probe.test_file);
+    else
+        snprintf(what, sizeof(what), "remote path '%s' is writable", probe.path);
+    report(cs, what, rc, &e);
+    return rc;
 }
 
 int
@@ -59,12 +98,17 @@ cmd_config(struct sb_cli *cli, struct sb_error *err)
         report(&cs, what, rc, &e);
     }
 
-    struct sb_repo *repo = NULL;
-    sb_error_clear(&e);
-    int rc = sb_repo_open(cfg, &repo, &e);
-    snprintf(what, sizeof(what), "repository '%s' opens with the key", cfg->repository.url);
-    report(&cs, what, rc, &e);
-    sb_repo_free(repo);
+    int rc = 0;
+    if (cfg->repository.is_sftp)
+        rc = check_remote(cfg, &cs);
+    if (rc == 0) {
+        struct sb_repo *repo = NULL;
+        sb_error_clear(&e);
+        rc = sb_repo_open(cfg, &repo, &e);
+        snprintf(what, sizeof(what), "repository '%s' opens with the key", cfg->repository.url);
+        report(&cs, what, rc, &e);
+        sb_repo_free(repo);
+    }
 
     if (cfg->has_release) {
         char *link = sb_path_join(cfg->release.root, cfg->release.current);

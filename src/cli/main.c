@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "snapback/core.h"
+#include "snapback/hooks.h"
 #include "snapback/ops.h"
 #include "snapback/pipeline.h"
 #include "snapback_version.h"
@@ -37,6 +38,12 @@ static const struct sb_command commands[] = {
     {"restore", cmd_restore, NEEDS_CONFIG | TAKES_LOCK, &help_restore},
     {"verify", cmd_verify, NEEDS_CONFIG, &help_verify},
     {"config", cmd_config, NEEDS_CONFIG, &help_config},
+    {"rollback", cmd_rollback, NEEDS_CONFIG | TAKES_LOCK, &help_rollback},
+    {"releases", cmd_releases, NEEDS_CONFIG, &help_releases},
+    {"prune", cmd_prune, NEEDS_CONFIG | TAKES_LOCK, &help_prune},
+    {"status", cmd_status, NEEDS_CONFIG, &help_status},
+    {"daemon", cmd_daemon, NEEDS_CONFIG, &help_daemon},
+    {"remote", cmd_remote, NEEDS_CONFIG, &help_remote},
 };
 
 #define COMMAND_COUNT (sizeof(commands) / sizeof(commands[0]))
@@ -96,6 +103,45 @@ sb_cli_getopt(struct sb_cli *cli, const char *shortopts, const struct option *lo
         return '?';
     }
     return c;
+}
+
+void
+sb_cli_json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+void
+sb_cli_job_done(struct sb_cli *cli, const char *event, int rc, const char *snapshot,
+                const char *detail, double duration_s, uint64_t bytes, uint64_t objects,
+                const struct sb_error *err)
+{
+    const struct sb_config *cfg = cli->cfg;
+    struct sb_error e = SB_ERROR_INIT;
+    if (sb_journal_append(cfg->state_dir, event, rc == 0 ? "ok" : "failed", snapshot,
+                          rc == 0 ? detail : err->msg, duration_s, &e) < 0)
+        sb_warn("%s", e.msg);
+    sb_error_clear(&e);
+    if (sb_metrics_record(cfg, event, rc == 0, duration_s, bytes, objects, &e) < 0)
+        sb_warn("%s", e.msg);
+    if (rc < 0 && cfg->hooks.on_error.present) {
+        struct sb_hook_env env = {"on_error", cfg->app, snapshot, NULL, err->msg};
+        char ev[64];
+        snprintf(ev, sizeof(ev), "%s_failed", event);
+        env.event = ev;
+        sb_error_clear(&e);
+        if (sb_hook_run(&cfg->hooks.on_error, &env, cfg->hooks.timeout_s, &e) < 0)
+            sb_warn("%s", e.msg);
+    }
 }
 
 int

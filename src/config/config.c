@@ -572,7 +572,10 @@ parse_repository_url(const cJSON *item, const char *path, struct sb_config *cfg,
 static int
 parse_repository(const cJSON *obj, struct sb_config *cfg, struct sb_error *err)
 {
-    static const char *const keys[] = {"url", "identity_file", "known_hosts", NULL};
+    static const char *const keys[] = {
+        "url", "identity_file", "identity_passphrase_file", "known_hosts", "timeout_s", "retries",
+        NULL,
+    };
     const char *parent = "repository";
     char path[JSON_PATH_MAX];
     const cJSON *item;
@@ -590,8 +593,20 @@ parse_repository(const cJSON *obj, struct sb_config *cfg, struct sb_error *err)
     if ((item = member(obj, parent, "identity_file", path)) &&
         conv_abs_path(item, path, &cfg->repository.identity_file, err) < 0)
         return -1;
+    if ((item = member(obj, parent, "identity_passphrase_file", path))) {
+        if (conv_abs_path(item, path, &cfg->repository.identity_passphrase_file, err) < 0)
+            return -1;
+        if (!cfg->repository.identity_file)
+            return config_fail(err, path, "needs repository.identity_file");
+    }
     if ((item = member(obj, parent, "known_hosts", path)) &&
         conv_abs_path(item, path, &cfg->repository.known_hosts, err) < 0)
+        return -1;
+    if ((item = member(obj, parent, "timeout_s", path)) &&
+        conv_int(item, path, 1, 3600, &cfg->repository.timeout_s, err) < 0)
+        return -1;
+    if ((item = member(obj, parent, "retries", path)) &&
+        conv_int(item, path, 0, 20, &cfg->repository.retries, err) < 0)
         return -1;
     return 0;
 }
@@ -954,6 +969,8 @@ sb_config_parse(const char *json, size_t len, const char *path, struct sb_config
     cfg->rollback.auto_revert = true;
     cfg->rollback.health_timeout_s = 60;
     cfg->hooks.timeout_s = 300;
+    cfg->repository.timeout_s = 30;
+    cfg->repository.retries = 5;
     if (parse_root(root, cfg, err) < 0)
         goto out;
 
@@ -1079,6 +1096,7 @@ sb_config_free(struct sb_config *cfg)
     free(cfg->repository.sftp_user);
     free(cfg->repository.sftp_host);
     free(cfg->repository.identity_file);
+    free(cfg->repository.identity_passphrase_file);
     free(cfg->repository.known_hosts);
     free(cfg->key_file);
     free(cfg->recipient);

@@ -21,10 +21,7 @@ int
 sb_repo_store_new(const struct sb_config *cfg, struct sb_store **out, struct sb_error *err)
 {
     if (cfg->repository.is_sftp)
-        return sb_error_set(err, SB_E_UNAVAILABLE, 0,
-                            "repository '%s': SFTP repositories are not supported by this build "
-                            "yet; use a local path",
-                            cfg->repository.url);
+        return sb_store_sftp_new(cfg, out, err);
     return sb_store_local_new(cfg->repository.path, out, err);
 }
 

@@ -201,6 +201,10 @@ test_minimal_defaults(void)
     EXPECT_STR(cfg->repository.path, "/srv/backups");
     EXPECT(cfg->repository.sftp_user == NULL && cfg->repository.sftp_host == NULL);
     EXPECT_INT(cfg->repository.sftp_port, 0);
+    EXPECT(cfg->repository.identity_file == NULL && cfg->repository.known_hosts == NULL);
+    EXPECT(cfg->repository.identity_passphrase_file == NULL);
+    EXPECT_INT(cfg->repository.timeout_s, 30);
+    EXPECT_INT(cfg->repository.retries, 5);
     EXPECT_INT(cfg->max_age_s, 0);
     EXPECT_INT(cfg->compression.level, 3);
     EXPECT_INT(cfg->compression.threads, 0);
@@ -470,6 +474,27 @@ test_bad_configs(void)
          "repository.identity_file: expected an absolute path"},
         {"{" APP "," REL ",'repository':{'url':'sftp://u@h/b','known_hosts':false}}",
          "repository.known_hosts: expected an absolute path"},
+        {"{" APP "," REL ",'repository':{'url':'sftp://u@h/b','identity_file':'/k',"
+         "'identity_passphrase_file':'pass'}}",
+         "repository.identity_passphrase_file: expected an absolute path"},
+        {"{" APP "," REL ",'repository':{'url':'sftp://u@h/b','identity_passphrase_file':'/p'}}",
+         "repository.identity_passphrase_file: needs repository.identity_file"},
+        {"{" APP "," REL ",'repository':{'url':'sftp://u@h/b','timeout_s':0}}",
+         "repository.timeout_s: expected an integer between 1 and 3600"},
+        {"{" APP "," REL ",'repository':{'url':'sftp://u@h/b','timeout_s':3601}}",
+         "repository.timeout_s: expected an integer between 1 and 3600"},
+        {"{" APP "," REL ",'repository':{'url':'sftp://u@h/b','timeout_s':'30'}}",
+         "repository.timeout_s: expected an integer between 1 and 3600"},
+        {"{" APP "," REL ",'repository':{'url':'sftp://u@h/b','timeout_s':2.5}}",
+         "repository.timeout_s: expected an integer between 1 and 3600"},
+        {"{" APP "," REL ",'repository':{'url':'sftp://u@h/b','retries':-1}}",
+         "repository.retries: expected an integer between 0 and 20"},
+        {"{" APP "," REL ",'repository':{'url':'sftp://u@h/b','retries':21}}",
+         "repository.retries: expected an integer between 0 and 20"},
+        {"{" APP "," REL ",'repository':{'url':'sftp://u@h/b','retries':null}}",
+         "repository.retries: expected an integer between 0 and 20"},
+        {"{" APP "," REL ",'repository':{'url':'sftp://u@h/b','retries':1,'retries':2}}",
+         "repository.retries: duplicate key"},
         /* compression, schedule, retention, rollback */
         {"{" BASE ",'compression':{'level':20}}",
          "compression.level: expected an integer between 1 and 19"},
@@ -518,6 +543,57 @@ test_bad_configs(void)
         if (err.code != SB_E_CONFIG || strcmp(err.msg, cases[case_idx].msg) != 0)
             printf("    (case %zu: %s)\n", case_idx, cases[case_idx].json);
     }
+}
+
+/* The connection keys of an SFTP repository: all set, and the edges of their ranges. */
+static void
+test_repository_sftp_options(void)
+{
+    struct sb_error err = SB_ERROR_INIT;
+    struct sb_config *cfg = NULL;
+
+    EXPECT_OK(parse_q("{" APP "," REL ",'repository':{'url':'sftp://backup@10.0.0.5:2222/b',"
+                      "'identity_file':'/etc/snapback/id_ed25519','identity_passphrase_file':"
+                      "'/etc/snapback/id_ed25519.pass','known_hosts':'/etc/snapback/known_hosts',"
+                      "'timeout_s':3600,'retries':0}}",
+                      &cfg, &err),
+              &err);
+    if (cfg) {
+        EXPECT(cfg->repository.is_sftp);
+        EXPECT_INT(cfg->repository.sftp_port, 2222);
+        EXPECT_STR(cfg->repository.identity_file, "/etc/snapback/id_ed25519");
+        EXPECT_STR(cfg->repository.identity_passphrase_file, "/etc/snapback/id_ed25519.pass");
+        EXPECT_STR(cfg->repository.known_hosts, "/etc/snapback/known_hosts");
+        EXPECT_INT(cfg->repository.timeout_s, 3600);
+        EXPECT_INT(cfg->repository.retries, 0);
+    }
+    sb_config_free(cfg);
+    cfg = NULL;
+
+    EXPECT_OK(parse_q("{" APP "," REL ",'repository':{'url':'sftp://u@h/b','timeout_s':1,"
+                      "'retries':20}}",
+                      &cfg, &err),
+              &err);
+    if (cfg) {
+        EXPECT_INT(cfg->repository.timeout_s, 1);
+        EXPECT_INT(cfg->repository.retries, 20);
+        EXPECT(cfg->repository.identity_passphrase_file == NULL);
+    }
+    sb_config_free(cfg);
+    cfg = NULL;
+
+    /* Accepted for a local repository too, as identity_file is, so that switching the url
+     * back and forth needs no other edit. */
+    EXPECT_OK(parse_q("{" APP "," REL ",'repository':{'url':'/srv/backups','timeout_s':10,"
+                      "'retries':2}}",
+                      &cfg, &err),
+              &err);
+    if (cfg) {
+        EXPECT(!cfg->repository.is_sftp);
+        EXPECT_INT(cfg->repository.timeout_s, 10);
+        EXPECT_INT(cfg->repository.retries, 2);
+    }
+    sb_config_free(cfg);
 }
 
 static void
@@ -795,6 +871,7 @@ main(void)
     RUN(test_minimal_defaults);
     RUN(test_database_only);
     RUN(test_repository_urls);
+    RUN(test_repository_sftp_options);
     RUN(test_bad_configs);
     RUN(test_bad_schedule);
     RUN(test_long_key_is_cut);
