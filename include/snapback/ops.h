@@ -12,12 +12,23 @@
 #include "snapback/format.h"
 
 struct sb_repo {
-    struct sb_store *store; /* owned */
+    struct sb_store *store; /* owned: the repository */
+    struct sb_store *spool; /* owned: state_dir/spool for a remote repository, else NULL */
     struct sb_key *key;     /* owned */
     char *app;
     struct sb_repo_meta meta;
     struct sb_object_params params;
 };
+
+/* Where a snapshot writes its objects: the spool for a remote repository (uploaded by
+ * sb_spool_push), the repository itself when it is local. */
+struct sb_store *sb_repo_write_store(struct sb_repo *repo);
+/* Uploads everything in the spool: objects first, manifests last, each removed from the spool
+ * once it is complete on the server. A failure (SB_E_UNAVAILABLE) leaves the rest spooled
+ * for the next run. *pushed counts uploaded files. */
+int sb_spool_push(struct sb_repo *repo, size_t *pushed, struct sb_error *err);
+/* Files waiting in the spool (0 for a local repository). */
+int sb_spool_pending(const struct sb_config *cfg, size_t *count, struct sb_error *err);
 
 /* The store named by repository.url (local for now). */
 int sb_repo_store_new(const struct sb_config *cfg, struct sb_store **out, struct sb_error *err);

@@ -49,6 +49,8 @@ int cmd_status(struct sb_cli *cli, struct sb_error *err);
 extern const struct sb_cmd_help help_prune, help_status;
 int cmd_daemon(struct sb_cli *cli, struct sb_error *err);
 extern const struct sb_cmd_help help_daemon;
+int cmd_push(struct sb_cli *cli, struct sb_error *err);
+extern const struct sb_cmd_help help_push;
 int cmd_remote(struct sb_cli *cli, struct sb_error *err);
 
 extern const struct sb_cmd_help help_keygen, help_init, help_snapshot, help_list, help_show,

@@ -171,6 +171,10 @@ cmd_status(struct sb_cli *cli, struct sb_error *err)
     if (sb_repo_resolve_id(repo, "latest", &id, &rerr) == 0 &&
         sb_repo_load_manifest(repo, id, &m, err) < 0)
         goto out;
+    size_t pending = 0;
+    struct sb_error perr = SB_ERROR_INIT;
+    if (sb_spool_pending(cli->cfg, &pending, &perr) < 0)
+        sb_warn("%s", perr.msg);
     time_t now = time(NULL);
     long long age = m ? (long long)(now - m->created_at) : -1;
     bool stale = !m || (cli->cfg->max_age_s && age > cli->cfg->max_age_s);
@@ -188,8 +192,8 @@ cmd_status(struct sb_cli *cli, struct sb_error *err)
         } else {
             printf("\"newest\":null,");
         }
-        printf("\"max_age_s\":%lld,\"stale\":%s,\"pending_uploads\":0,",
-               (long long)cli->cfg->max_age_s, stale ? "true" : "false");
+        printf("\"max_age_s\":%lld,\"stale\":%s,\"pending_uploads\":%zu,",
+               (long long)cli->cfg->max_age_s, stale ? "true" : "false", pending);
         for (size_t idx = 0; idx < 4; idx++)
             print_job(jobs[idx], &last[idx], &ok[idx], true, idx < 3);
         printf("}\n");
@@ -200,7 +204,8 @@ cmd_status(struct sb_cli *cli, struct sb_error *err)
                    (age % 3600) / 60, stale ? "  STALE: older than max_age" : "");
         else
             printf("newest    none\n");
-        printf("pending   0 uploads\n");
+        printf("pending   %zu file(s) in the spool%s\n", pending,
+               pending ? " (run 'snapback push')" : "");
         for (size_t idx = 0; idx < 4; idx++)
             print_job(jobs[idx], &last[idx], &ok[idx], false, false);
     }

@@ -67,14 +67,30 @@ cmd_snapshot(struct sb_cli *cli, struct sb_error *err)
     struct sb_manifest *m = NULL;
     int rc = -1;
     struct sb_hook_env env = {"before_snapshot", cli->cfg->app, NULL, NULL, NULL};
+    size_t pushed = 0;
     if (sb_repo_open(cli->cfg, &repo, err) < 0)
         goto out;
+    /* what an earlier run could not upload goes first */
+    if (sb_spool_push(repo, &pushed, err) < 0) {
+        sb_error_wrap(err, "the spool of an earlier run could not be uploaded; no new snapshot "
+                           "was taken");
+        goto out;
+    }
     if (sb_hook_run(&cli->cfg->hooks.before_snapshot, &env, cli->cfg->hooks.timeout_s, err) < 0) {
         sb_error_wrap(err, "snapshot not taken");
         goto out;
     }
     if (sb_snapshot_run(cli->cfg, repo, &opts, &m, err) < 0)
         goto out;
+    if (sb_spool_push(repo, &pushed, err) < 0) {
+        sb_error_wrap(err,
+                      "snapshot '%s' is complete in the spool ('%s/spool') but not on the "
+                      "server yet; the next snapshot or 'snapback push' uploads it",
+                      m->id, cli->cfg->state_dir);
+        if (err->code != SB_E_UNAVAILABLE && err->code != SB_E_PERM)
+            err->code = SB_E_UNAVAILABLE;
+        goto out;
+    }
     env.event = "after_snapshot";
     env.snapshot = m->id;
     env.release = m->has_release ? m->release.name : NULL;
@@ -95,6 +111,33 @@ out:;
     sb_cli_job_done(cli, "snapshot", rc, m ? m->id : NULL, NULL, sb_now_monotonic() - started,
                     m ? sb_manifest_stored_size(m) : 0, m ? m->object_count : 0, err);
     sb_manifest_free(m);
+    sb_repo_free(repo);
+    return rc;
+}
+
+const struct sb_cmd_help help_push = {
+    "snapback push",
+    "Uploads what an earlier snapshot left in the spool (state_dir/spool) because the remote\n"
+    "repository could not be reached: objects first, manifests last. Every snapshot does this\n"
+    "first too. Exits 69 when the server is still unavailable (nothing is lost).",
+    NULL,
+};
+
+int
+cmd_push(struct sb_cli *cli, struct sb_error *err)
+{
+    if (cli->argc > 1)
+        return sb_error_set(err, SB_E_USAGE, 0, "push: unexpected argument '%s'", cli->argv[1]);
+    double started = sb_now_monotonic();
+    struct sb_repo *repo = NULL;
+    size_t pushed = 0;
+    int rc = -1;
+    if (sb_repo_open(cli->cfg, &repo, err) < 0 || sb_spool_push(repo, &pushed, err) < 0)
+        goto out;
+    printf("%zu file(s) uploaded from the spool\n", pushed);
+    rc = 0;
+out:
+    sb_cli_job_done(cli, "push", rc, NULL, NULL, sb_now_monotonic() - started, 0, pushed, err);
     sb_repo_free(repo);
     return rc;
 }

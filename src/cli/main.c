@@ -43,6 +43,7 @@ static const struct sb_command commands[] = {
     {"prune", cmd_prune, NEEDS_CONFIG | TAKES_LOCK, &help_prune},
     {"status", cmd_status, NEEDS_CONFIG, &help_status},
     {"daemon", cmd_daemon, NEEDS_CONFIG, &help_daemon},
+    {"push", cmd_push, NEEDS_CONFIG | TAKES_LOCK, &help_push},
     {"remote", cmd_remote, NEEDS_CONFIG, &help_remote},
 };
 

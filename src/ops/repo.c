@@ -109,6 +109,13 @@ sb_repo_open(const struct sb_config *cfg, struct sb_repo **out, struct sb_error 
     repo->params.level = cfg->compression.level;
     repo->params.threads = cfg->compression.threads;
     repo->params.chunk_size = repo->meta.chunk_size;
+    if (cfg->repository.is_sftp) {
+        char *spool = sb_path_join(cfg->state_dir, "spool");
+        int r = spool ? sb_store_local_new(spool, &repo->spool, err) : -1;
+        free(spool);
+        if (r < 0)
+            goto fail;
+    }
     free(text);
     *out = repo;
     return 0;
@@ -124,6 +131,7 @@ sb_repo_free(struct sb_repo *repo)
     if (!repo)
         return;
     sb_store_free(repo->store);
+    sb_store_free(repo->spool);
     sb_key_free(repo->key);
     free(repo->app);
     free(repo);

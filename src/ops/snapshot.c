@@ -71,7 +71,8 @@ store_tree(struct sb_repo *repo, struct sb_manifest *m, const char *dir, const c
     int rc = -1;
     if (!path)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
-    if (sb_object_create(repo->store, path, repo->key, &repo->params, &res, &out, err) < 0)
+    if (sb_object_create(sb_repo_write_store(repo), path, repo->key, &repo->params, &res, &out,
+                         err) < 0)
         goto out;
     if (sb_tree_archive(dir, out, entries, err) < 0)
         goto out;
@@ -188,7 +189,7 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
     if (strcmp(after.hex, fp.hex) != 0) {
         char *path = sb_repo_object_path(repo, object);
         if (path)
-            sb_store_remove(repo->store, path, NULL);
+            sb_store_remove(sb_repo_write_store(repo), path, NULL);
         free(path);
         sb_error_set(err, SB_E_TEMPFAIL, 0,
                      "release '%s' changed while it was archived (releases must not change "
@@ -274,7 +275,8 @@ snapshot_databases(const struct sb_config *cfg, struct sb_repo *repo, struct sb_
             sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
             goto next;
         }
-        if (sb_object_create(repo->store, path, repo->key, &repo->params, &res, &out, err) < 0)
+        if (sb_object_create(sb_repo_write_store(repo), path, repo->key, &repo->params, &res, &out,
+                         err) < 0)
             goto next;
         if (sb_db_dump(db, cfg->state_dir, out, &info, err) < 0)
             goto next;
@@ -327,7 +329,7 @@ write_manifest(struct sb_repo *repo, const struct sb_manifest *m, struct sb_erro
     struct sb_object_params params = repo->params;
     params.threads = 1;
     struct sb_ostream *sink = NULL;
-    if (sb_store_open_write(repo->store, path, SB_STORE_NO_REPLACE, &sink, err) < 0)
+    if (sb_store_open_write(sb_repo_write_store(repo), path, SB_STORE_NO_REPLACE, &sink, err) < 0)
         goto out;
     if (sb_object_writer_new(sink, repo->key, &params, &res, &out, err) < 0)
         goto out;
