@@ -116,9 +116,9 @@ cmd_config(struct sb_cli *cli, struct sb_error *err)
         sb_error_clear(&e);
         ssize_t n = link ? readlink(link, target, sizeof(target) - 1) : -1;
         if (n < 0)
-            rc = sb_error_set(&e, SB_E_CONFIG, 0,
-                              "'%s' is not a readable symlink (release.current)",
-                              link ? link : "?");
+            rc =
+                sb_error_set(&e, SB_E_CONFIG, 0, "'%s' is not a readable symlink (release.current)",
+                             link ? link : "?");
         else
             rc = 0;
         snprintf(what, sizeof(what), "release symlink '%s'", link ? link : "?");
