@@ -169,7 +169,8 @@ sweep_one(struct sb_repo *repo, const char *rel, char **refs, size_t nrefs, time
           struct sb_prune_result *res, struct sb_error *err)
 {
     size_t len = strlen(rel);
-    bool partial = len > 8 && !strcmp(rel + len - 8, ".partial");
+    /* leftovers of killed uploads: NAME.partial, and NAME.replaced-* of the SFTP store */
+    bool partial = (len > 8 && !strcmp(rel + len - 8, ".partial")) || strstr(rel, ".replaced-");
     if (!partial && in_list(refs, nrefs, rel))
         return 0;
     char *path = sb_repo_object_path(repo, rel);
@@ -275,7 +276,8 @@ sb_prune_execute(struct sb_repo *repo, struct sb_prune_result *res, struct sb_er
         goto out;
     for (size_t idx = 0; idx < nnames; idx++) {
         size_t len = strlen(names[idx]);
-        if (len > 8 && !strcmp(names[idx] + len - 8, ".partial")) {
+        if ((len > 8 && !strcmp(names[idx] + len - 8, ".partial")) ||
+            strstr(names[idx], ".replaced-")) {
             char rel[512];
             snprintf(rel, sizeof(rel), "snapshots/%s", names[idx]);
             if (sweep_one(repo, rel, refs, nrefs, now, res, err) < 0)

@@ -27,6 +27,25 @@ is_partial(const char *name)
     return len > 8 && !strcmp(name + len - 8, ".partial");
 }
 
+/* A manifest that is on the server already (a run killed between its upload and its removal
+ * from the spool) counts as uploaded when the server's copy is the same bytes. */
+static int
+same_on_server(struct sb_repo *repo, const char *path, bool *same, struct sb_error *err)
+{
+    char *local = NULL, *remote = NULL;
+    size_t llen = 0, rlen = 0;
+    *same = false;
+    int rc = -1;
+    if (sb_store_get(repo->spool, path, 64u << 20, &local, &llen, err) == 0 &&
+        sb_store_get(repo->store, path, 64u << 20, &remote, &rlen, err) == 0) {
+        *same = llen == rlen && memcmp(local, remote, llen) == 0;
+        rc = 0;
+    }
+    free(local);
+    free(remote);
+    return rc;
+}
+
 static int
 push_file(struct sb_repo *repo, const char *path, unsigned flags, struct sb_error *err)
 {
@@ -35,10 +54,28 @@ push_file(struct sb_repo *repo, const char *path, unsigned flags, struct sb_erro
     int rc = -1;
     if (sb_store_open_read(repo->spool, path, &in, err) < 0)
         goto out;
-    if (sb_store_open_write(repo->store, path, flags, &out, err) < 0)
+    if (sb_store_open_write(repo->store, path, flags, &out, err) < 0) {
+        bool same = false;
+        if (err->code == SB_E_CANTCREATE && (flags & SB_STORE_NO_REPLACE)) {
+            struct sb_error cerr = SB_ERROR_INIT;
+            if (same_on_server(repo, path, &same, &cerr) < 0)
+                *err = cerr;
+        }
+        if (!same)
+            goto out;
+        sb_info("'%s' is already on the server", path);
+        rc = 0;
         goto out;
-    if (sb_stream_copy(in, out, NULL, err) < 0 || sb_ostream_close(out, err) < 0)
+    }
+    if (sb_stream_copy(in, out, NULL, err) < 0)
         goto out;
+    if (sb_ostream_close(out, err) < 0) {
+        bool same = false;
+        struct sb_error cerr = SB_ERROR_INIT;
+        if (err->code != SB_E_CANTCREATE || !(flags & SB_STORE_NO_REPLACE) ||
+            same_on_server(repo, path, &same, &cerr) < 0 || !same)
+            goto out;
+    }
     rc = 0;
 out:
     sb_ostream_free(out);
