@@ -8,6 +8,8 @@
 
 #include "cli.h"
 #include "snapback/core.h"
+#include "snapback/db.h"
+#include "snapback/proc.h"
 #include "snapback/format.h"
 #include "snapback/ops.h"
 #include "snapback/store.h"
@@ -137,10 +139,29 @@ cmd_config(struct sb_cli *cli, struct sb_error *err)
             free(p);
         }
     }
-    if (cfg->database_count)
-        printf("note  %zu database(s) configured: database snapshots are not supported by "
-               "this build yet\n",
-               cfg->database_count);
+    /* each database: client installed, server reachable, credentials accepted, and for
+     * pg_dump/mysqldump the dump client too (what a snapshot needs, checked up front) */
+    for (size_t idx = 0; idx < cfg->database_count; idx++) {
+        const struct sb_db_config *db = &cfg->databases[idx];
+        struct sb_db_info info;
+        sb_error_clear(&e);
+        rc = sb_db_probe(db, cfg->state_dir, &info, &e);
+        const char *dump_client = db->engine == SB_DB_POSTGRESQL ? "pg_dump"
+                                  : db->engine == SB_DB_MYSQL    ? "mysqldump"
+                                                                 : NULL;
+        if (rc == 0 && dump_client && !sb_proc_available(dump_client) &&
+            !(db->engine == SB_DB_MYSQL && sb_proc_available("mariadb-dump")))
+            rc = sb_error_set(&e, SB_E_UNAVAILABLE, 0,
+                              "'%s' is not installed or not in PATH; install the Debian package "
+                              "'%s'",
+                              dump_client,
+                              db->engine == SB_DB_POSTGRESQL ? "postgresql-client"
+                                                             : "mariadb-client");
+        snprintf(what, sizeof(what), "database '%s' (%s%s%s)", db->name,
+                 sb_db_engine_name(db->engine), rc == 0 ? " " : "",
+                 rc == 0 ? info.server_version : "");
+        report(&cs, what, rc, &e);
+    }
     if (cs.failed) {
         *err = cs.first;
         return sb_error_wrap(err, "config check: %d problem(s); the first", cs.failed);
