@@ -129,3 +129,28 @@ rm "$APP/current" && mkdir "$APP/current"
 expect_exit 78 sb rollback --to previous
 expect_err_contains "is not a symlink"
 CHECKS=$((CHECKS + 1))
+
+# a hook that hangs is killed with its whole process group at hooks.timeout_s, and the
+# rollback is aborted before anything changed
+rmdir "$APP/current"
+ln -s releases/R1 "$APP/current"
+write_config "\"hooks\": { \"before_rollback\": \"sleep 300 & sleep 301; echo never\", \"timeout_s\": 1 }"
+before=$(tree_digest "$APP")
+expect_exit 74 sb rollback --to R2 --no-safety-snapshot
+expect_err_contains "timed out after 1 s and was killed"
+[[ $(tree_digest "$APP") == "$before" ]] || fail "a timed-out hook left changes"
+sleep 0.2
+if pgrep -f "sleep 30[01]" >/dev/null; then fail "the hook's children survived the timeout"; fi
+CHECKS=$((CHECKS + 2))
+
+# a rollback while another run holds the app lock exits 75 and changes nothing
+write_config ""
+flock "$STATE/lock" sleep 5 &
+holder=$!
+sleep 0.3
+expect_exit 75 sb rollback --to R2 --no-safety-snapshot
+expect_err_contains "holds the lock"
+[[ $(current) == releases/R1 ]] || fail "a locked-out rollback changed current"
+CHECKS=$((CHECKS + 1))
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
