@@ -56,6 +56,45 @@ keep_add(struct sb_prune_item *item, const char *reason)
     return 0;
 }
 
+void
+sb_retention_apply(const struct sb_config *cfg, struct sb_prune_item *items, size_t n)
+{
+    if (n == 0)
+        return;
+    int keep_last = cfg->retention.keep_last;
+    int64_t keep_within = cfg->retention.keep_within_s;
+    keep_add(&items[0], "newest");
+    for (size_t idx = 0; idx < n; idx++) {
+        struct sb_prune_item *it = &items[idx];
+        if (!strcmp(it->tag, "keep"))
+            keep_add(it, "tag keep");
+        if ((int)idx < keep_last)
+            keep_add(it, "last");
+        if (keep_within && items[0].created_at - it->created_at <= keep_within)
+            keep_add(it, "within");
+    }
+    const struct bucket_rule rules[] = {
+        {"hourly", cfg->retention.keep_hourly, 0}, {"daily", cfg->retention.keep_daily, 1},
+        {"weekly", cfg->retention.keep_weekly, 2}, {"monthly", cfg->retention.keep_monthly, 3},
+        {"yearly", cfg->retention.keep_yearly, 4},
+    };
+    for (size_t rule = 0; rule < sizeof(rules) / sizeof(rules[0]); rule++) {
+        int left = rules[rule].count;
+        char last[32] = "";
+        for (size_t idx = 0; idx < n && left > 0; idx++) {
+            struct tm tm;
+            char key[32];
+            localtime_r(&items[idx].created_at, &tm);
+            period_key(&tm, rules[rule].period, key, sizeof(key));
+            if (strcmp(key, last) == 0)
+                continue; /* an older snapshot of a period already kept */
+            snprintf(last, sizeof(last), "%s", key);
+            keep_add(&items[idx], rules[rule].name);
+            left--;
+        }
+    }
+}
+
 int
 sb_prune_plan(const struct sb_config *cfg, struct sb_repo *repo, struct sb_prune_result *res,
               struct sb_error *err)
@@ -102,36 +141,7 @@ sb_prune_plan(const struct sb_config *cfg, struct sb_repo *repo, struct sb_prune
     if (n == 0)
         return 0;
 
-    keep_add(&res->items[0], "newest");
-    for (size_t idx = 0; idx < n; idx++) {
-        struct sb_prune_item *it = &res->items[idx];
-        if (!strcmp(it->tag, "keep"))
-            keep_add(it, "tag keep");
-        if ((int)idx < keep_last)
-            keep_add(it, "last");
-        if (keep_within && res->items[0].created_at - it->created_at <= keep_within)
-            keep_add(it, "within");
-    }
-    const struct bucket_rule rules[] = {
-        {"hourly", cfg->retention.keep_hourly, 0}, {"daily", cfg->retention.keep_daily, 1},
-        {"weekly", cfg->retention.keep_weekly, 2}, {"monthly", cfg->retention.keep_monthly, 3},
-        {"yearly", cfg->retention.keep_yearly, 4},
-    };
-    for (size_t rule = 0; rule < sizeof(rules) / sizeof(rules[0]); rule++) {
-        int left = rules[rule].count;
-        char last[32] = "";
-        for (size_t idx = 0; idx < n && left > 0; idx++) {
-            struct tm tm;
-            char key[32];
-            localtime_r(&res->items[idx].created_at, &tm);
-            period_key(&tm, rules[rule].period, key, sizeof(key));
-            if (strcmp(key, last) == 0)
-                continue; /* an older snapshot of a period already kept */
-            snprintf(last, sizeof(last), "%s", key);
-            keep_add(&res->items[idx], rules[rule].name);
-            left--;
-        }
-    }
+    sb_retention_apply(cfg, res->items, n);
     for (size_t idx = 0; idx < n; idx++)
         if (!res->items[idx].keep)
             res->removed++;
