@@ -16,7 +16,7 @@ enum sb_log_level { SB_LOG_DEBUG, SB_LOG_INFO, SB_LOG_WARN, SB_LOG_ERROR };
 enum sb_log_format { SB_LOG_TEXT, SB_LOG_JSON };
 
 void sb_log_setup(enum sb_log_level min_level, enum sb_log_format format);
-/* Context added to every JSON line (borrowed; NULL clears). */
+/* Context added to every JSON line (copied; NULL clears). */
 void sb_log_set_context(const char *app, const char *snapshot);
 void sb_log(enum sb_log_level level, const char *event, const char *fmt, ...) SB_PRINTF(3, 4);
 #define sb_debug(...) sb_log(SB_LOG_DEBUG, NULL, __VA_ARGS__)

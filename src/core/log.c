@@ -10,6 +10,9 @@
 
 static enum sb_log_level min_level = SB_LOG_INFO;
 static enum sb_log_format log_format = SB_LOG_TEXT;
+/* Copies, so the context outlives the config it came from (the final error of a run is
+ * logged after the config was freed). */
+static char ctx_app_buf[128], ctx_snapshot_buf[64];
 static const char *ctx_app;
 static const char *ctx_snapshot;
 
@@ -23,8 +26,16 @@ sb_log_setup(enum sb_log_level level, enum sb_log_format format)
 void
 sb_log_set_context(const char *app, const char *snapshot)
 {
-    ctx_app = app;
-    ctx_snapshot = snapshot;
+    ctx_app = NULL;
+    ctx_snapshot = NULL;
+    if (app) {
+        snprintf(ctx_app_buf, sizeof(ctx_app_buf), "%s", app);
+        ctx_app = ctx_app_buf;
+    }
+    if (snapshot) {
+        snprintf(ctx_snapshot_buf, sizeof(ctx_snapshot_buf), "%s", snapshot);
+        ctx_snapshot = ctx_snapshot_buf;
+    }
 }
 
 bool

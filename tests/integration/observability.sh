@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Logs and metrics (DESIGN §9, issue #6): with --log-format json every stderr line of a
+# snapshot, a failure and a verify is one JSON object with time, level and message or error;
+# metrics_file is valid Prometheus text (a strict parser below), rewritten after every job,
+# and counts failures; the on_error hook runs with SNAPBACK_ERROR.
+source "$(dirname "$0")/../harness/lib.sh"
+sb_setup "$@"
+sb_env
+PROM=$WORK/metrics/snapback.prom
+mkdir -p "$WORK/metrics"
+"$PYTHON" - "$CFG" "$PROM" "$WORK/onerror.txt" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["metrics_file"] = sys.argv[2]
+c["hooks"] = {"on_error": ["/bin/sh", "-c", "echo \"$SNAPBACK_EVENT: $SNAPBACK_ERROR\" > " + sys.argv[3]]}
+json.dump(c, open(sys.argv[1], "w"))
+PY
+sb_init
+expect_ok sb --log-format json snapshot
+cp "$WORK/.err" "$WORK/log1"
+expect_exit 66 sb --log-format json restore no-such-snapshot --target "$WORK/r"
+cp "$WORK/.err" "$WORK/log2"
+expect_ok sb --log-format json verify
+cp "$WORK/.err" "$WORK/log3"
+"$PYTHON" - "$WORK/log1" "$WORK/log2" "$WORK/log3" <<'PY' || fail "a log line is not a JSON object"
+import json, sys
+n = 0
+for path in sys.argv[1:]:
+    for line in open(path):
+        j = json.loads(line)
+        assert isinstance(j, dict) and "time" in j and "level" in j, line
+        assert ("message" in j) or ("error" in j), line
+        n += 1
+assert n >= 3, n
+print(n, "log lines parsed")
+PY
+grep -q "restore_failed: " "$WORK/onerror.txt" || fail "on_error hook did not run: $(cat "$WORK/onerror.txt" 2>/dev/null)"
+"$PYTHON" - "$PROM" <<'PY' || fail "metrics file is not valid Prometheus text"
+import re, sys
+name = r"[a-zA-Z_:][a-zA-Z0-9_:]*"
+sample = re.compile(r"^(" + name + r")\{(" + name + r"=\"[^\"]*\")(," + name + r"=\"[^\"]*\")*\} -?[0-9]+(\.[0-9]+)?$")
+types, seen = {}, {}
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n")
+    if line.startswith("# HELP "):
+        continue
+    if line.startswith("# TYPE "):
+        _, _, metric, kind = line.split(" ")
+        assert kind in ("gauge", "counter"), line
+        types[metric] = kind
+        continue
+    m = sample.match(line)
+    assert m, "bad sample line: " + line
+    assert m.group(1) in types, "sample before its TYPE: " + line
+    seen[(m.group(1), line.split("{")[1].split("}")[0])] = float(line.rsplit(" ", 1)[1])
+fails = [v for (k, labels), v in seen.items() if k == "snapback_failures_total" and 'job="restore"' in labels]
+assert fails == [1.0], fails
+ok = [v for (k, labels), v in seen.items() if k == "snapback_last_success_timestamp_seconds" and 'job="snapshot"' in labels]
+assert ok and ok[0] > 1.7e9, ok
+print(len(seen), "samples parsed")
+PY
+CHECKS=$((CHECKS + 3))
