@@ -36,9 +36,9 @@ struct sb_config {
 
     bool has_release;
     struct {
-        char *root;         /* absolute */
-        char *releases_dir; /* relative to root; default "releases" */
-        char *current;      /* relative to root; default "current" */
+        char *root;          /* absolute */
+        char *releases_dir;  /* relative to root; default "releases" */
+        char *current;       /* relative to root; default "current" */
         char **shared_paths; /* relative to root, NULL-terminated, may be empty */
         size_t shared_count;
         int keep_releases; /* default 5 */
@@ -48,22 +48,22 @@ struct sb_config {
     size_t database_count;
 
     struct {
-        char *url;            /* as written */
+        char *url; /* as written */
         bool is_sftp;
-        char *path;           /* local: the directory; sftp: the remote path */
-        char *sftp_user;      /* sftp only */
-        char *sftp_host;      /* sftp only */
-        int sftp_port;        /* sftp only; default 22 */
-        char *identity_file;  /* sftp only, optional */
+        char *path;                     /* local: the directory; sftp: the remote path */
+        char *sftp_user;                /* sftp only */
+        char *sftp_host;                /* sftp only */
+        int sftp_port;                  /* sftp only; default 22 */
+        char *identity_file;            /* sftp only, optional */
         char *identity_passphrase_file; /* sftp only, optional; needs identity_file */
-        char *known_hosts;    /* sftp only, optional; default ~/.ssh/known_hosts */
-        int timeout_s;        /* sftp: seconds without progress; 1..3600, default 30 */
-        int retries;          /* sftp: reconnects after a drop; 0..20, default 5 */
+        char *known_hosts;              /* sftp only, optional; default ~/.ssh/known_hosts */
+        int timeout_s;                  /* sftp: seconds without progress; 1..3600, default 30 */
+        int retries;                    /* sftp: reconnects after a drop; 0..20, default 5 */
     } repository;
 
-    char *key_file;  /* exactly one of key_file and recipient */
+    char *key_file; /* exactly one of key_file and recipient */
     char *recipient;
-    char *state_dir; /* absolute */
+    char *state_dir;   /* absolute */
     int64_t max_age_s; /* 0 = not set */
 
     struct {

@@ -96,8 +96,10 @@ sb_cli_getopt(struct sb_cli *cli, const char *shortopts, const struct option *lo
     if (c == '?' || c == ':') {
         const char *arg = optind > 0 && optind <= cli->argc ? cli->argv[optind - 1] : "?";
         if (optopt && c == ':')
-            sb_error_set(err, SB_E_USAGE, 0, "%s: option '%s' needs an argument; see 'snapback "
-                         "%s --help'", name, arg, name);
+            sb_error_set(err, SB_E_USAGE, 0,
+                         "%s: option '%s' needs an argument; see 'snapback "
+                         "%s --help'",
+                         name, arg, name);
         else
             sb_error_set(err, SB_E_USAGE, 0, "%s: unknown option '%s'; see 'snapback %s --help'",
                          name, arg, name);
@@ -219,7 +221,9 @@ run(int argc, char **argv, struct sb_error *err)
     if (parse_globals(&argc, argv, &cli, &show_help, &show_version, err) < 0) {
         return -1;
     }
-    sb_log_setup(cli.verbose ? SB_LOG_DEBUG : cli.quiet ? SB_LOG_WARN : SB_LOG_INFO,
+    sb_log_setup(cli.verbose ? SB_LOG_DEBUG
+                 : cli.quiet ? SB_LOG_WARN
+                             : SB_LOG_INFO,
                  cli.json_logs ? SB_LOG_JSON : SB_LOG_TEXT);
     if (show_version) {
         printf("snapback %s\n", SNAPBACK_VERSION);

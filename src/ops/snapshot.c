@@ -276,7 +276,7 @@ snapshot_databases(const struct sb_config *cfg, struct sb_repo *repo, struct sb_
             goto next;
         }
         if (sb_object_create(sb_repo_write_store(repo), path, repo->key, &repo->params, &res, &out,
-                         err) < 0)
+                             err) < 0)
             goto next;
         if (sb_db_dump(db, cfg->state_dir, out, &info, err) < 0)
             goto next;
