@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # LAST_CMD, PG_OPTS, TEST_NAME, PYTHON: read by the sourced harness
 # MariaDB/MySQL databases (issue #3, engine "mysql") against a real MariaDB started by
 # tests/harness/mariadb.sh on a unix socket (--skip-networking); snapback connects as root
 # through unix-socket auth, and as a user with a password for the password checks:
@@ -270,6 +271,11 @@ chmod 0600 "$WORK/hard.password"
 my_config "$WORK/hard.json" shop "$WORK/hard.password"
 run "$SNAPBACK" --config "$WORK/hard.json" --no-progress snapshot --only db
 soft_check "a password with quotes/backslashes/#/spaces is passed intact (exit $RC: $(tail -n 1 <<<"$ERR"))" test "$RC" = 0
+
+log "no such database -> 66"
+sed 's/"dbname": "shop"/"dbname": "nosuchdb"/' "$CFG" >"$WORK/nodb.json"
+expect_exit 66 "$SNAPBACK" --config "$WORK/nodb.json" --no-progress snapshot --only db
+expect_err_contains "nosuchdb"
 
 # --- unavailable ---
 log "no mariadb client in PATH -> 69"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2034 # LAST_CMD, PG_OPTS, TEST_NAME, PYTHON: read by the sourced harness
 # SQLite databases (issue #3): two databases in one config, "s" in rollback-journal mode
 # (journal_mode=DELETE) and "w" in WAL mode, each with blobs (every byte value, a MiB),
 # unicode text, NULLs, a trigger, a view, an index, a WITHOUT ROWID table, user_version and

@@ -1,0 +1,238 @@
+#!/usr/bin/env bash
+# Benchmark (issue #3, never run by meson test): PostgreSQL dump and restore through snapback
+# against the stock tools, on a pgbench database in a throwaway PostgreSQL 15 cluster
+# (tests/harness/pg.sh; run as root: the cluster runs as the postgres user through runuser).
+#
+#   tests/bench/db.sh [--scale N] [--repeat N] [--snapback PATH] [--workdir DIR] [--keep]
+#
+#   --scale N      pgbench -i -s N (default 50: about 750 MB of tables; 10: about 150 MB)
+#   --repeat N     run every measurement N times, alternating tools; the median is reported
+#   --snapback     the binary (default: $SNAPBACK, then build/snapback in the source tree)
+#   --workdir      where the cluster, the repository and the dump files go (default: a
+#                  mktemp -d in $TMPDIR)
+#   --keep         keep the work directory (the cluster is stopped anyway)
+#
+# Dump (each reads the same database; the page cache and shared buffers are warmed first):
+#   snapback       snapback snapshot --only db (pg_dump -Fc -Z0 | zstd -3, all cores | encrypt
+#                  | BLAKE2b | file, in one process)
+#   pg_dump -Fc    pg_dump -Fc > file (its default compression, gzip level 6 in one thread)
+#   +zstd+age      pg_dump -Fc | zstd -3 -T0 | age -r R > file (what the issue compares with)
+#   -Z0+zstd+age   pg_dump -Fc -Z0 | zstd -3 -T0 | age -r R > file (the same chain as snapback,
+#                  as three processes)
+# Restore (each into a new database; CREATE DATABASE is part of every timing):
+#   snapback       snapback restore ID --only db --db-target main=NEW
+#   pg_restore     createdb NEW && pg_restore -d NEW file (the pg_dump -Fc file above)
+#   pg_restore -Z0 the same from a pg_dump -Fc -Z0 file
+# Reported: wall time, output size, the ratio to pg_dump -Fc / pg_restore, and peak RSS: for
+# every command the largest process of its tree (GNU time's maximum resident set size, which
+# for snapback includes its pg_dump child), and for snapback its own VmHWM (sampled from
+# /proc every 10 ms until it exits).
+set -euo pipefail
+
+usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+SCALE=50
+REPEAT=1
+SB=${SNAPBACK:-$ROOT/build/snapback}
+WORKBASE=${TMPDIR:-/tmp}
+KEEP=0
+while (($#)); do
+    case $1 in
+    --scale) SCALE=${2:?}; shift ;;
+    --repeat) REPEAT=${2:?}; shift ;;
+    --snapback) SB=${2:?}; shift ;;
+    --workdir) WORKBASE=${2:?}; shift ;;
+    --keep) KEEP=1 ;;
+    -h | --help) usage; exit 0 ;;
+    *) echo "db.sh: unknown argument '$1' (see --help)" >&2; exit 64 ;;
+    esac
+    shift
+done
+SB=$(cd "$(dirname "$SB")" && pwd)/$(basename "$SB")
+[[ -x $SB ]] || { echo "db.sh: $SB is not executable (build it: ninja -C build)" >&2; exit 64; }
+[[ -x /usr/bin/time ]] || { echo "db.sh: needs GNU time (apt-get install time)" >&2; exit 69; }
+for tool in zstd age age-keygen pgbench pg_dump pg_restore psql createdb; do
+    command -v "$tool" >/dev/null || { echo "db.sh: '$tool' is not installed" >&2; exit 69; }
+done
+
+# shellcheck disable=SC2034 # TEST_NAME, PYTHON: read by tests/harness/pg.sh
+TEST_NAME=bench-db
+# shellcheck disable=SC2034
+if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
+WORK=$(mktemp -d "$WORKBASE/snapback-bench-db.XXXXXX")
+chmod 0755 "$WORK"
+# shellcheck source=../harness/pg.sh
+source "$ROOT/tests/harness/pg.sh"
+cleanup() {
+    local status=$?
+    pg_cleanup
+    if ((KEEP)); then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+    exit "$status"
+}
+trap cleanup EXIT
+pg_setup
+
+PGARGS=(-h "$PG_SOCK" -p "$PG_PORT" -U postgres)
+echo "== pgbench -i -s $SCALE"
+t0=$EPOCHREALTIME
+pgbench -i -s "$SCALE" -q "${PGARGS[@]}" postgres >"$WORK/pgbench.out" 2>&1 || { cat "$WORK/pgbench.out" >&2; exit 1; }
+printf 'loaded in %.1f s; database size %s\n' "$(bc -l <<<"$EPOCHREALTIME - $t0")" \
+    "$(pg_query postgres "SELECT pg_size_pretty(pg_database_size('postgres'))")"
+
+age-keygen -o "$WORK/age.key" 2>/dev/null
+RECIPIENT=$(age-keygen -y "$WORK/age.key")
+cat >"$WORK/snapback.json" <<EOF
+{
+  "app": "bench",
+  "databases": [ { "name": "main", "engine": "postgresql", "host": "$PG_SOCK", "port": $PG_PORT,
+                   "dbname": "postgres", "user": "postgres" } ],
+  "repository": { "url": "$WORK/repo" },
+  "key_file": "$WORK/key",
+  "state_dir": "$WORK/state",
+  "compression": { "level": 3, "threads": 0 }
+}
+EOF
+SBC=("$SB" --config "$WORK/snapback.json" --no-progress --quiet)
+"${SBC[@]}" keygen >/dev/null 2>&1
+"${SBC[@]}" init >/dev/null
+
+# warm the page cache and shared buffers
+pg_dump -Fc -Z0 "${PGARGS[@]}" postgres >/dev/null
+
+declare -A WALL RSS OWN SIZE
+# measure KEY CMD...: wall time (EPOCHREALTIME), the tree's peak RSS (GNU time, KiB); the
+# output of CMD goes to $WORK/out.KEY.
+measure() {
+    local key=$1
+    shift
+    local t0 t1
+    t0=$EPOCHREALTIME
+    /usr/bin/time -f '%M' -o "$WORK/time.$key" "$@" >"$WORK/out.$key" 2>"$WORK/err.$key" || {
+        echo "FAILED: $key: $*" >&2
+        cat "$WORK/err.$key" >&2
+        exit 1
+    }
+    t1=$EPOCHREALTIME
+    WALL[$key]+="$(bc -l <<<"$t1 - $t0") "
+    RSS[$key]+="$(tail -n 1 "$WORK/time.$key") "
+}
+# measure_sb KEY ARGS...: measure of snapback, plus its own VmHWM (KiB) sampled from /proc.
+measure_sb() {
+    local key=$1
+    shift
+    local t0 t1 tpid pid="" hwm=0 v status=0
+    t0=$EPOCHREALTIME
+    /usr/bin/time -f '%M' -o "$WORK/time.$key" "${SBC[@]}" "$@" >"$WORK/out.$key" 2>"$WORK/err.$key" &
+    tpid=$!
+    while kill -0 "$tpid" 2>/dev/null; do
+        [[ -n $pid ]] || pid=$(pgrep -P "$tpid" -x snapback || true)
+        if [[ -n $pid ]]; then
+            v=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+            [[ -z $v ]] || ((v <= hwm)) || hwm=$v
+        fi
+        sleep 0.01
+    done
+    wait "$tpid" || status=$?
+    t1=$EPOCHREALTIME
+    ((status == 0)) || { echo "FAILED: snapback $*" >&2; cat "$WORK/err.$key" >&2; exit 1; }
+    WALL[$key]+="$(bc -l <<<"$t1 - $t0") "
+    RSS[$key]+="$(tail -n 1 "$WORK/time.$key") "
+    OWN[$key]+="$hwm "
+}
+median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+# settle: no dirty pages or checkpoint of an earlier step in the next measurement.
+settle() {
+    pg_query postgres CHECKPOINT >/dev/null
+    sync
+    sleep 1
+}
+dump_sb() {
+    measure_sb sb_dump snapshot --only db
+    ID=$(tail -n 1 "$WORK/out.sb_dump")
+    SIZE[sb_dump]=$(stat -c %s "$WORK/repo/bench/data/$ID/db-main.snpb")
+}
+dump_pg() {
+    measure pg_dump bash -c 'pg_dump -Fc "$@" postgres >"'"$WORK"'/plain.dump"' _ "${PGARGS[@]}"
+    SIZE[pg_dump]=$(stat -c %s "$WORK/plain.dump")
+}
+dump_pg_zstd_age() {
+    measure pg_zstd_age bash -o pipefail -c 'pg_dump -Fc "$@" postgres | zstd -3 -T0 -q | age -r '"$RECIPIENT"' >"'"$WORK"'/dump.zst.age"' _ "${PGARGS[@]}"
+    SIZE[pg_zstd_age]=$(stat -c %s "$WORK/dump.zst.age")
+}
+dump_pgz0_zstd_age() {
+    measure pgz0_zstd_age bash -o pipefail -c 'pg_dump -Fc -Z0 "$@" postgres | zstd -3 -T0 -q | age -r '"$RECIPIENT"' >"'"$WORK"'/dumpz0.zst.age"' _ "${PGARGS[@]}"
+    SIZE[pgz0_zstd_age]=$(stat -c %s "$WORK/dumpz0.zst.age")
+}
+restore_sb() {
+    measure_sb sb_restore restore "$ID" --only db --db-target "main=r_sb_$i"
+    pg_query postgres "DROP DATABASE r_sb_$i" >/dev/null
+}
+restore_pg() {
+    measure pg_restore bash -c 'createdb "$@" r_pg_'"$i"' && pg_restore --no-owner "$@" -d r_pg_'"$i"' "'"$WORK"'/plain.dump"' _ "${PGARGS[@]}"
+    pg_query postgres "DROP DATABASE r_pg_$i" >/dev/null
+}
+restore_pg_z0() {
+    measure pg_restore_z0 bash -c 'createdb "$@" r_z0_'"$i"' && pg_restore --no-owner "$@" -d r_z0_'"$i"' "'"$WORK"'/z0.dump"' _ "${PGARGS[@]}"
+    pg_query postgres "DROP DATABASE r_z0_$i" >/dev/null
+}
+DUMPS=(dump_sb dump_pg dump_pg_zstd_age dump_pgz0_zstd_age)
+RESTORES=(restore_sb restore_pg restore_pg_z0)
+pg_dump -Fc -Z0 "${PGARGS[@]}" postgres >"$WORK/z0.dump"
+
+for ((i = 1; i <= REPEAT; i++)); do
+    # each round starts with another tool, so no tool always runs first or after another
+    echo "== round $i of $REPEAT: dumps"
+    for ((k = 0; k < ${#DUMPS[@]}; k++)); do
+        settle
+        "${DUMPS[(k + i - 1) % ${#DUMPS[@]}]}"
+    done
+    echo "== round $i of $REPEAT: restores"
+    for ((k = 0; k < ${#RESTORES[@]}; k++)); do
+        settle
+        "${RESTORES[(k + i - 1) % ${#RESTORES[@]}]}"
+    done
+    # keep the repository from growing: one snapshot at a time
+    rm -rf "$WORK/repo/bench/data/$ID" "$WORK/repo/bench/snapshots/$ID.manifest"
+done
+
+w() { median <<<"${WALL[$1]}"; }
+r() { median <<<"${RSS[$1]}"; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+
+echo
+echo "== results: pgbench scale $SCALE, database $(pg_query postgres "SELECT pg_size_pretty(pg_database_size('postgres'))"), $(nproc) cores, median of $REPEAT"
+printf '%-34s %9s %10s %9s %9s %12s\n' "dump" "wall (s)" "size (MiB)" "time/pgd" "size/pgd" "peak RSS MiB"
+row() { # LABEL KEY
+    local rss
+    rss=$(mib "$(r "$2")")
+    [[ -z ${OWN[$2]:-} ]] || rss="$rss ($(mib "$(median <<<"${OWN[$2]}")") own)"
+    printf '%-34s %9.2f %10s %9s %9s %12s\n' "$1" "$(w "$2")" "$(mb "${SIZE[$2]}")" \
+        "$(ratio "$(w "$2")" "$(w pg_dump)")" "$(ratio "${SIZE[$2]}" "${SIZE[pg_dump]}")" "$rss"
+}
+row "snapback snapshot --only db" sb_dump
+row "pg_dump -Fc > file" pg_dump
+row "pg_dump -Fc | zstd -3 -T0 | age" pg_zstd_age
+row "pg_dump -Fc -Z0 | zstd -3 -T0 | age" pgz0_zstd_age
+echo
+printf '%-34s %9s %9s %12s\n' "restore (into a new database)" "wall (s)" "time/pgr" "peak RSS MiB"
+rrow() {
+    local rss
+    rss=$(mib "$(r "$2")")
+    [[ -z ${OWN[$2]:-} ]] || rss="$rss ($(mib "$(median <<<"${OWN[$2]}")") own)"
+    printf '%-34s %9.2f %9s %12s\n' "$1" "$(w "$2")" "$(ratio "$(w "$2")" "$(w pg_restore)")" "$rss"
+}
+rrow "snapback restore --db-target" sb_restore
+rrow "pg_restore (pg_dump -Fc file)" pg_restore
+rrow "pg_restore (pg_dump -Fc -Z0 file)" pg_restore_z0
+echo
+echo "issue #3 targets: snapshot wall <= 0.8 x pg_dump -Fc and smaller: $(ratio "$(w sb_dump)" "$(w pg_dump)") x, $(ratio "${SIZE[sb_dump]}" "${SIZE[pg_dump]}") x the size;"
+echo "                  restore <= 1.1 x pg_restore: $(ratio "$(w sb_restore)" "$(w pg_restore)") x; snapback's own peak RSS < 64 MiB: $(mib "$(median <<<"${OWN[sb_dump]}")") / $(mib "$(median <<<"${OWN[sb_restore]}")") MiB"
+echo
+echo "every run (wall s / tree peak RSS KiB):"
+for key in sb_dump pg_dump pg_zstd_age pgz0_zstd_age sb_restore pg_restore pg_restore_z0; do
+    printf '  %-14s %s/ %s\n' "$key" "$(printf '%.2f ' ${WALL[$key]})" "${RSS[$key]}"
+done
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
