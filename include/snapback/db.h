@@ -16,6 +16,10 @@
 struct sb_db_info {
     char server_version[64];
     const char *format; /* "pg_dump-custom", "mysqldump-sql", "sqlite3" */
+    /* mysql: the database's default character set and collation, which mysqldump does not
+     * write for a single database; the dump starts with an ALTER DATABASE that sets them. */
+    char charset[64];
+    char collation[64];
 };
 
 const char *sb_db_engine_name(enum sb_db_engine engine);
@@ -25,13 +29,15 @@ const char *sb_db_dump_suffix(const char *engine);
  * SB_E_UNAVAILABLE (server down, client missing), SB_E_PERM (auth), SB_E_NOTFOUND. */
 int sb_db_probe(const struct sb_db_config *db, const char *state_dir, struct sb_db_info *info,
                 struct sb_error *err);
-/* Streams a consistent dump into out (not closed). */
-int sb_db_dump(const struct sb_db_config *db, const char *state_dir, struct sb_ostream *out,
-               struct sb_db_info *info, struct sb_error *err);
+/* Streams a consistent dump into out (not closed). probed is what sb_db_probe returned for
+ * db (the caller probes every database before it writes anything). */
+int sb_db_dump(const struct sb_db_config *db, const char *state_dir,
+               const struct sb_db_info *probed, struct sb_ostream *out, struct sb_error *err);
 /* Restores a dump read from in into target: a database name on the configured server
  * (postgresql, mysql) or a file path (sqlite). A target that exists is refused unless
- * in_place (then postgresql uses --clean --if-exists --single-transaction, sqlite renames
- * over the file, mysql loads into the existing database). */
+ * in_place (then postgresql uses --clean --if-exists --single-transaction, sqlite copies
+ * the checked dump into the live file with the online backup API, mysql loads into the
+ * existing database). */
 int sb_db_restore(const struct sb_db_config *db, const char *target, bool in_place,
                   const char *state_dir, struct sb_istream *in, struct sb_error *err);
 /* Drops a database created for a scratch restore (postgresql, mysql) or removes the file. */

@@ -245,19 +245,17 @@ snapshot_shared(const struct sb_config *cfg, struct sb_repo *repo, struct sb_man
 /* Every database is checked (reachable, credentials accepted, client installed) before any
  * object is written, so a server that is down fails the snapshot at once with exit 69. */
 static int
-probe_databases(const struct sb_config *cfg, struct sb_error *err)
+probe_databases(const struct sb_config *cfg, struct sb_db_info *infos, struct sb_error *err)
 {
-    for (size_t idx = 0; idx < cfg->database_count; idx++) {
-        struct sb_db_info info;
-        if (sb_db_probe(&cfg->databases[idx], cfg->state_dir, &info, err) < 0)
+    for (size_t idx = 0; idx < cfg->database_count; idx++)
+        if (sb_db_probe(&cfg->databases[idx], cfg->state_dir, &infos[idx], err) < 0)
             return sb_error_wrap(err, "database '%s'", cfg->databases[idx].name);
-    }
     return 0;
 }
 
 static int
-snapshot_databases(const struct sb_config *cfg, struct sb_repo *repo, struct sb_manifest *m,
-                   struct sb_error *err)
+snapshot_databases(const struct sb_config *cfg, const struct sb_db_info *infos,
+                   struct sb_repo *repo, struct sb_manifest *m, struct sb_error *err)
 {
     m->dbs = calloc(cfg->database_count ? cfg->database_count : 1, sizeof(*m->dbs));
     if (!m->dbs)
@@ -269,7 +267,7 @@ snapshot_databases(const struct sb_config *cfg, struct sb_repo *repo, struct sb_
         char *path = sb_repo_object_path(repo, object);
         struct sb_ostream *out = NULL;
         struct sb_object_result res;
-        struct sb_db_info info;
+        const struct sb_db_info info = infos[idx];
         int rc = -1;
         if (!path) {
             sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
@@ -278,7 +276,7 @@ snapshot_databases(const struct sb_config *cfg, struct sb_repo *repo, struct sb_
         if (sb_object_create(sb_repo_write_store(repo), path, repo->key, &repo->params, &res, &out,
                              err) < 0)
             goto next;
-        if (sb_db_dump(db, cfg->state_dir, out, &info, err) < 0)
+        if (sb_db_dump(db, cfg->state_dir, &info, out, err) < 0)
             goto next;
         if (sb_ostream_close(out, err) < 0)
             goto next;
@@ -351,6 +349,7 @@ sb_snapshot_run(const struct sb_config *cfg, struct sb_repo *repo,
     unsigned parts = opts->parts ? opts->parts : SB_PART_ALL;
     struct sb_manifest *m = calloc(1, sizeof(*m));
     char id[32], host[256] = "";
+    struct sb_db_info *infos = NULL;
     int rc = -1;
     if (!m)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
@@ -377,13 +376,17 @@ sb_snapshot_run(const struct sb_config *cfg, struct sb_repo *repo,
                      (parts & SB_PART_DB) ? "database" : "release");
         goto out;
     }
-    if (want_db && probe_databases(cfg, err) < 0)
+    if (want_db && !(infos = calloc(cfg->database_count, sizeof(*infos)))) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
+    if (want_db && probe_databases(cfg, infos, err) < 0)
         goto out;
     if (cfg->has_release && (parts & SB_PART_RELEASE) && snapshot_release(cfg, repo, m, err) < 0)
         goto out;
     if (cfg->has_release && (parts & SB_PART_SHARED) && snapshot_shared(cfg, repo, m, err) < 0)
         goto out;
-    if (want_db && snapshot_databases(cfg, repo, m, err) < 0)
+    if (want_db && snapshot_databases(cfg, infos, repo, m, err) < 0)
         goto out;
     if (!m->dbs && !(m->dbs = calloc(1, sizeof(*m->dbs)))) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
@@ -406,6 +409,7 @@ out:
         sb_error_wrap(err, "snapshot '%s'", m->id);
     sb_log_set_context(cfg->app, NULL);
     sb_manifest_free(m);
+    free(infos);
     return rc;
 }
 

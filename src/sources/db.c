@@ -113,6 +113,31 @@ pgpass_escape(char *buf, size_t cap, const char *s)
     buf[pos] = '\0';
 }
 
+/* Appends s at pos inside a double-quoted MariaDB/MySQL option-file value: backslash, quote
+ * and control characters are escaped as the option-file parser reads them (\\ \" \n \r \t).
+ * Returns the new length (cut at cap). */
+static size_t
+option_escape(char *buf, size_t cap, size_t pos, const char *s)
+{
+    for (; *s && pos + 3 < cap; s++) {
+        char c = *s;
+        const char *esc = c == '\\'   ? "\\\\"
+                          : c == '"'  ? "\\\""
+                          : c == '\n' ? "\\n"
+                          : c == '\r' ? "\\r"
+                          : c == '\t' ? "\\t"
+                                      : NULL;
+        if (esc) {
+            buf[pos++] = esc[0];
+            buf[pos++] = esc[1];
+        } else {
+            buf[pos++] = c;
+        }
+    }
+    buf[pos] = '\0';
+    return pos;
+}
+
 struct client_env {
     char cred_path[PATH_MAX];
     char env_entry[PATH_MAX + 32];
@@ -161,17 +186,25 @@ client_env_init(const struct sb_db_config *db, const char *state_dir, struct cli
     } else if (db->engine == SB_DB_MYSQL) {
         /* An option file, always: it also carries user, host and socket. */
         size_t pos = (size_t)snprintf(text, 8192, "[client]\n");
-        if (db->user)
-            pos += (size_t)snprintf(text + pos, 8192 - pos, "user=%s\n", db->user);
-        if (pw)
-            pos += (size_t)snprintf(text + pos, 8192 - pos, "password=\"%s\"\n", pw);
+        if (db->user) {
+            pos += (size_t)snprintf(text + pos, 8192 - pos, "user=\"");
+            pos = option_escape(text, 8192, pos, db->user);
+            pos += (size_t)snprintf(text + pos, 8192 - pos, "\"\n");
+        }
+        if (pw) {
+            pos += (size_t)snprintf(text + pos, 8192 - pos, "password=\"");
+            pos = option_escape(text, 8192, pos, pw);
+            pos += (size_t)snprintf(text + pos, 8192 - pos, "\"\n");
+        }
         if (db->host && db->host[0] == '/')
             pos += (size_t)snprintf(text + pos, 8192 - pos, "socket=%s\n", db->host);
         else if (db->host)
             pos += (size_t)snprintf(text + pos, 8192 - pos, "host=%s\n", db->host);
         if (db->port)
             pos += (size_t)snprintf(text + pos, 8192 - pos, "port=%d\n", db->port);
-        snprintf(text + pos, 8192 - pos, "connect-timeout=15\n");
+        /* Only the mysql/mariadb client knows connect-timeout: mariadb-dump refuses an option
+         * it does not know in [client], so it goes in the client's own group. */
+        snprintf(text + pos, 8192 - pos, "[mysql]\nconnect-timeout=15\n");
         rc = secret_file_new(state_dir, text, ce->cred_path, err);
         if (rc == 0)
             ce->has_cred = true;
@@ -488,22 +521,33 @@ mysql_probe(const struct sb_db_config *db, const struct client_env *ce, struct s
     argv[argc++] = "-N";
     argv[argc++] = "-B";
     argv[argc++] = "-e";
-    argv[argc++] = "SELECT VERSION()";
+    argv[argc++] = "SELECT VERSION(), @@character_set_database, @@collation_database";
     argv[argc++] = db->dbname;
     argv[argc] = NULL;
     char *out = NULL;
     int rc = run_client(argv, ce, &out, err);
     if (rc == 0) {
-        size_t len = strcspn(out, "\n");
-        snprintf(info->server_version, sizeof(info->server_version), "%.*s", (int)len, out);
+        /* VERSION() \t charset \t collation; names are [A-Za-z0-9_] or they are not used */
+        char *field = out;
+        char *dest[] = {info->server_version, info->charset, info->collation};
+        for (size_t idx = 0; idx < 3 && field; idx++) {
+            size_t len = strcspn(field, "\t\n");
+            snprintf(dest[idx], 64, "%.*s", (int)len, field);
+            field = field[len] == '\t' ? field + len + 1 : NULL;
+        }
+        for (size_t idx = 1; idx < 3; idx++)
+            if (strspn(dest[idx],
+                       "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+                strlen(dest[idx]))
+                dest[idx][0] = '\0';
     }
     free(out);
     return rc;
 }
 
 static int
-mysql_dump_run(const struct sb_db_config *db, const struct client_env *ce, struct sb_ostream *out,
-               struct sb_error *err)
+mysql_dump_run(const struct sb_db_config *db, const struct client_env *ce,
+               const struct sb_db_info *probed, struct sb_ostream *out, struct sb_error *err)
 {
     const char *prog = mysql_program("mariadb-dump", "mysqldump");
     if (missing_client(prog, "mariadb-client", err) < 0)
@@ -519,6 +563,18 @@ mysql_dump_run(const struct sb_db_config *db, const struct client_env *ce, struc
     argv[argc++] = "--default-character-set=utf8mb4";
     argv[argc++] = db->dbname;
     argv[argc] = NULL;
+    /* A dump of one database carries no CREATE DATABASE, so its default character set and
+     * collation would be lost on a restore into a new database: the dump starts with them,
+     * for the database the client loads into (also when a user feeds the file to mysql). */
+    if (probed->charset[0] && probed->collation[0]) {
+        char header[256];
+        int len = snprintf(header, sizeof(header),
+                           "-- snapback: the database's defaults when it was dumped\n"
+                           "ALTER DATABASE CHARACTER SET %s COLLATE %s;\n",
+                           probed->charset, probed->collation);
+        if (sb_ostream_write(out, header, (size_t)len, err) < 0)
+            return -1;
+    }
     struct sb_proc *p = NULL;
     if (sb_proc_spawn(argv, ce->env, SB_PROC_STDOUT, &p, err) < 0)
         return -1;
@@ -699,15 +755,113 @@ out:
     return rc;
 }
 
+/* A -wal or -journal beside a path would be replayed into whatever file gets that name. */
+static int
+sqlite_refuse_stale_logs(const char *target, struct sb_error *err)
+{
+    static const char *const suffixes[] = {"-wal", "-journal"};
+    for (size_t idx = 0; idx < 2; idx++) {
+        char log_path[PATH_MAX];
+        struct stat st;
+        snprintf(log_path, sizeof(log_path), "%s%s", target, suffixes[idx]);
+        if (lstat(log_path, &st) == 0)
+            return sb_error_set(err, SB_E_CANTCREATE, 0,
+                                "'%s' exists without its database (left by a crashed writer?): "
+                                "SQLite would replay it into the restored file; move it away or "
+                                "restore to another path",
+                                log_path);
+    }
+    return 0;
+}
+
+/* PRAGMA integrity_check on a restored copy. */
+static int
+sqlite_check_file(const char *path, struct sb_error *err)
+{
+    sqlite3 *check = NULL;
+    sqlite3_stmt *stmt = NULL;
+    int r = sqlite3_open_v2(path, &check, SQLITE_OPEN_READONLY, NULL);
+    if (r == SQLITE_OK)
+        r = sqlite3_prepare_v2(check, "PRAGMA integrity_check", -1, &stmt, NULL);
+    int rc = 0;
+    if (r == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
+        const char *verdict = (const char *)sqlite3_column_text(stmt, 0);
+        if (!verdict || strcmp(verdict, "ok") != 0)
+            rc = sb_error_set(err, SB_E_CORRUPT, 0,
+                              "restored SQLite database fails integrity_check: %s",
+                              verdict ? verdict : "?");
+    } else {
+        rc = sqlite_error(err, check, r == SQLITE_OK ? SQLITE_CORRUPT : r,
+                          "cannot check the restored SQLite database", path);
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(check);
+    return rc;
+}
+
+/* Copies the checked file src into the live database target with the online backup API, in
+ * one write transaction of the live database: SQLite first recovers a hot journal or a -wal a
+ * crashed writer left, then waits for the app's own transactions (busy timeout), and readers
+ * see the old or the new contents, never a mix. The file keeps its inode, owner and mode, and
+ * connections the app holds open see the restored data (a rename would leave them on the old
+ * inode, writing into a file nobody reads any more). */
+static int
+sqlite_backup_into(const char *src, const char *target, struct sb_error *err)
+{
+    sqlite3 *from = NULL, *to = NULL;
+    int rc = -1;
+    int r = sqlite3_open_v2(src, &from, SQLITE_OPEN_READONLY, NULL);
+    if (r != SQLITE_OK) {
+        sqlite_error(err, from, r, "cannot open the restored copy", src);
+        goto out;
+    }
+    r = sqlite3_open_v2(target, &to, SQLITE_OPEN_READWRITE, NULL);
+    if (r != SQLITE_OK) {
+        sqlite_error(err, to, r, "cannot open the live SQLite database", target);
+        goto out;
+    }
+    sqlite3_busy_timeout(to, 60000);
+    sqlite3_backup *b = sqlite3_backup_init(to, "main", from, "main");
+    if (!b) {
+        sqlite_error(err, to, sqlite3_errcode(to), "cannot start copying into", target);
+        goto out;
+    }
+    r = sqlite3_backup_step(b, -1); /* waits up to the busy timeout for the app's locks */
+    int fin = sqlite3_backup_finish(b);
+    if (r != SQLITE_DONE || fin != SQLITE_OK) {
+        int code = r != SQLITE_DONE ? r : fin;
+        if (code == SQLITE_READONLY)
+            sb_error_set(err, SB_E_CANTCREATE, 0,
+                         "cannot restore into the live SQLite database '%s': %s (in WAL mode "
+                         "its page size must equal the snapshot's; restore to a new path and "
+                         "move it into place with the app stopped)",
+                         target, sqlite3_errstr(code));
+        else
+            sqlite_error(err, to, code, "cannot restore into the live SQLite database", target);
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_close(from);
+    sqlite3_close(to);
+    return rc;
+}
+
+/* A dump is written to a temp file beside the target (fsync'd, integrity-checked), then
+ * renamed into place when the target does not exist, or copied into the live database with
+ * the backup API (--in-place). */
 static int
 sqlite_restore_run(const char *target, bool in_place, struct sb_istream *in, struct sb_error *err)
 {
     struct stat st;
-    if (!in_place && lstat(target, &st) == 0)
+    bool exists = lstat(target, &st) == 0;
+    if (exists && !in_place)
         return sb_error_set(err, SB_E_CANTCREATE, 0,
                             "'%s' already exists; restore to a new path, or pass --in-place to "
                             "replace it",
                             target);
+    if (!exists && sqlite_refuse_stale_logs(target, err) < 0)
+        return -1;
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s.snapback-tmp-XXXXXX", target) >= (int)sizeof(tmp))
         return sb_error_set(err, SB_E_USAGE, 0, "path '%s' is too long", target);
@@ -716,7 +870,6 @@ sqlite_restore_run(const char *target, bool in_place, struct sb_istream *in, str
         return sb_error_set(err, errno == ENOSPC ? SB_E_IO : SB_E_CANTCREATE, errno,
                             "cannot create a temp file beside '%s'", target);
     int rc = -1;
-    sqlite3 *check = NULL;
     struct sb_ostream *out = sb_fd_ostream_new(fd, tmp);
     if (!out) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
@@ -728,27 +881,14 @@ sqlite_restore_run(const char *target, bool in_place, struct sb_istream *in, str
         sb_error_set(err, SB_E_IO, errno, "cannot fsync '%s'", tmp);
         goto out;
     }
-    int r = sqlite3_open_v2(tmp, &check, SQLITE_OPEN_READONLY, NULL);
-    sqlite3_stmt *stmt = NULL;
-    if (r == SQLITE_OK)
-        r = sqlite3_prepare_v2(check, "PRAGMA integrity_check", -1, &stmt, NULL);
-    if (r == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
-        const char *verdict = (const char *)sqlite3_column_text(stmt, 0);
-        if (!verdict || strcmp(verdict, "ok") != 0) {
-            sb_error_set(err, SB_E_CORRUPT, 0, "restored SQLite database fails integrity_check: %s",
-                         verdict ? verdict : "?");
-            sqlite3_finalize(stmt);
-            goto out;
-        }
-    } else {
-        sqlite_error(err, check, r == SQLITE_OK ? SQLITE_CORRUPT : r,
-                     "cannot check the restored SQLite database", tmp);
-        sqlite3_finalize(stmt);
+    if (sqlite_check_file(tmp, err) < 0)
         goto out;
+    if (exists) {
+        if (sqlite_backup_into(tmp, target, err) < 0)
+            goto out;
+        rc = 0;
+        goto out; /* the temp file goes */
     }
-    sqlite3_finalize(stmt);
-    sqlite3_close(check);
-    check = NULL;
     if (rename(tmp, target) < 0) {
         sb_error_set(err, SB_E_IO, errno, "cannot rename '%s' to '%s'", tmp, target);
         goto out;
@@ -756,12 +896,17 @@ sqlite_restore_run(const char *target, bool in_place, struct sb_istream *in, str
     tmp[0] = '\0';
     rc = sb_fsync_parent(target, err);
 out:
-    if (check)
-        sqlite3_close(check);
     sb_ostream_free(out);
     close(fd);
-    if (tmp[0])
+    if (tmp[0]) {
         unlink(tmp);
+        /* opening the copy in WAL mode may have made its -wal and -shm */
+        char side[PATH_MAX + 8];
+        snprintf(side, sizeof(side), "%s-wal", tmp);
+        unlink(side);
+        snprintf(side, sizeof(side), "%s-shm", tmp);
+        unlink(side);
+    }
     return rc;
 }
 
@@ -777,8 +922,10 @@ sb_db_probe(const struct sb_db_config *db, const char *state_dir, struct sb_db_i
         snprintf(info->server_version, sizeof(info->server_version), "%s", sqlite3_libversion());
         sqlite3 *h = NULL;
         int r = sqlite3_open_v2(db->path, &h, SQLITE_OPEN_READONLY, NULL);
-        if (r == SQLITE_OK)
+        if (r == SQLITE_OK) {
+            sqlite3_busy_timeout(h, 30000); /* the app may hold a write lock for a moment */
             r = sqlite3_exec(h, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+        }
         int rc =
             r == SQLITE_OK ? 0 : sqlite_error(err, h, r, "cannot read SQLite database", db->path);
         sqlite3_close(h);
@@ -800,18 +947,16 @@ sb_db_probe(const struct sb_db_config *db, const char *state_dir, struct sb_db_i
 }
 
 int
-sb_db_dump(const struct sb_db_config *db, const char *state_dir, struct sb_ostream *out,
-           struct sb_db_info *info, struct sb_error *err)
+sb_db_dump(const struct sb_db_config *db, const char *state_dir, const struct sb_db_info *probed,
+           struct sb_ostream *out, struct sb_error *err)
 {
-    if (sb_db_probe(db, state_dir, info, err) < 0)
-        return -1;
     if (db->engine == SB_DB_SQLITE)
         return sqlite_dump_run(db, state_dir, out, err);
     struct client_env ce;
     if (client_env_init(db, state_dir, &ce, err) < 0)
         return -1;
     int rc = db->engine == SB_DB_POSTGRESQL ? pg_dump_run(db, &ce, out, err)
-                                            : mysql_dump_run(db, &ce, out, err);
+                                            : mysql_dump_run(db, &ce, probed, out, err);
     client_env_release(&ce);
     return rc;
 }

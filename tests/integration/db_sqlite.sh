@@ -9,15 +9,17 @@
 #     the schema, user_version/application_id compared; integrity_check; the trigger works;
 #   - restore --target DIR writes DIR/databases/NAME.sqlite3, equal to the source;
 #   - --db-target onto an existing file: 73, the file untouched;
-#   - --in-place replaces the file atomically: readers opening it throughout never fail and
-#     see the old or the new database, never a mix; it is a new inode (renamed over); no temp
-#     file is left; the live file's owner and mode are kept;
+#   - --in-place replaces the contents atomically (SQLite's backup API, one transaction):
+#     readers opening it throughout never fail and see the old or the new database, never a
+#     mix; it is the same inode, so a connection the app held open across the restore reads
+#     the restored data; no temp file is left; the live file's owner and mode are kept;
 #   - --in-place over a database a crashed writer left with a -wal (WAL) or a hot -journal
 #     (rollback mode): the result is the snapshot, not the snapshot with the stale log
 #     replayed over it;
 #   - consistency under load: one writer per database moves money between accounts in
 #     transactions while three snapshots run; each restored copy passes integrity_check,
 #     holds exactly the invariant and agrees with its transfer log;
+#   - --db-target onto a new path beside which a stale -wal lies: 73, naming it;
 #   - a database file that does not exist: 66, naming it.
 # Checks marked "soft" are reported together at the end, so one bug does not hide another.
 source "$(dirname "$0")/../harness/lib.sh"
@@ -228,20 +230,35 @@ with open(log, "w") as f:
     f.writelines("state %s\n" % s for s in sorted(seen))
 ' "$S_DB" "$READERS_STOP" "$WORK/readers.log" &
 READER=$!
+# an app connection opened before the restore and used after it
+py '
+path, go, out = sys.argv[1], sys.argv[2], sys.argv[3]
+c = connect(path)
+c.execute("SELECT count(*) FROM items").fetchone()
+while not os.path.exists(go) and os.path.isdir(os.path.dirname(go)):
+    time.sleep(0.05)
+extra = c.execute("SELECT count(*) FROM sqlite_master WHERE name = \"extra\"").fetchone()[0]
+bal = c.execute("SELECT bal FROM acc WHERE id = 1").fetchone()[0]
+open(out, "w").write("%d %d\n" % (extra, bal))
+' "$S_DB" "$WORK/held.go" "$WORK/held.out" &
+HELD=$!
 sleep 0.2
 expect_ok sb restore "$SNAP1" --only db --in-place
-touch "$READERS_STOP"
+touch "$READERS_STOP" "$WORK/held.go"
 wait "$READER" || fail "the reader failed: $(cat "$WORK/readers.log" 2>/dev/null)"
+wait "$HELD" || fail "the held-open connection failed"
+check "a connection held open across the restore reads the restored data ($(cat "$WORK/held.out"))" \
+    test "$(cat "$WORK/held.out")" = "0 1000"
 log "reader: $(tr '\n' ';' <"$WORK/readers.log"); old: $OLD_STATE, new: $NEW_STATE"
 check "readers never failed while the file was replaced" grep -q '^errors 0 ' "$WORK/readers.log"
 check "readers saw only the old and the new database, never a mix" \
     test -z "$(grep '^state ' "$WORK/readers.log" | grep -v -x -e "state $OLD_STATE" -e "state $NEW_STATE" || true)"
 same_as "$S_DB" "$S_SUM" "restore --in-place (s)"
 same_as "$W_DB" "$W_SUM" "restore --in-place (w)"
-check "the file was replaced by a rename (a new inode)" test "$(stat -c %i "$S_DB")" != "$S_INODE"
+check "the live file was restored in place (same inode)" test "$(stat -c %i "$S_DB")" = "$S_INODE"
 check "no temp file is left beside the databases ($(ls -A "$WORK/live" | tr '\n' ' '))" \
     test -z "$(find "$WORK/live" -name '*snapback-tmp*')"
-soft_check "--in-place keeps the live file's owner and mode (nobody:nogroup 0640; now $(stat -c '%U:%G %a' "$S_DB"))" \
+check "--in-place keeps the live file's owner and mode (nobody:nogroup 0640; now $(stat -c '%U:%G %a' "$S_DB"))" \
     test "$(stat -c '%U:%G %a' "$S_DB")" = "nobody:nogroup 640"
 
 # --- consistency under load ---
@@ -368,6 +385,14 @@ for name in s w; do
     soft_check "--in-place over a database with a stale $([[ $name == s ]] && echo hot -journal || echo -wal): the contents are the snapshot's" \
         test "$got" = "$want"
 done
+
+# --- a stale -wal beside a new path ---
+log "--db-target onto a path with a leftover -wal of another database -> 73, nothing written"
+printf 'not a wal of this database' >"$WORK/orphan.sqlite3-wal"
+expect_exit 73 "$SNAPBACK" --config "$CFG" --no-progress restore "$SNAP_CRASH" --only db --db-target "s=$WORK/orphan.sqlite3"
+expect_err_contains "orphan.sqlite3-wal"
+check "the database was not created beside the stale -wal" test ! -e "$WORK/orphan.sqlite3"
+check "the -wal was left alone" test "$(cat "$WORK/orphan.sqlite3-wal")" = "not a wal of this database"
 
 # --- not found ---
 log "a database file that does not exist -> 66"
