@@ -63,6 +63,9 @@ struct sb_config {
 
     char *key_file; /* exactly one of key_file and recipient */
     char *recipient;
+    /* Not in the file: --key FILE / SNAPBACK_KEY_FILE, the key to read with; set by the CLI,
+     * used instead of key_file or recipient (a write-only host's secret key, elsewhere). */
+    char *read_key_file;
     char *state_dir;   /* absolute */
     int64_t max_age_s; /* 0 = not set */
 

@@ -10,12 +10,18 @@
 #include "snapback/pipeline.h"
 #include "snapback/store.h"
 
-/* --- key files: "snapback-key-v1\n<base64 of 32 bytes>\n", mode 0600 --- */
+/* --- key files: "snapback-key-v1\n<base64 of 32 bytes>\n" (symmetric), "snapback-secret-v1"
+ * (a recipient's secret key), both mode 0600; "snapback-recipient-v1" (public), 0644 --- */
 
 /* Creates path with mode 0600, refusing to overwrite it (SB_E_CANTCREATE). */
 int sb_keyfile_write_new(const char *path, const struct sb_key *key, struct sb_error *err);
-/* Checks owner and mode (SB_E_PERM when group/world accessible or not ours), then loads. */
+/* Writes the public half of a sealed key (mode 0644, no overwrite). */
+int sb_pubfile_write_new(const char *path, const struct sb_key *key, struct sb_error *err);
+/* Checks owner and mode (SB_E_PERM when group/world accessible or not ours), then loads a
+ * symmetric or a recipient's secret key; a public key file is refused (SB_E_CONFIG). */
 int sb_keyfile_load(const char *path, struct sb_key **out, struct sb_error *err);
+/* Loads a recipient's public key; a file holding a secret is refused (SB_E_CONFIG). */
+int sb_pubfile_load(const char *path, struct sb_key **out, struct sb_error *err);
 
 /* --- objects --- */
 
@@ -104,6 +110,7 @@ struct sb_repo_meta {
     int format;
     char id[33];
     char key_id[33];
+    int key_mode; /* 1 symmetric, 2 sealed to a recipient (write-only hosts) */
     time_t created;
     uint32_t chunk_size;
 };

@@ -14,8 +14,9 @@
 struct sb_repo {
     struct sb_store *store; /* owned: the repository */
     struct sb_store *spool; /* owned: state_dir/spool for a remote repository, else NULL */
-    struct sb_key *key;     /* owned */
+    struct sb_key *key;     /* owned; a public recipient key on a write-only host */
     char *app;
+    char *catalog_dir; /* state_dir/catalog */
     struct sb_repo_meta meta;
     struct sb_object_params params;
 };
@@ -48,6 +49,11 @@ int sb_repo_load_manifest(struct sb_repo *repo, const char *id, struct sb_manife
 int sb_repo_resolve_id(struct sb_repo *repo, const char *spec, char **id, struct sb_error *err);
 /* "<app>/<name>": the path of a manifest's object in the store (malloc'd). */
 char *sb_repo_object_path(const struct sb_repo *repo, const char *name);
+/* The catalog: a plain copy of every manifest this host wrote (state_dir/catalog/APP/ID.json,
+ * 0600), written before the manifest itself, removed by prune. sb_repo_load_manifest reads
+ * it when the key cannot read (a write-only host). */
+int sb_catalog_put(struct sb_repo *repo, const char *id, const char *json, struct sb_error *err);
+int sb_catalog_remove(struct sb_repo *repo, const char *id, struct sb_error *err);
 bool sb_snapshot_id_valid(const char *id);
 
 /* --- lock and journal (state_dir) --- */

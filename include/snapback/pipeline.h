@@ -15,9 +15,19 @@
 #define SB_CHUNK_SIZE_MIN (1u << 12)
 #define SB_CHUNK_SIZE_MAX (1u << 24)
 
-/* The 32-byte repository key, in sodium_malloc memory (guarded, locked, wiped on free). */
+/* A key (docs/FORMAT.md §1). Symmetric (key mode 1): the 32-byte repository key K, which
+ * writes and reads. Sealed (key mode 2, write-only hosts): an X25519 recipient key pair; with
+ * only the public half it writes objects it can never read again, with the secret half it
+ * reads them. Secret bytes live in sodium_malloc memory (guarded, locked, wiped on free). */
+enum sb_key_mode {
+    SB_KEY_SYMMETRIC = 1,
+    SB_KEY_SEALED = 2,
+};
+
 struct sb_key {
-    unsigned char *bytes;
+    enum sb_key_mode mode;
+    unsigned char *bytes;            /* symmetric: K; sealed: the secret key, or NULL */
+    unsigned char pub[SB_KEY_BYTES]; /* sealed: the recipient's public key */
 };
 
 struct sb_digest {
@@ -32,7 +42,17 @@ int sb_key_new_random(struct sb_key **out, struct sb_error *err);
 /* Copies 32 bytes into a new key. */
 int sb_key_new_from_bytes(const unsigned char *bytes, struct sb_key **out, struct sb_error *err);
 void sb_key_free(struct sb_key *key);
-/* The key id: hex of 16 bytes derived from the key with a KDF, safe to store in the open. */
+/* A new random X25519 recipient key pair (key mode 2). */
+int sb_key_new_sealed_pair(struct sb_key **out, struct sb_error *err);
+/* A recipient key from its secret half (the public half is derived). */
+int sb_key_new_sealed_secret(const unsigned char *secret, struct sb_key **out,
+                             struct sb_error *err);
+/* A recipient key that can only write: the public half. */
+int sb_key_new_sealed_public(const unsigned char *pub, struct sb_key **out, struct sb_error *err);
+/* Whether objects written with key can be read with it (false for a public recipient key). */
+bool sb_key_can_read(const struct sb_key *key);
+/* The key id: hex of 16 bytes derived from the key (symmetric: a KDF subkey; sealed: a hash
+ * of the public key, the same for both halves), safe to store in the open. */
 void sb_key_id(const struct sb_key *key, char out[33]);
 
 /* zstd: level 1..19, threads 0 = all cores. */
@@ -40,8 +60,8 @@ struct sb_ostream *sb_zstd_ostream_new(struct sb_ostream *down, int level, int t
                                        struct sb_error *err);
 struct sb_istream *sb_zstd_istream_new(struct sb_istream *up, struct sb_error *err);
 
-/* Encryption (DESIGN §5, symmetric mode): writes the object header at once, then
- * secretstream messages of chunk_size plaintext bytes; the last one is TAG_FINAL. */
+/* Encryption (DESIGN §5; key mode 1 or 2 after the key): writes the object header at once,
+ * then secretstream messages of chunk_size plaintext bytes; the last one is TAG_FINAL. */
 struct sb_ostream *sb_encrypt_ostream_new(struct sb_ostream *down, const struct sb_key *key,
                                           uint32_t chunk_size, struct sb_error *err);
 /* Decryption: reads and checks the header at once (wrong key, bad magic...), then

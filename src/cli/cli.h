@@ -13,6 +13,7 @@
 struct sb_cli {
     const char *config_path; /* resolved: --config, $SNAPBACK_CONFIG or the default */
     bool config_explicit;
+    const char *key_path;  /* --key FILE */
     struct sb_config *cfg; /* loaded by main for NEEDS_CONFIG commands */
     bool quiet, verbose, json_logs, progress;
     int argc; /* the command's arguments; argv[0] is the command name */

@@ -98,6 +98,14 @@ cmd_config(struct sb_cli *cli, struct sb_error *err)
         sb_key_free(key);
         snprintf(what, sizeof(what), "key file '%s' (owner, mode, format)", cfg->key_file);
         report(&cs, what, rc, &e);
+    } else if (cfg->recipient) {
+        struct sb_key *key = NULL;
+        sb_error_clear(&e);
+        int rc = sb_pubfile_load(cfg->recipient, &key, &e);
+        sb_key_free(key);
+        snprintf(what, sizeof(what), "recipient '%s' is a public key (write-only host)",
+                 cfg->recipient);
+        report(&cs, what, rc, &e);
     }
 
     int rc = 0;

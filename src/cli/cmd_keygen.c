@@ -11,11 +11,18 @@
 #include "snapback/ops.h"
 
 const struct sb_cmd_help help_keygen = {
-    "snapback keygen [--key-file FILE]",
+    "snapback keygen [--key-file FILE] [--write-only]",
     "Writes a new random 32-byte repository key to FILE (mode 0600), refusing to overwrite an\n"
     "existing file. Without --key-file, the config's key_file is used. Keep a copy of the key\n"
-    "somewhere safe and away from the repository: without it no snapshot can be read.",
-    "  --key-file FILE   where to write the key\n",
+    "somewhere safe and away from the repository: without it no snapshot can be read.\n"
+    "\n"
+    "--write-only writes a recipient key pair instead: the secret key to FILE (NAME.key, mode\n"
+    "0600) and the public key beside it (NAME.pub). The .pub goes on the app server as the\n"
+    "config's \"recipient\": it writes snapshots it can never read. The .key stays offline or\n"
+    "in a CI secret store, and reads them (--key FILE or $SNAPBACK_KEY_FILE). Without\n"
+    "--key-file, the config's recipient names the .pub and the .key goes beside it.",
+    "  --key-file FILE   where to write the key (with --write-only: the secret key)\n"
+    "  --write-only      a recipient key pair for write-only hosts\n",
 };
 
 const struct sb_cmd_help help_init = {
@@ -37,28 +44,92 @@ write_new_key(const char *path, struct sb_error *err)
     return rc;
 }
 
+/* NAME.key -> NAME.pub, NAME.pub -> NAME.key; any other name gets the suffix added. */
+static int
+swap_suffix(const char *path, const char *from, const char *to, char *out, size_t cap,
+            struct sb_error *err)
+{
+    size_t len = strlen(path), flen = strlen(from);
+    int n = len > flen && !strcmp(path + len - flen, from)
+                ? snprintf(out, cap, "%.*s%s", (int)(len - flen), path, to)
+                : snprintf(out, cap, "%s%s", path, to);
+    if (n < 0 || (size_t)n >= cap)
+        return sb_error_set(err, SB_E_USAGE, 0, "path '%s' is too long", path);
+    return 0;
+}
+
+static int
+keygen_write_only(const char *secret_path, const char *pub_path, struct sb_error *err)
+{
+    struct sb_key *key = NULL;
+    if (access(pub_path, F_OK) == 0)
+        return sb_error_set(err, SB_E_CANTCREATE, 0,
+                            "public key file '%s' already exists; refusing to overwrite a key",
+                            pub_path);
+    if (sb_key_new_sealed_pair(&key, err) < 0)
+        return -1;
+    int rc = sb_keyfile_write_new(secret_path, key, err);
+    if (rc == 0 && (rc = sb_pubfile_write_new(pub_path, key, err)) < 0)
+        unlink(secret_path); /* a secret without its public half is of no use */
+    char id[33];
+    sb_key_id(key, id);
+    sb_key_free(key);
+    if (rc < 0)
+        return -1;
+    printf("wrote a recipient key pair (key id %.8s...):\n"
+           "  secret key '%s' (mode 0600): reads snapshots; keep it OFF the app server\n"
+           "  public key '%s': the config's \"recipient\" on the app server\n",
+           id, secret_path, pub_path);
+    fprintf(stderr,
+            "snapback: keep a copy of '%s' safe: without it no snapshot sealed to '%s' "
+            "can be read\n",
+            secret_path, pub_path);
+    return 0;
+}
+
 int
 cmd_keygen(struct sb_cli *cli, struct sb_error *err)
 {
     static const struct option longopts[] = {
         {"key-file", required_argument, NULL, 'k'},
+        {"write-only", no_argument, NULL, 'w'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *key_file = NULL;
+    bool write_only = false;
     int c;
     optind = 1;
-    while ((c = sb_cli_getopt(cli, "+k:h", longopts, "keygen", &help_keygen, err)) != -1) {
+    while ((c = sb_cli_getopt(cli, "+k:wh", longopts, "keygen", &help_keygen, err)) != -1) {
         if (c == 'h')
             return 0;
         if (c == '?')
             return -1;
         if (c == 'k')
             key_file = optarg;
+        if (c == 'w')
+            write_only = true;
     }
     if (optind < cli->argc)
         return sb_error_set(err, SB_E_USAGE, 0, "keygen: unexpected argument '%s'",
                             cli->argv[optind]);
+    if (write_only) {
+        char secret[4096], pub[4096];
+        if (key_file) {
+            snprintf(secret, sizeof(secret), "%s", key_file);
+            if (swap_suffix(key_file, ".key", ".pub", pub, sizeof(pub), err) < 0)
+                return -1;
+        } else if (cli->cfg && cli->cfg->recipient) {
+            snprintf(pub, sizeof(pub), "%s", cli->cfg->recipient);
+            if (swap_suffix(pub, ".pub", ".key", secret, sizeof(secret), err) < 0)
+                return -1;
+        } else {
+            return sb_error_set(err, SB_E_USAGE, 0,
+                                "keygen --write-only: give --key-file NAME.key (or --config with "
+                                "a recipient)");
+        }
+        return keygen_write_only(secret, pub, err);
+    }
     if (!key_file && cli->cfg)
         key_file = cli->cfg->key_file;
     if (!key_file)
@@ -94,10 +165,26 @@ cmd_init(struct sb_cli *cli, struct sb_error *err)
     if (optind < cli->argc)
         return sb_error_set(err, SB_E_USAGE, 0, "init: unexpected argument '%s'",
                             cli->argv[optind]);
+    if (!key_file && cli->cfg->recipient) {
+        /* a write-only host: the repository is sealed to the recipient's public key */
+        struct sb_key *pub = NULL;
+        if (sb_pubfile_load(cli->cfg->recipient, &pub, err) < 0)
+            return -1;
+        struct sb_repo_meta meta;
+        int rc = sb_repo_init(cli->cfg, pub, &meta, err);
+        sb_key_free(pub);
+        if (rc < 0)
+            return -1;
+        printf("created repository '%s' (id %s), sealed to recipient '%s': this host can write "
+               "snapshots but not read them\n",
+               cli->cfg->repository.url, meta.id, cli->cfg->recipient);
+        struct sb_error jerr = SB_ERROR_INIT;
+        if (sb_journal_append(cli->cfg->state_dir, "init", "ok", NULL, meta.id, 0, &jerr) < 0)
+            sb_warn("%s", jerr.msg);
+        return 0;
+    }
     if (!key_file)
-        return sb_error_set(err, SB_E_CONFIG, 0,
-                            "init: this config has no key_file (write-only hosts cannot create "
-                            "a repository)");
+        return sb_error_set(err, SB_E_CONFIG, 0, "init: this config has no key_file");
     bool created_key = false;
     if (access(key_file, F_OK) < 0) {
         if (errno != ENOENT)

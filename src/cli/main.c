@@ -2,6 +2,7 @@
  * main enforces for each command (config, lock), and the mapping of errors to sysexits codes.
  * Global options may stand before or after the command name. */
 #include <errno.h>
+#include <limits.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -65,6 +66,8 @@ print_main_help(FILE *f)
                "  --verbose            debug messages\n"
                "  --log-format FORMAT  text (default) or json (one object per line)\n"
                "  --no-progress        no progress output\n"
+               "  --key FILE           the key to read with instead of key_file/recipient (a\n"
+               "                       write-only host's secret key; also $SNAPBACK_KEY_FILE)\n"
                "  --version            print the version\n"
                "  --help               this help; 'snapback COMMAND --help' for a command\n"
                "\nexit codes: 0 ok, 64 usage, 65 corrupt or tampered data or wrong key,\n"
@@ -170,15 +173,19 @@ parse_globals(int *argc, char **argv, struct sb_cli *cli, bool *show_help, bool 
         if (!strcmp(a, "--")) {
             after_dashdash = true;
             argv[out++] = a;
-        } else if (!strcmp(a, "--config") || !strcmp(a, "--log-format")) {
+        } else if (!strcmp(a, "--config") || !strcmp(a, "--log-format") || !strcmp(a, "--key")) {
             if (idx + 1 >= *argc)
                 return sb_error_set(err, SB_E_USAGE, 0, "option '%s' needs an argument", a);
             if (!strcmp(a, "--config")) {
                 cli->config_path = argv[++idx];
                 cli->config_explicit = true;
+            } else if (!strcmp(a, "--key")) {
+                cli->key_path = argv[++idx];
             } else {
                 log_format = argv[++idx];
             }
+        } else if (!strncmp(a, "--key=", 6)) {
+            cli->key_path = a + 6;
         } else if (!strncmp(a, "--config=", 9)) {
             cli->config_path = a + 9;
             cli->config_explicit = true;
@@ -209,6 +216,22 @@ parse_globals(int *argc, char **argv, struct sb_cli *cli, bool *show_help, bool 
     }
     if (cli->quiet && cli->verbose)
         return sb_error_set(err, SB_E_USAGE, 0, "--quiet and --verbose exclude each other");
+    return 0;
+}
+
+/* --key / SNAPBACK_KEY_FILE, made absolute (restore changes directory while it works). */
+static int
+set_read_key(struct sb_config *cfg, const char *path, struct sb_error *err)
+{
+    char cwd[PATH_MAX];
+    if (path[0] == '/')
+        cfg->read_key_file = sb_strdup(path);
+    else if (getcwd(cwd, sizeof(cwd)))
+        cfg->read_key_file = sb_path_join(cwd, path);
+    else
+        return sb_error_set(err, SB_E_IO, errno, "cannot resolve key path '%s'", path);
+    if (!cfg->read_key_file)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
     return 0;
 }
 
@@ -272,6 +295,9 @@ run(int argc, char **argv, struct sb_error *err)
     if ((cmd->flags & NEEDS_CONFIG) ||
         ((cmd->flags & OPTIONAL_CONFIG) && (cli.config_explicit || getenv("SNAPBACK_CONFIG")))) {
         if (sb_config_load(cli.config_path, &cli.cfg, err) < 0)
+            goto out;
+        const char *key = cli.key_path ? cli.key_path : getenv("SNAPBACK_KEY_FILE");
+        if (key && *key && set_read_key(cli.cfg, key, err) < 0)
             goto out;
         sb_log_set_context(cli.cfg->app, NULL);
     }

@@ -1100,6 +1100,7 @@ sb_config_free(struct sb_config *cfg)
     free(cfg->repository.known_hosts);
     free(cfg->key_file);
     free(cfg->recipient);
+    free(cfg->read_key_file);
     free(cfg->state_dir);
     free(cfg->schedule.snapshot);
     free(cfg->schedule.prune);

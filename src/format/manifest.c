@@ -332,6 +332,7 @@ sb_repo_meta_to_json(const struct sb_repo_meta *meta, char **out, struct sb_erro
     sb_format_time_iso(meta->created, ts);
     cJSON_AddStringToObject(root, "created", ts);
     cJSON_AddStringToObject(root, "key_id", meta->key_id);
+    cJSON_AddNumberToObject(root, "key_mode", meta->key_mode);
     cJSON_AddNumberToObject(root, "chunk_size", meta->chunk_size);
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
@@ -353,6 +354,12 @@ sb_repo_meta_from_json(const char *json, struct sb_repo_meta *out, struct sb_err
     }
     out->format = (int)get_u64(&pc, root, "format");
     out->chunk_size = (uint32_t)get_u64(&pc, root, "chunk_size");
+    /* key_mode came with write-only hosts; a repository without it is symmetric */
+    out->key_mode = cJSON_GetObjectItemCaseSensitive(root, "key_mode")
+                        ? (int)get_u64(&pc, root, "key_mode")
+                        : SB_KEY_SYMMETRIC;
+    if (out->key_mode != SB_KEY_SYMMETRIC && out->key_mode != SB_KEY_SEALED)
+        bad(&pc, "key_mode");
     char *id = get_str(&pc, root, "id", false);
     char *key_id = get_str(&pc, root, "key_id", false);
     char *created = get_str(&pc, root, "created", false);

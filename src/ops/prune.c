@@ -215,6 +215,8 @@ sb_prune_execute(struct sb_repo *repo, struct sb_prune_result *res, struct sb_er
         snprintf(name, sizeof(name), "%s/snapshots/%s.manifest", repo->app, res->items[idx].id);
         if (sb_store_remove(repo->store, name, err) < 0)
             return sb_error_wrap(err, "prune");
+        if (sb_catalog_remove(repo, res->items[idx].id, err) < 0)
+            return sb_error_wrap(err, "prune");
         res->snapshots_deleted++;
     }
     /* 2. the objects every surviving manifest references (all of them, not only the ones

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "snapback/core.h"
 
@@ -49,6 +50,7 @@ sb_repo_init(const struct sb_config *cfg, const struct sb_key *key, struct sb_re
     randombytes_buf(id, sizeof(id));
     sb_hex_encode(id, sizeof(id), meta->id);
     sb_key_id(key, meta->key_id);
+    meta->key_mode = key->mode;
     meta->created = time(NULL);
     meta->chunk_size = SB_CHUNK_SIZE_DEFAULT;
     if (sb_repo_meta_to_json(meta, &text, err) < 0)
@@ -62,6 +64,39 @@ out:
     free(text);
     sb_store_free(st);
     return rc;
+}
+
+/* The key to open the repository with: --key / SNAPBACK_KEY_FILE (cfg->read_key_file), else
+ * key_file, else the recipient's public key (a write-only host: writes, never reads). */
+static int
+repo_load_key(const struct sb_config *cfg, struct sb_repo *repo, struct sb_error *err)
+{
+    const char *path = cfg->read_key_file ? cfg->read_key_file : cfg->key_file;
+    int rc = path ? sb_keyfile_load(path, &repo->key, err)
+                  : sb_pubfile_load(path = cfg->recipient, &repo->key, err);
+    if (rc < 0)
+        return -1;
+    if ((int)repo->key->mode != repo->meta.key_mode)
+        return sb_error_set(
+            err, SB_E_CONFIG, 0,
+            repo->meta.key_mode == SB_KEY_SEALED
+                ? "repository '%s' is sealed to a recipient key (created for write-only hosts) "
+                  "but '%s' is a symmetric repository key; configure \"recipient\" with the "
+                  ".pub file, and read with the secret .key file (--key)"
+                : "repository '%s' uses a symmetric repository key but '%s' is a recipient key "
+                  "(keygen --write-only); configure the repository's key_file",
+            repo->store->display, path);
+    char key_id[33];
+    sb_key_id(repo->key, key_id);
+    if (strcmp(key_id, repo->meta.key_id) != 0)
+        return sb_error_set(err, SB_E_CORRUPT, 0,
+                            "the key in '%s' does not open repository '%s' (key id %.8s..., the "
+                            "repository needs %.8s...); check %s",
+                            path, repo->store->display, key_id, repo->meta.key_id,
+                            cfg->read_key_file ? "--key / SNAPBACK_KEY_FILE"
+                            : cfg->key_file    ? "key_file"
+                                               : "recipient");
+    return 0;
 }
 
 int
@@ -95,15 +130,10 @@ sb_repo_open(const struct sb_config *cfg, struct sb_repo **out, struct sb_error 
                      repo->store->display, repo->meta.format, REPO_FORMAT);
         goto fail;
     }
-    if (sb_keyfile_load(cfg->key_file, &repo->key, err) < 0)
+    if (repo_load_key(cfg, repo, err) < 0)
         goto fail;
-    char key_id[33];
-    sb_key_id(repo->key, key_id);
-    if (strcmp(key_id, repo->meta.key_id) != 0) {
-        sb_error_set(err, SB_E_CORRUPT, 0,
-                     "the key in '%s' does not open repository '%s' (key id %.8s..., the "
-                     "repository needs %.8s...); check key_file",
-                     cfg->key_file, repo->store->display, key_id, repo->meta.key_id);
+    if (!(repo->catalog_dir = sb_path_join(cfg->state_dir, "catalog"))) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         goto fail;
     }
     repo->params.level = cfg->compression.level;
@@ -134,6 +164,7 @@ sb_repo_free(struct sb_repo *repo)
     sb_store_free(repo->spool);
     sb_key_free(repo->key);
     free(repo->app);
+    free(repo->catalog_dir);
     free(repo);
 }
 
@@ -201,10 +232,91 @@ sb_repo_list_ids(struct sb_repo *repo, char ***ids, size_t *count, struct sb_err
     return 0;
 }
 
+/* --- the catalog (state_dir/catalog/APP/ID.json, 0600): the manifests this host wrote, so a
+ * write-only host, which cannot decrypt the repository's manifests, can still list, report
+ * and prune. It holds metadata only (names, sizes, hashes), never data or keys. --- */
+
+static char *
+catalog_path(const struct sb_repo *repo, const char *id)
+{
+    char name[160];
+    snprintf(name, sizeof(name), "%s/%s.json", repo->app, id);
+    return sb_path_join(repo->catalog_dir, name);
+}
+
+int
+sb_catalog_put(struct sb_repo *repo, const char *id, const char *json, struct sb_error *err)
+{
+    char *path = catalog_path(repo, id);
+    char *dir = sb_path_join(repo->catalog_dir, repo->app);
+    int rc = -1;
+    if (!path || !dir)
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    else if (sb_mkdir_p(dir, 0700, err) == 0 &&
+             sb_write_file_atomic(path, json, strlen(json), 0600, err) == 0)
+        rc = 0;
+    free(path);
+    free(dir);
+    return rc;
+}
+
+int
+sb_catalog_remove(struct sb_repo *repo, const char *id, struct sb_error *err)
+{
+    char *path = catalog_path(repo, id);
+    if (!path)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    int rc = 0;
+    if (unlink(path) < 0 && errno != ENOENT)
+        rc = sb_error_set(err, SB_E_IO, errno, "cannot remove catalog entry '%s'", path);
+    free(path);
+    return rc;
+}
+
+static int
+catalog_load(struct sb_repo *repo, const char *id, struct sb_manifest **out, struct sb_error *err)
+{
+    char *path = catalog_path(repo, id);
+    char *text = NULL;
+    size_t len = 0;
+    int rc = -1;
+    if (!path)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    if (sb_read_file(path, MANIFEST_MAX, &text, &len, err) < 0) {
+        if (err->code == SB_E_NOTFOUND)
+            sb_error_set(err, SB_E_PERM, 0,
+                         "snapshot '%s' is not in this host's catalog ('%s'): it was written "
+                         "elsewhere or the catalog was lost, and its manifest is sealed to the "
+                         "recipient; reading it needs the secret key (pass --key FILE or set "
+                         "SNAPBACK_KEY_FILE)",
+                         id, path);
+        goto out;
+    }
+    struct sb_manifest *m = NULL;
+    if (sb_manifest_from_json(text, len, &m, err) < 0) {
+        sb_error_wrap(err, "catalog entry '%s'", path);
+        goto out;
+    }
+    if (strcmp(m->id, id) != 0 || strcmp(m->app, repo->app) != 0) {
+        sb_error_set(err, SB_E_CORRUPT, 0, "catalog entry '%s' belongs to snapshot '%s'", path,
+                     m->id);
+        sb_manifest_free(m);
+        goto out;
+    }
+    *out = m;
+    rc = 0;
+out:
+    free(text);
+    free(path);
+    return rc;
+}
+
 int
 sb_repo_load_manifest(struct sb_repo *repo, const char *id, struct sb_manifest **out,
                       struct sb_error *err)
 {
+    if (!sb_key_can_read(repo->key))
+        return catalog_load(repo, id, out, err);
     char name[128];
     snprintf(name, sizeof(name), "%s/snapshots/%s%s", repo->app, id, MANIFEST_SUFFIX);
     struct sb_istream *in = NULL;

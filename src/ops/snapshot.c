@@ -320,6 +320,11 @@ write_manifest(struct sb_repo *repo, const struct sb_manifest *m, struct sb_erro
     snprintf(name, sizeof(name), "snapshots/%s.manifest", m->id);
     if (sb_manifest_to_json(m, &json, err) < 0)
         goto out;
+    /* the catalog first: an entry without a manifest is ignored (snapshots are what the
+     * repository lists); a manifest without its entry would be unreadable on a write-only
+     * host */
+    if (sb_catalog_put(repo, m->id, json, err) < 0)
+        goto out;
     if (!(path = sb_repo_object_path(repo, name))) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         goto out;

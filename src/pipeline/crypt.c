@@ -1,5 +1,6 @@
 /* Encryption stages and keys (DESIGN §5, docs/FORMAT.md). Every object gets a random file
- * key, wrapped with crypto_secretbox under a key derived from the repository key, and its
+ * key, wrapped with crypto_secretbox under a key derived from the repository key (key mode 1)
+ * or sealed with crypto_box_seal to a recipient's X25519 public key (key mode 2), and its
  * content is a crypto_secretstream_xchacha20poly1305 stream of fixed-size chunks whose first
  * message authenticates the header bytes as additional data. The final chunk carries
  * TAG_FINAL, so a cut anywhere, even on a chunk boundary, is detected. Keys live only in
@@ -19,9 +20,13 @@
 #define KEY_MODE_SYMMETRIC 1
 #define KEY_MODE_SEALED 2
 #define WRAPPED_KEY_LEN (crypto_secretbox_NONCEBYTES + crypto_secretbox_MACBYTES + SB_KEY_BYTES)
+#define SEALED_KEY_LEN (crypto_box_SEALBYTES + SB_KEY_BYTES)
 #define SS_HEADER_LEN crypto_secretstream_xchacha20poly1305_HEADERBYTES
 #define FIXED_LEN (MAGIC_LEN + 3 + 4)
-#define HEADER_LEN (FIXED_LEN + WRAPPED_KEY_LEN + SS_HEADER_LEN)
+#define HEADER_LEN (FIXED_LEN + WRAPPED_KEY_LEN + SS_HEADER_LEN)       /* 111, key mode 1 */
+#define SEALED_HEADER_LEN (FIXED_LEN + SEALED_KEY_LEN + SS_HEADER_LEN) /* 119, key mode 2 */
+#define HEADER_MAX SEALED_HEADER_LEN
+#define RECIPIENT_ID_PREFIX "snapback-recipient"
 #define ABYTES crypto_secretstream_xchacha20poly1305_ABYTES
 
 #define KDF_CONTEXT "snapback"
@@ -37,13 +42,14 @@ sb_crypto_init(struct sb_error *err)
 }
 
 static struct sb_key *
-key_alloc(struct sb_error *err)
+key_alloc(enum sb_key_mode mode, struct sb_error *err)
 {
     struct sb_key *key = calloc(1, sizeof(*key));
     if (!key) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         return NULL;
     }
+    key->mode = mode;
     key->bytes = sodium_malloc(SB_KEY_BYTES);
     if (!key->bytes) {
         free(key);
@@ -58,7 +64,7 @@ sb_key_new_random(struct sb_key **out, struct sb_error *err)
 {
     if (sb_crypto_init(err) < 0)
         return -1;
-    struct sb_key *key = key_alloc(err);
+    struct sb_key *key = key_alloc(SB_KEY_SYMMETRIC, err);
     if (!key)
         return -1;
     randombytes_buf(key->bytes, SB_KEY_BYTES);
@@ -71,7 +77,7 @@ sb_key_new_from_bytes(const unsigned char *bytes, struct sb_key **out, struct sb
 {
     if (sb_crypto_init(err) < 0)
         return -1;
-    struct sb_key *key = key_alloc(err);
+    struct sb_key *key = key_alloc(SB_KEY_SYMMETRIC, err);
     if (!key)
         return -1;
     memcpy(key->bytes, bytes, SB_KEY_BYTES);
@@ -79,12 +85,60 @@ sb_key_new_from_bytes(const unsigned char *bytes, struct sb_key **out, struct sb
     return 0;
 }
 
+int
+sb_key_new_sealed_pair(struct sb_key **out, struct sb_error *err)
+{
+    if (sb_crypto_init(err) < 0)
+        return -1;
+    struct sb_key *key = key_alloc(SB_KEY_SEALED, err);
+    if (!key)
+        return -1;
+    crypto_box_keypair(key->pub, key->bytes);
+    *out = key;
+    return 0;
+}
+
+int
+sb_key_new_sealed_secret(const unsigned char *secret, struct sb_key **out, struct sb_error *err)
+{
+    if (sb_crypto_init(err) < 0)
+        return -1;
+    struct sb_key *key = key_alloc(SB_KEY_SEALED, err);
+    if (!key)
+        return -1;
+    memcpy(key->bytes, secret, SB_KEY_BYTES);
+    crypto_scalarmult_base(key->pub, key->bytes);
+    *out = key;
+    return 0;
+}
+
+int
+sb_key_new_sealed_public(const unsigned char *pub, struct sb_key **out, struct sb_error *err)
+{
+    if (sb_crypto_init(err) < 0)
+        return -1;
+    struct sb_key *key = calloc(1, sizeof(*key));
+    if (!key)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    key->mode = SB_KEY_SEALED;
+    memcpy(key->pub, pub, SB_KEY_BYTES);
+    *out = key;
+    return 0;
+}
+
+bool
+sb_key_can_read(const struct sb_key *key)
+{
+    return key->bytes != NULL;
+}
+
 void
 sb_key_free(struct sb_key *key)
 {
     if (!key)
         return;
-    sodium_free(key->bytes); /* wipes before freeing */
+    if (key->bytes)
+        sodium_free(key->bytes); /* wipes before freeing */
     free(key);
 }
 
@@ -92,7 +146,16 @@ void
 sb_key_id(const struct sb_key *key, char out[33])
 {
     unsigned char id[16];
-    crypto_kdf_derive_from_key(id, sizeof(id), KDF_ID_KEYID, KDF_CONTEXT, key->bytes);
+    if (key->mode == SB_KEY_SEALED) {
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, NULL, 0, sizeof(id));
+        crypto_generichash_update(&st, (const unsigned char *)RECIPIENT_ID_PREFIX,
+                                  strlen(RECIPIENT_ID_PREFIX));
+        crypto_generichash_update(&st, key->pub, SB_KEY_BYTES);
+        crypto_generichash_final(&st, id, sizeof(id));
+    } else {
+        crypto_kdf_derive_from_key(id, sizeof(id), KDF_ID_KEYID, KDF_CONTEXT, key->bytes);
+    }
     sb_hex_encode(id, sizeof(id), out);
 }
 
@@ -102,7 +165,8 @@ struct encrypt_ostream {
     struct sb_ostream base;
     struct sb_ostream *down;
     crypto_secretstream_xchacha20poly1305_state *state; /* sodium_malloc'd */
-    unsigned char header[HEADER_LEN];
+    unsigned char header[HEADER_MAX];
+    size_t header_len;
     bool first;
     uint32_t chunk_size;
     unsigned char *plain; /* chunk_size bytes */
@@ -115,7 +179,7 @@ encrypt_flush(struct encrypt_ostream *es, unsigned char tag, struct sb_error *er
 {
     unsigned long long clen = 0;
     const unsigned char *ad = es->first ? es->header : NULL;
-    size_t adlen = es->first ? HEADER_LEN : 0;
+    size_t adlen = es->first ? es->header_len : 0;
     crypto_secretstream_xchacha20poly1305_push(es->state, es->cipher, &clen, es->plain,
                                                es->plain_len, ad, adlen, tag);
     es->first = false;
@@ -222,22 +286,34 @@ sb_encrypt_ostream_new(struct sb_ostream *down, const struct sb_key *key, uint32
     memcpy(h, MAGIC, MAGIC_LEN);
     h[8] = FORMAT_VERSION;
     h[9] = COMPRESSION_ZSTD;
-    h[10] = KEY_MODE_SYMMETRIC;
+    h[10] = key->mode == SB_KEY_SEALED ? KEY_MODE_SEALED : KEY_MODE_SYMMETRIC;
     put_u32le(h + 11, chunk_size);
-    unsigned char *nonce = h + FIXED_LEN;
-    unsigned char *boxed = nonce + crypto_secretbox_NONCEBYTES;
-    unsigned char *ss_header = h + FIXED_LEN + WRAPPED_KEY_LEN;
-
+    unsigned char *ss_header;
     crypto_secretstream_xchacha20poly1305_keygen(file_key);
-    randombytes_buf(nonce, crypto_secretbox_NONCEBYTES);
-    crypto_kdf_derive_from_key(wrap_key, SB_KEY_BYTES, KDF_ID_WRAP, KDF_CONTEXT, key->bytes);
-    crypto_secretbox_easy(boxed, file_key, SB_KEY_BYTES, nonce, wrap_key);
+    if (key->mode == SB_KEY_SEALED) {
+        /* the file key sealed to the recipient: an ephemeral key pair, so the writer
+         * cannot open it again */
+        es->header_len = SEALED_HEADER_LEN;
+        if (crypto_box_seal(h + FIXED_LEN, file_key, SB_KEY_BYTES, key->pub) != 0) {
+            sb_error_set(err, SB_E_INTERNAL, 0, "cannot seal the file key to the recipient");
+            goto fail;
+        }
+        ss_header = h + FIXED_LEN + SEALED_KEY_LEN;
+    } else {
+        es->header_len = HEADER_LEN;
+        unsigned char *nonce = h + FIXED_LEN;
+        unsigned char *boxed = nonce + crypto_secretbox_NONCEBYTES;
+        randombytes_buf(nonce, crypto_secretbox_NONCEBYTES);
+        crypto_kdf_derive_from_key(wrap_key, SB_KEY_BYTES, KDF_ID_WRAP, KDF_CONTEXT, key->bytes);
+        crypto_secretbox_easy(boxed, file_key, SB_KEY_BYTES, nonce, wrap_key);
+        ss_header = h + FIXED_LEN + WRAPPED_KEY_LEN;
+    }
     crypto_secretstream_xchacha20poly1305_init_push(es->state, ss_header, file_key);
     sodium_free(file_key);
     sodium_free(wrap_key);
     file_key = wrap_key = NULL;
 
-    if (sb_ostream_write(down, es->header, HEADER_LEN, err) < 0)
+    if (sb_ostream_write(down, es->header, es->header_len, err) < 0)
         goto fail;
     return &es->base;
 fail:
@@ -255,7 +331,8 @@ struct decrypt_istream {
     struct sb_istream base;
     struct sb_istream *up;
     crypto_secretstream_xchacha20poly1305_state *state;
-    unsigned char header[HEADER_LEN];
+    unsigned char header[HEADER_MAX];
+    size_t header_len;
     uint32_t chunk_size;
     unsigned char *cipher;
     unsigned char *plain;
@@ -283,7 +360,7 @@ decrypt_next_chunk(struct decrypt_istream *ds, struct sb_error *err)
     unsigned long long plen = 0;
     unsigned char tag = 0;
     const unsigned char *ad = ds->chunk_idx == 0 ? ds->header : NULL;
-    size_t adlen = ds->chunk_idx == 0 ? HEADER_LEN : 0;
+    size_t adlen = ds->chunk_idx == 0 ? ds->header_len : 0;
     if (crypto_secretstream_xchacha20poly1305_pull(ds->state, ds->plain, &plen, &tag, ds->cipher, n,
                                                    ad, adlen) != 0)
         return sb_error_set(err, SB_E_CORRUPT, 0,
@@ -384,29 +461,44 @@ sb_decrypt_istream_new(struct sb_istream *up, const struct sb_key *key, struct s
         sb_error_set(err, SB_E_CORRUPT, 0, "unknown compression %u at byte 9", h[9]);
         goto fail;
     }
-    if (h[10] == KEY_MODE_SEALED) {
-        sb_error_set(err, SB_E_CORRUPT, 0,
-                     "object is sealed to a recipient key (key mode 2), which this version "
-                     "cannot open");
-        goto fail;
-    }
-    if (h[10] != KEY_MODE_SYMMETRIC) {
+    if (h[10] != KEY_MODE_SYMMETRIC && h[10] != KEY_MODE_SEALED) {
         sb_error_set(err, SB_E_CORRUPT, 0, "unknown key mode %u at byte 10", h[10]);
         goto fail;
     }
+    bool sealed = h[10] == KEY_MODE_SEALED;
+    if (sealed && key->mode != SB_KEY_SEALED) {
+        sb_error_set(err, SB_E_CORRUPT, 0,
+                     "the object is sealed to a recipient key (key mode 2, byte 10) but the key "
+                     "given is a symmetric repository key; give the recipient's secret key");
+        goto fail;
+    }
+    if (!sealed && key->mode == SB_KEY_SEALED) {
+        sb_error_set(err, SB_E_CORRUPT, 0,
+                     "the object is encrypted with a symmetric repository key (key mode 1, "
+                     "byte 10) but the key given is a recipient key");
+        goto fail;
+    }
+    if (!sb_key_can_read(key)) {
+        sb_error_set(err, SB_E_PERM, 0,
+                     "the object is sealed to this host's public key, which can write "
+                     "snapshots but never read them: reading needs the secret key (pass "
+                     "--key FILE or set SNAPBACK_KEY_FILE, on a machine that holds it)");
+        goto fail;
+    }
+    ds->header_len = sealed ? SEALED_HEADER_LEN : HEADER_LEN;
     uint32_t chunk_size = get_u32le(h + 11);
     if (!chunk_size_valid(chunk_size)) {
         sb_error_set(err, SB_E_CORRUPT, 0, "invalid chunk size %u at byte 11", chunk_size);
         goto fail;
     }
     ds->chunk_size = chunk_size;
-    if (sb_istream_read_full(up, h + FIXED_LEN, HEADER_LEN - FIXED_LEN, &n, err) < 0)
+    if (sb_istream_read_full(up, h + FIXED_LEN, ds->header_len - FIXED_LEN, &n, err) < 0)
         goto fail;
-    if (n < HEADER_LEN - FIXED_LEN) {
+    if (n < ds->header_len - FIXED_LEN) {
         sb_error_set(err, SB_E_CORRUPT, 0, "truncated: the object ends inside its header");
         goto fail;
     }
-    ds->stored_offset = HEADER_LEN;
+    ds->stored_offset = ds->header_len;
     ds->state = sodium_malloc(sizeof(*ds->state));
     ds->plain = sodium_malloc(chunk_size);
     ds->cipher = malloc(chunk_size + ABYTES);
@@ -416,19 +508,30 @@ sb_decrypt_istream_new(struct sb_istream *up, const struct sb_key *key, struct s
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate decryption buffers");
         goto fail;
     }
-    const unsigned char *nonce = h + FIXED_LEN;
-    const unsigned char *boxed = nonce + crypto_secretbox_NONCEBYTES;
-    crypto_kdf_derive_from_key(wrap_key, SB_KEY_BYTES, KDF_ID_WRAP, KDF_CONTEXT, key->bytes);
-    if (crypto_secretbox_open_easy(file_key, boxed, crypto_secretbox_MACBYTES + SB_KEY_BYTES, nonce,
-                                   wrap_key) != 0) {
-        sb_error_set(err, SB_E_CORRUPT, 0,
-                     "cannot unwrap the file key (bytes %d-%d): wrong key, or the header is "
-                     "corrupt",
-                     FIXED_LEN, FIXED_LEN + (int)WRAPPED_KEY_LEN - 1);
-        goto fail;
+    if (sealed) {
+        if (crypto_box_seal_open(file_key, h + FIXED_LEN, SEALED_KEY_LEN, key->pub, key->bytes) !=
+            0) {
+            sb_error_set(err, SB_E_CORRUPT, 0,
+                         "cannot open the sealed file key (bytes %d-%d): wrong secret key, or "
+                         "the header is corrupt",
+                         FIXED_LEN, FIXED_LEN + (int)SEALED_KEY_LEN - 1);
+            goto fail;
+        }
+    } else {
+        const unsigned char *nonce = h + FIXED_LEN;
+        const unsigned char *boxed = nonce + crypto_secretbox_NONCEBYTES;
+        crypto_kdf_derive_from_key(wrap_key, SB_KEY_BYTES, KDF_ID_WRAP, KDF_CONTEXT, key->bytes);
+        if (crypto_secretbox_open_easy(file_key, boxed, crypto_secretbox_MACBYTES + SB_KEY_BYTES,
+                                       nonce, wrap_key) != 0) {
+            sb_error_set(err, SB_E_CORRUPT, 0,
+                         "cannot unwrap the file key (bytes %d-%d): wrong key, or the header is "
+                         "corrupt",
+                         FIXED_LEN, FIXED_LEN + (int)WRAPPED_KEY_LEN - 1);
+            goto fail;
+        }
     }
-    if (crypto_secretstream_xchacha20poly1305_init_pull(ds->state, h + FIXED_LEN + WRAPPED_KEY_LEN,
-                                                        file_key) != 0) {
+    if (crypto_secretstream_xchacha20poly1305_init_pull(
+            ds->state, h + ds->header_len - SS_HEADER_LEN, file_key) != 0) {
         sb_error_set(err, SB_E_CORRUPT, 0, "invalid secretstream header");
         goto fail;
     }
