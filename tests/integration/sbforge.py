@@ -30,6 +30,7 @@ import time
 
 MAGIC = b"SNAPBK\x00\x01"
 HEADER_LEN = 111
+SEALED_HEADER_LEN = 119  # key mode 2: 80 bytes of crypto_box_seal instead of 72 of secretbox
 ABYTES = 17
 DEFAULT_CHUNK = 1 << 20
 
@@ -75,13 +76,17 @@ zstd.ZSTD_decompressStream.restype = ctypes.c_size_t
 zstd.ZSTD_decompressStream.argtypes = [ctypes.c_void_p, ctypes.POINTER(ZBuf), ctypes.POINTER(ZBuf)]
 
 
+class SealedKey(bytes):
+    """A recipient's secret key (snapback-secret-v1): reads key mode 2 objects."""
+
+
 def read_key(path):
     lines = open(path, "rb").read().split(b"\n")
-    if lines[0] != b"snapback-key-v1":
-        sys.exit("sbforge: %s is not a snapback-key-v1 file" % path)
+    if lines[0] not in (b"snapback-key-v1", b"snapback-secret-v1"):
+        sys.exit("sbforge: %s is not a snapback-key-v1 or snapback-secret-v1 file" % path)
     key = base64.b64decode(lines[1])
     assert len(key) == 32
-    return key
+    return SealedKey(key) if lines[0] == b"snapback-secret-v1" else key
 
 
 def kdf(key, n, subkey_id):
@@ -153,20 +158,28 @@ def seal(key, plaintext, chunk=DEFAULT_CHUNK, final=True):
 
 def open_object(key, stored):
     """The decompressed plaintext of an object, checked as FORMAT.md's reading rules say."""
-    if len(stored) < HEADER_LEN or stored[:8] != MAGIC or stored[8:11] != b"\x01\x01\x01":
-        raise ValueError("bad header")
+    mode = 2 if isinstance(key, SealedKey) else 1
+    hlen = SEALED_HEADER_LEN if mode == 2 else HEADER_LEN
+    if len(stored) < hlen or stored[:8] != MAGIC or stored[8:11] != bytes([1, 1, mode]):
+        raise ValueError("bad header (or an object of the other key mode)")
     chunk = int.from_bytes(stored[11:15], "little")
     if chunk < 4096 or chunk > (16 << 20) or chunk & (chunk - 1):
         raise ValueError("bad chunk size")
-    header = stored[:HEADER_LEN]
+    header = stored[:hlen]
     file_key = ctypes.create_string_buffer(32)
-    if sodium.crypto_secretbox_open_easy(file_key, stored[39:87], ull(48), stored[15:39],
-                                         kdf(key, 32, 1)) != 0:
+    if mode == 2:
+        pub = ctypes.create_string_buffer(32)
+        sodium.crypto_scalarmult_base(pub, bytes(key))
+        if sodium.crypto_box_seal_open(file_key, stored[15:95], ull(80), pub, bytes(key)) != 0:
+            raise ValueError("wrong secret key or damaged header")
+    elif sodium.crypto_secretbox_open_easy(file_key, stored[39:87], ull(48), stored[15:39],
+                                           kdf(key, 32, 1)) != 0:
         raise ValueError("wrong key or damaged header")
     state = ctypes.create_string_buffer(STATE_BYTES)
-    if sodium.crypto_secretstream_xchacha20poly1305_init_pull(state, stored[87:111], file_key) != 0:
+    if sodium.crypto_secretstream_xchacha20poly1305_init_pull(state, stored[hlen - 24:hlen],
+                                                              file_key) != 0:
         raise ValueError("bad secretstream header")
-    pos, out, first, final = HEADER_LEN, [], True, False
+    pos, out, first, final = hlen, [], True, False
     while pos < len(stored):
         if final:
             raise ValueError("data after the final chunk")

@@ -51,15 +51,21 @@ static struct randombytes_implementation counter_rng = {
     .close = NULL,
 };
 
+/* The damage tests run once per key mode: 1 (symmetric) and 2 (sealed to a recipient). */
+static int g_mode = 1;
+#define HDR ((size_t)(g_mode == 2 ? 119 : 111))
+
+/* Mode 1: K = 00..1f. Mode 2: the recipient's secret key a0..bf. */
 static struct sb_key *
 test_key(void)
 {
     unsigned char bytes[SB_KEY_BYTES];
     for (size_t idx = 0; idx < sizeof(bytes); idx++)
-        bytes[idx] = (unsigned char)idx;
+        bytes[idx] = (unsigned char)(g_mode == 2 ? 0xa0 + idx : idx);
     struct sb_key *key = NULL;
     struct sb_error err = SB_ERROR_INIT;
-    if (sb_key_new_from_bytes(bytes, &key, &err) < 0)
+    if ((g_mode == 2 ? sb_key_new_sealed_secret(bytes, &key, &err)
+                     : sb_key_new_from_bytes(bytes, &key, &err)) < 0)
         abort();
     return key;
 }
@@ -278,9 +284,12 @@ test_every_truncation_detected(void)
     struct sb_error err = SB_ERROR_INIT;
     unsigned char *plain = NULL;
     size_t plain_len = 0;
-    size_t boundary = 111 + (4096 + 17);
+    size_t boundary = HDR + (4096 + 17);
+    char want[128];
+    snprintf(want, sizeof(want), "truncated: the object ends at byte %zu before its final chunk",
+             boundary);
     EXPECT_ERR(decode(key, obj, boundary, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
-               "truncated: the object ends at byte 4224 before its final chunk");
+               want);
     /* appended garbage */
     unsigned char *longer = malloc(len + 1);
     memcpy(longer, obj, len);
@@ -302,15 +311,17 @@ test_chunk_swap_detected(void)
     make_multichunk(key, &obj, &len, &res);
     size_t msg = 4096 + 17;
     unsigned char *tmp = malloc(msg);
-    memcpy(tmp, obj + 111, msg);
-    memmove(obj + 111, obj + 111 + msg, msg);
-    memcpy(obj + 111 + msg, tmp, msg);
+    memcpy(tmp, obj + HDR, msg);
+    memmove(obj + HDR, obj + HDR + msg, msg);
+    memcpy(obj + HDR + msg, tmp, msg);
     struct sb_error err = SB_ERROR_INIT;
     unsigned char *plain = NULL;
     size_t plain_len = 0;
-    EXPECT_ERR(decode(key, obj, len, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
-               "chunk 0 at byte 111 fails authentication: the data is corrupt or was tampered "
-               "with");
+    char want[128];
+    snprintf(want, sizeof(want),
+             "chunk 0 at byte %zu fails authentication: the data is corrupt or was tampered with",
+             HDR);
+    EXPECT_ERR(decode(key, obj, len, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT, want);
     free(tmp);
     free(obj);
     sb_key_free(key);
@@ -342,13 +353,17 @@ test_wrong_key(void)
 {
     struct sb_key *key = test_key(), *other = NULL;
     struct sb_error err = SB_ERROR_INIT;
-    EXPECT_OK(sb_key_new_random(&other, &err), &err);
+    EXPECT_OK(g_mode == 2 ? sb_key_new_sealed_pair(&other, &err) : sb_key_new_random(&other, &err),
+              &err);
     unsigned char *obj = NULL, *plain = NULL;
     size_t len = 0, plain_len = 0;
     struct sb_object_result res;
     EXPECT_OK(encode(key, 4096, "secret", 6, &obj, &len, &res, &err), &err);
     EXPECT_ERR(decode(other, obj, len, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
-               "cannot unwrap the file key (bytes 15-86): wrong key, or the header is corrupt");
+               g_mode == 2 ? "cannot open the sealed file key (bytes 15-94): wrong secret key, or "
+                             "the header is corrupt"
+                           : "cannot unwrap the file key (bytes 15-86): wrong key, or the header "
+                             "is corrupt");
     EXPECT(plain == NULL);
     char id1[33], id2[33];
     sb_key_id(key, id1);
@@ -380,11 +395,107 @@ test_bad_headers(void)
     obj[12] = 0x10;
     obj[10] = 2;
     EXPECT_ERR(decode(key, obj, len, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
-               "object is sealed to a recipient key (key mode 2), which this version cannot "
-               "open");
+               "the object is sealed to a recipient key (key mode 2, byte 10) but the key given "
+               "is a symmetric repository key; give the recipient's secret key");
+    obj[10] = 3;
+    EXPECT_ERR(decode(key, obj, len, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
+               "unknown key mode 3 at byte 10");
     free(obj);
     sb_key_free(key);
 }
+
+/* docs/FORMAT.md, vector 2 (key mode 2): the recipient's secret key a0..bf, RNG counter
+ * from 00 (file key 00..1f, ephemeral secret 20..3f, secretstream header 40..57). */
+static const char vector2_hex[] =
+#include "vector2.inc"
+    ;
+
+static void
+test_vector2(void)
+{
+    g_mode = 2;
+    struct sb_key *key = test_key();
+    struct sb_error err = SB_ERROR_INIT;
+    unsigned char *obj = NULL, *plain = NULL;
+    size_t len = 0, plain_len = 0;
+    struct sb_object_result res;
+    rng_reset();
+    EXPECT_OK(encode(key, 4096, vector1_plain, strlen(vector1_plain), &obj, &len, &res, &err),
+              &err);
+    char *hex = to_hex(obj, len);
+    EXPECT_STR(hex, vector2_hex);
+    EXPECT_INT(len, 119 + 16 + 9 + 17); /* header, a zstd raw-block frame of 16 bytes, ABYTES */
+    EXPECT_INT(obj[10], 2);
+    EXPECT_OK(decode(key, obj, len, &res.stored, &plain, &plain_len, &err), &err);
+    EXPECT(plain_len == strlen(vector1_plain) && memcmp(plain, vector1_plain, plain_len) == 0);
+    free(hex);
+    free(plain);
+    free(obj);
+    sb_key_free(key);
+    g_mode = 1;
+}
+
+/* The public half writes objects it cannot read; the key ids of both halves agree. */
+static void
+test_sealed_public_cannot_read(void)
+{
+    g_mode = 2;
+    struct sb_key *secret = test_key(), *pub = NULL, *sym = NULL;
+    g_mode = 1;
+    struct sb_error err = SB_ERROR_INIT;
+    EXPECT_OK(sb_key_new_sealed_public(secret->pub, &pub, &err), &err);
+    EXPECT(!sb_key_can_read(pub));
+    EXPECT(sb_key_can_read(secret));
+    char id_secret[33], id_pub[33], id_sym[33];
+    sb_key_id(secret, id_secret);
+    sb_key_id(pub, id_pub);
+    sym = test_key();
+    sb_key_id(sym, id_sym);
+    EXPECT_STR(id_pub, id_secret);
+    EXPECT(strcmp(id_pub, id_sym) != 0);
+    unsigned char *obj = NULL, *plain = NULL;
+    size_t len = 0, plain_len = 0;
+    struct sb_object_result res;
+    EXPECT_OK(encode(pub, 4096, "sentinel 4242", 13, &obj, &len, &res, &err), &err);
+    EXPECT(memmem(obj, len, "sentinel", 8) == NULL);
+    EXPECT_ERR(decode(pub, obj, len, NULL, &plain, &plain_len, &err), &err, SB_E_PERM,
+               "the object is sealed to this host's public key, which can write snapshots but "
+               "never read them: reading needs the secret key (pass --key FILE or set "
+               "SNAPBACK_KEY_FILE, on a machine that holds it)");
+    EXPECT_ERR(decode(sym, obj, len, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
+               "the object is sealed to a recipient key (key mode 2, byte 10) but the key given "
+               "is a symmetric repository key; give the recipient's secret key");
+    EXPECT_OK(decode(secret, obj, len, &res.stored, &plain, &plain_len, &err), &err);
+    EXPECT(plain_len == 13 && memcmp(plain, "sentinel 4242", 13) == 0);
+    free(plain);
+    plain = NULL;
+    /* a symmetric object given to a recipient key */
+    unsigned char *sobj = NULL;
+    size_t slen = 0;
+    EXPECT_OK(encode(sym, 4096, "x", 1, &sobj, &slen, &res, &err), &err);
+    EXPECT_ERR(decode(secret, sobj, slen, NULL, &plain, &plain_len, &err), &err, SB_E_CORRUPT,
+               "the object is encrypted with a symmetric repository key (key mode 1, byte 10) "
+               "but the key given is a recipient key");
+    free(sobj);
+    free(obj);
+    sb_key_free(secret);
+    sb_key_free(pub);
+    sb_key_free(sym);
+}
+
+#define SEALED(fn)                                                                                 \
+    static void sealed_##fn(void)                                                                  \
+    {                                                                                              \
+        g_mode = 2;                                                                                \
+        fn();                                                                                      \
+        g_mode = 1;                                                                                \
+    }
+SEALED(test_roundtrip_sizes)
+SEALED(test_every_flip_detected)
+SEALED(test_every_truncation_detected)
+SEALED(test_chunk_swap_detected)
+SEALED(test_object_swap_detected)
+SEALED(test_wrong_key)
 
 static void
 test_manifest_roundtrip_and_malformed(void)
@@ -462,6 +573,14 @@ main(void)
     RUN(test_object_swap_detected);
     RUN(test_wrong_key);
     RUN(test_bad_headers);
+    RUN(test_vector2);
+    RUN(test_sealed_public_cannot_read);
+    RUN(sealed_test_roundtrip_sizes);
+    RUN(sealed_test_every_flip_detected);
+    RUN(sealed_test_every_truncation_detected);
+    RUN(sealed_test_chunk_swap_detected);
+    RUN(sealed_test_object_swap_detected);
+    RUN(sealed_test_wrong_key);
     RUN(test_manifest_roundtrip_and_malformed);
     return test_summary();
 }
