@@ -82,8 +82,8 @@ sb_cli_print_help(const char *name, const struct sb_cmd_help *help)
     printf("usage: %s\n\n%s\n", help->usage, help->description);
     if (help->options)
         printf("\noptions:\n%s", help->options);
-    printf("\nglobal options (--config, --quiet, --verbose, --log-format, --no-progress) are "
-           "accepted too; see 'snapback --help'.\n");
+    printf("\nglobal options (--config, --quiet, --verbose, --log-format, --no-progress, --key) "
+           "are accepted too; see 'snapback --help'.\n");
 }
 
 int
