@@ -63,6 +63,8 @@ struct sb_config {
 
     char *key_file; /* exactly one of key_file and recipient */
     char *recipient;
+    char **old_key_files; /* keys retired by 'key rotate', for reading; absolute */
+    size_t old_key_count;
     /* Not in the file: --key FILE / SNAPBACK_KEY_FILE, the key to read with; set by the CLI,
      * used instead of key_file or recipient (a write-only host's secret key, elsewhere). */
     char *read_key_file;

@@ -106,11 +106,20 @@ uint64_t sb_manifest_stored_size(const struct sb_manifest *m);
 
 /* --- repository description (snapback.json, no secrets) --- */
 
+#define SB_RETIRED_KEYS_MAX 32
+
 struct sb_repo_meta {
     int format;
     char id[33];
     char key_id[33];
     int key_mode; /* 1 symmetric, 2 sealed to a recipient (write-only hosts) */
+    /* keys replaced by 'snapback key rotate', oldest first: snapshots written before a
+     * rotation are read with them (the config's old_key_files) */
+    size_t retired_count;
+    struct {
+        char key_id[33];
+        int key_mode;
+    } retired[SB_RETIRED_KEYS_MAX];
     time_t created;
     uint32_t chunk_size;
 };

@@ -14,7 +14,9 @@
 struct sb_repo {
     struct sb_store *store; /* owned: the repository */
     struct sb_store *spool; /* owned: state_dir/spool for a remote repository, else NULL */
-    struct sb_key *key;     /* owned; a public recipient key on a write-only host */
+    struct sb_key *key;     /* owned; a public recipient key on a write-only host; its ring
+                               holds the config's old_key_files */
+    bool key_is_current;    /* false: a key 'key rotate' retired (reads, never writes) */
     char *app;
     char *catalog_dir; /* state_dir/catalog */
     struct sb_repo_meta meta;
@@ -39,6 +41,9 @@ int sb_repo_init(const struct sb_config *cfg, const struct sb_key *key, struct s
 /* Opens the repository with the config's key; a key that does not match the repository's key
  * id is refused (SB_E_CORRUPT) before any object is read. */
 int sb_repo_open(const struct sb_config *cfg, struct sb_repo **out, struct sb_error *err);
+/* Makes new_key the repository's current key (snapback.json replaced atomically); the old
+ * one is recorded as retired, so snapshots written with it stay readable with it. */
+int sb_repo_rotate_key(struct sb_repo *repo, const struct sb_key *new_key, struct sb_error *err);
 void sb_repo_free(struct sb_repo *repo);
 /* Snapshot ids present (sorted oldest first; ids sort by time). */
 int sb_repo_list_ids(struct sb_repo *repo, char ***ids, size_t *count, struct sb_error *err);

@@ -28,6 +28,9 @@ struct sb_key {
     enum sb_key_mode mode;
     unsigned char *bytes;            /* symmetric: K; sealed: the secret key, or NULL */
     unsigned char pub[SB_KEY_BYTES]; /* sealed: the recipient's public key */
+    /* Owned: older keys (retired by 'snapback key rotate') that reading tries after this one;
+     * writing always uses the first key. sb_key_free frees the whole ring. */
+    struct sb_key *next;
 };
 
 struct sb_digest {
@@ -41,6 +44,7 @@ int sb_crypto_init(struct sb_error *err);
 int sb_key_new_random(struct sb_key **out, struct sb_error *err);
 /* Copies 32 bytes into a new key. */
 int sb_key_new_from_bytes(const unsigned char *bytes, struct sb_key **out, struct sb_error *err);
+/* Frees key and every key of its ring. */
 void sb_key_free(struct sb_key *key);
 /* A new random X25519 recipient key pair (key mode 2). */
 int sb_key_new_sealed_pair(struct sb_key **out, struct sb_error *err);

@@ -53,6 +53,8 @@ extern const struct sb_cmd_help help_daemon;
 int cmd_push(struct sb_cli *cli, struct sb_error *err);
 extern const struct sb_cmd_help help_push;
 int cmd_remote(struct sb_cli *cli, struct sb_error *err);
+int cmd_key(struct sb_cli *cli, struct sb_error *err);
+extern const struct sb_cmd_help help_key;
 
 extern const struct sb_cmd_help help_keygen, help_init, help_snapshot, help_list, help_show,
     help_restore, help_verify, help_config;

@@ -217,3 +217,117 @@ cmd_init(struct sb_cli *cli, struct sb_error *err)
         sb_warn("%s", jerr.msg);
     return 0;
 }
+
+const struct sb_cmd_help help_key = {
+    "snapback key rotate (--new-key-file FILE [--write-only] | --recipient FILE.pub)",
+    "Makes a new key the repository's current key. New snapshots are written with it; the\n"
+    "old key is recorded in snapback.json as retired, and snapshots written with it stay\n"
+    "readable with it: add it to the config's old_key_files. --new-key-file writes a new\n"
+    "symmetric key (or, with --write-only, a recipient pair FILE + its .pub); --recipient\n"
+    "takes a public key made elsewhere (keygen --write-only on a safe machine). A release\n"
+    "stored under the old key is stored again under the new one by the next snapshot.\n"
+    "Then point key_file (or recipient) at the new key. Works in both key modes and from one\n"
+    "to the other (e.g. a symmetric repository becoming write-only).",
+    "  --new-key-file FILE  create the new key here (mode 0600; never overwrites)\n"
+    "  --write-only         the new key is a recipient pair (FILE and FILE's .pub)\n"
+    "  --recipient FILE     the new key is this existing public key (write-only hosts)\n",
+};
+
+int
+cmd_key(struct sb_cli *cli, struct sb_error *err)
+{
+    static const struct option longopts[] = {
+        {"new-key-file", required_argument, NULL, 'n'},
+        {"write-only", no_argument, NULL, 'w'},
+        {"recipient", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *new_file = NULL, *recipient = NULL;
+    bool write_only = false;
+    int c;
+    if (cli->argc < 2 || strcmp(cli->argv[1], "rotate") != 0)
+        return sb_error_set(err, SB_E_USAGE, 0,
+                            "key: the only subcommand is 'rotate'; see 'snapback key --help'");
+    struct sb_cli sub = *cli; /* the options follow the subcommand */
+    sub.argc--;
+    sub.argv++;
+    optind = 1;
+    while ((c = sb_cli_getopt(&sub, "+n:wr:h", longopts, "key", &help_key, err)) != -1) {
+        if (c == 'h')
+            return 0;
+        if (c == '?')
+            return -1;
+        if (c == 'n')
+            new_file = optarg;
+        if (c == 'w')
+            write_only = true;
+        if (c == 'r')
+            recipient = optarg;
+    }
+    if (optind < sub.argc)
+        return sb_error_set(err, SB_E_USAGE, 0, "key rotate: unexpected argument '%s'",
+                            sub.argv[optind]);
+    if (!new_file == !recipient || (recipient && write_only))
+        return sb_error_set(err, SB_E_USAGE, 0,
+                            "key rotate: give --new-key-file FILE [--write-only], or "
+                            "--recipient FILE.pub");
+    struct sb_repo *repo = NULL;
+    struct sb_key *key = NULL;
+    char pub[4096] = "";
+    bool created = false;
+    int rc = -1;
+    if (sb_repo_open(cli->cfg, &repo, err) < 0)
+        goto out;
+    if (!repo->key_is_current) {
+        sb_error_set(err, SB_E_CONFIG, 0,
+                     "key rotate: the configured key is not the repository's current key");
+        goto out;
+    }
+    if (recipient) {
+        if (sb_pubfile_load(recipient, &key, err) < 0)
+            goto out;
+    } else if (write_only) {
+        if (swap_suffix(new_file, ".key", ".pub", pub, sizeof(pub), err) < 0 ||
+            keygen_write_only(new_file, pub, err) < 0 || sb_keyfile_load(new_file, &key, err) < 0)
+            goto out;
+        created = true;
+    } else {
+        if (write_new_key(new_file, err) < 0)
+            goto out;
+        created = true;
+        if (sb_keyfile_load(new_file, &key, err) < 0)
+            goto out;
+    }
+    char old_id[33];
+    memcpy(old_id, repo->meta.key_id, sizeof(old_id));
+    if (sb_repo_rotate_key(repo, key, err) < 0)
+        goto out;
+    created = false; /* in use now */
+    const char *old_file = cli->cfg->key_file ? cli->cfg->key_file : cli->cfg->recipient;
+    printf("repository '%s': the current key is now %.8s... (key mode %d); key %.8s... is "
+           "retired\n",
+           repo->store->display, repo->meta.key_id, repo->meta.key_mode, old_id);
+    printf("next: in '%s' set %s to '%s'", cli->cfg->source_path,
+           key->mode == SB_KEY_SEALED ? "\"recipient\"" : "\"key_file\"",
+           recipient                    ? recipient
+           : key->mode == SB_KEY_SEALED ? pub
+                                        : new_file);
+    if (key->mode == SB_KEY_SEALED && cli->cfg->key_file)
+        printf(" (and remove key_file)");
+    printf(", and where snapshots are read, add the old key '%s' to \"old_key_files\"\n", old_file);
+    struct sb_error jerr = SB_ERROR_INIT;
+    if (sb_journal_append(cli->cfg->state_dir, "key-rotate", "ok", NULL, repo->meta.key_id, 0,
+                          &jerr) < 0)
+        sb_warn("%s", jerr.msg);
+    rc = 0;
+out:
+    if (created && new_file) { /* nothing was encrypted with it */
+        unlink(new_file);
+        if (pub[0])
+            unlink(pub);
+    }
+    sb_key_free(key);
+    sb_repo_free(repo);
+    return rc;
+}

@@ -33,6 +33,7 @@ struct sb_command {
 static const struct sb_command commands[] = {
     {"keygen", cmd_keygen, OPTIONAL_CONFIG, &help_keygen},
     {"init", cmd_init, NEEDS_CONFIG | TAKES_LOCK, &help_init},
+    {"key", cmd_key, NEEDS_CONFIG | TAKES_LOCK, &help_key},
     {"snapshot", cmd_snapshot, NEEDS_CONFIG | TAKES_LOCK, &help_snapshot},
     {"list", cmd_list, NEEDS_CONFIG, &help_list},
     {"show", cmd_show, NEEDS_CONFIG, &help_show},

@@ -778,13 +778,34 @@ parse_hooks(const cJSON *obj, struct sb_config *cfg, struct sb_error *err)
     return 0;
 }
 
+/* old_key_files: the keys 'snapback key rotate' retired, to read older snapshots with. */
+static int
+parse_old_keys(const cJSON *array, const char *array_path, struct sb_config *cfg,
+               struct sb_error *err)
+{
+    if (!cJSON_IsArray(array))
+        return config_fail(err, array_path, "expected an array of absolute paths");
+    size_t count = array_length(array);
+    if (!(cfg->old_key_files = calloc(count + 1, sizeof(char *))))
+        return out_of_memory(err);
+    char path[JSON_PATH_MAX];
+    size_t idx = 0;
+    for (const cJSON *elem = array->child; elem; elem = elem->next, idx++) {
+        path_index(path, sizeof(path), array_path, idx);
+        if (conv_abs_path(elem, path, &cfg->old_key_files[idx], err) < 0)
+            return -1;
+        cfg->old_key_count = idx + 1;
+    }
+    return 0;
+}
+
 static int
 parse_root(const cJSON *root, struct sb_config *cfg, struct sb_error *err)
 {
     static const char *const keys[] = {
-        "app",       "release",   "databases", "repository",   "key_file",
-        "recipient", "state_dir", "max_age",   "compression",  "schedule",
-        "retention", "rollback",  "hooks",     "metrics_file", NULL,
+        "app",       "release",      "databases",     "repository", "key_file",  "recipient",
+        "state_dir", "max_age",      "compression",   "schedule",   "retention", "rollback",
+        "hooks",     "metrics_file", "old_key_files", NULL,
     };
     char path[JSON_PATH_MAX];
     const cJSON *item;
@@ -825,6 +846,9 @@ parse_root(const cJSON *root, struct sb_config *cfg, struct sb_error *err)
         return config_fail(err, "key_file",
                            "required key is missing (or recipient, on a write-only host)");
     }
+    if ((item = member(root, "", "old_key_files", path)) &&
+        parse_old_keys(item, path, cfg, err) < 0)
+        return -1;
 
     if (!(item = member(root, "", "state_dir", path)))
         return config_fail(err, path, "required key is missing");
@@ -1100,6 +1124,9 @@ sb_config_free(struct sb_config *cfg)
     free(cfg->repository.known_hosts);
     free(cfg->key_file);
     free(cfg->recipient);
+    for (size_t idx = 0; idx < cfg->old_key_count; idx++)
+        free(cfg->old_key_files[idx]);
+    free(cfg->old_key_files);
     free(cfg->read_key_file);
     free(cfg->state_dir);
     free(cfg->schedule.snapshot);

@@ -334,6 +334,18 @@ sb_repo_meta_to_json(const struct sb_repo_meta *meta, char **out, struct sb_erro
     cJSON_AddStringToObject(root, "key_id", meta->key_id);
     cJSON_AddNumberToObject(root, "key_mode", meta->key_mode);
     cJSON_AddNumberToObject(root, "chunk_size", meta->chunk_size);
+    if (meta->retired_count) {
+        cJSON *list = cJSON_AddArrayToObject(root, "retired_keys");
+        for (size_t idx = 0; list && idx < meta->retired_count; idx++) {
+            cJSON *k = cJSON_CreateObject();
+            if (!k || !cJSON_AddItemToArray(list, k)) {
+                cJSON_Delete(k);
+                break;
+            }
+            cJSON_AddStringToObject(k, "key_id", meta->retired[idx].key_id);
+            cJSON_AddNumberToObject(k, "key_mode", meta->retired[idx].key_mode);
+        }
+    }
     char *text = cJSON_Print(root);
     cJSON_Delete(root);
     if (!text)
@@ -360,6 +372,25 @@ sb_repo_meta_from_json(const char *json, struct sb_repo_meta *out, struct sb_err
                         : SB_KEY_SYMMETRIC;
     if (out->key_mode != SB_KEY_SYMMETRIC && out->key_mode != SB_KEY_SEALED)
         bad(&pc, "key_mode");
+    const cJSON *retired = cJSON_GetObjectItemCaseSensitive(root, "retired_keys");
+    if (retired && (!cJSON_IsArray(retired) || cJSON_GetArraySize(retired) > SB_RETIRED_KEYS_MAX))
+        bad(&pc, "retired_keys");
+    const cJSON *rk = NULL;
+    const cJSON *retired_list = cJSON_IsArray(retired) ? retired : NULL;
+    cJSON_ArrayForEach(rk, retired_list)
+    {
+        if (out->retired_count >= SB_RETIRED_KEYS_MAX)
+            break;
+        char *rid = get_str(&pc, rk, "key_id", false);
+        int rmode = (int)get_u64(&pc, rk, "key_mode");
+        if (!rid || strlen(rid) != 32 || (rmode != SB_KEY_SYMMETRIC && rmode != SB_KEY_SEALED)) {
+            bad(&pc, "retired_keys");
+        } else {
+            memcpy(out->retired[out->retired_count].key_id, rid, 33);
+            out->retired[out->retired_count++].key_mode = rmode;
+        }
+        free(rid);
+    }
     char *id = get_str(&pc, root, "id", false);
     char *key_id = get_str(&pc, root, "key_id", false);
     char *created = get_str(&pc, root, "created", false);

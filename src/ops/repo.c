@@ -66,8 +66,22 @@ out:
     return rc;
 }
 
+/* Which of the repository's keys id is: 0 the current one, 1 + n the n-th retired one, -1
+ * none. */
+static int
+repo_key_index(const struct sb_repo_meta *meta, const char *id)
+{
+    if (!strcmp(id, meta->key_id))
+        return 0;
+    for (size_t idx = 0; idx < meta->retired_count; idx++)
+        if (!strcmp(id, meta->retired[idx].key_id))
+            return 1 + (int)idx;
+    return -1;
+}
+
 /* The key to open the repository with: --key / SNAPBACK_KEY_FILE (cfg->read_key_file), else
- * key_file, else the recipient's public key (a write-only host: writes, never reads). */
+ * key_file, else the recipient's public key (a write-only host: writes, never reads); then
+ * old_key_files, the keys a rotation retired, as the ring reading tries after it. */
 static int
 repo_load_key(const struct sb_config *cfg, struct sb_repo *repo, struct sb_error *err)
 {
@@ -76,7 +90,10 @@ repo_load_key(const struct sb_config *cfg, struct sb_repo *repo, struct sb_error
                   : sb_pubfile_load(path = cfg->recipient, &repo->key, err);
     if (rc < 0)
         return -1;
-    if ((int)repo->key->mode != repo->meta.key_mode)
+    char key_id[33];
+    sb_key_id(repo->key, key_id);
+    int found = repo_key_index(&repo->meta, key_id);
+    if (found < 0 && !repo->meta.retired_count && (int)repo->key->mode != repo->meta.key_mode)
         return sb_error_set(
             err, SB_E_CONFIG, 0,
             repo->meta.key_mode == SB_KEY_SEALED
@@ -86,16 +103,63 @@ repo_load_key(const struct sb_config *cfg, struct sb_repo *repo, struct sb_error
                 : "repository '%s' uses a symmetric repository key but '%s' is a recipient key "
                   "(keygen --write-only); configure the repository's key_file",
             repo->store->display, path);
-    char key_id[33];
-    sb_key_id(repo->key, key_id);
-    if (strcmp(key_id, repo->meta.key_id) != 0)
+    if (found < 0)
         return sb_error_set(err, SB_E_CORRUPT, 0,
                             "the key in '%s' does not open repository '%s' (key id %.8s..., the "
-                            "repository needs %.8s...); check %s",
+                            "repository needs %.8s...%s); check %s",
                             path, repo->store->display, key_id, repo->meta.key_id,
+                            repo->meta.retired_count ? " or one of its retired keys" : "",
                             cfg->read_key_file ? "--key / SNAPBACK_KEY_FILE"
                             : cfg->key_file    ? "key_file"
                                                : "recipient");
+    repo->key_is_current = found == 0;
+    struct sb_key *tail = repo->key;
+    for (size_t idx = 0; idx < cfg->old_key_count; idx++) {
+        struct sb_key *old = NULL;
+        if (sb_keyfile_load(cfg->old_key_files[idx], &old, err) < 0)
+            return sb_error_wrap(err, "old_key_files[%zu]", idx);
+        sb_key_id(old, key_id);
+        if (repo_key_index(&repo->meta, key_id) < 0) {
+            sb_key_free(old);
+            return sb_error_set(err, SB_E_CONFIG, 0,
+                                "old_key_files[%zu]: '%s' (key id %.8s...) is not a key of "
+                                "repository '%s' (neither its current key nor one 'snapback key "
+                                "rotate' retired)",
+                                idx, cfg->old_key_files[idx], key_id, repo->store->display);
+        }
+        tail->next = old;
+        tail = old;
+    }
+    return 0;
+}
+
+int
+sb_repo_rotate_key(struct sb_repo *repo, const struct sb_key *new_key, struct sb_error *err)
+{
+    struct sb_repo_meta meta = repo->meta;
+    char new_id[33];
+    sb_key_id(new_key, new_id);
+    if (repo_key_index(&meta, new_id) >= 0)
+        return sb_error_set(err, SB_E_USAGE, 0,
+                            "key %.8s... is already a key of repository '%s'; rotate to a new "
+                            "key",
+                            new_id, repo->store->display);
+    if (meta.retired_count >= SB_RETIRED_KEYS_MAX)
+        return sb_error_set(err, SB_E_USAGE, 0, "repository '%s' has retired %d keys already",
+                            repo->store->display, SB_RETIRED_KEYS_MAX);
+    memcpy(meta.retired[meta.retired_count].key_id, meta.key_id, sizeof(meta.key_id));
+    meta.retired[meta.retired_count++].key_mode = meta.key_mode;
+    memcpy(meta.key_id, new_id, sizeof(meta.key_id));
+    meta.key_mode = new_key->mode;
+    char *text = NULL;
+    if (sb_repo_meta_to_json(&meta, &text, err) < 0)
+        return -1;
+    /* replaced as a whole (NAME.partial, fsync, rename): a reader sees the old or the new */
+    int rc = sb_store_put(repo->store, REPO_META, 0, text, strlen(text), err);
+    free(text);
+    if (rc < 0)
+        return sb_error_wrap(err, "repository '%s'", repo->store->display);
+    repo->meta = meta;
     return 0;
 }
 
@@ -329,6 +393,11 @@ sb_repo_load_manifest(struct sb_repo *repo, const char *id, struct sb_manifest *
             sb_error_set(err, SB_E_NOTFOUND, 0,
                          "no snapshot '%s' in repository '%s'; 'snapback list' shows them", id,
                          repo->store->display);
+        else if (repo->meta.retired_count && strstr(err->msg, "file key"))
+            sb_error_wrap(err,
+                          "manifest '%s' (written before a key rotation? add the retired key "
+                          "to old_key_files)",
+                          name);
         else
             sb_error_wrap(err, "manifest '%s'", name);
         goto out;

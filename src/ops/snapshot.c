@@ -151,7 +151,12 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
     struct sb_tree_fp fp;
     if (sb_tree_fingerprint(dir, &fp, err) < 0)
         goto out;
-    snprintf(object, sizeof(object), "releases/%s-%s.snpb", name, fp.hex);
+    /* After a key rotation, a release stored under an older key is not reused: the current
+     * key's objects carry its id, so they never take the name of an older key's object. */
+    char key_tag[16] = "";
+    if (repo->meta.retired_count)
+        snprintf(key_tag, sizeof(key_tag), "-k%.8s", repo->meta.key_id);
+    snprintf(object, sizeof(object), "releases/%s-%s%s.snpb", name, fp.hex, key_tag);
     m->has_release = true;
     m->release.name = name;
     name = NULL;
@@ -358,6 +363,14 @@ sb_snapshot_run(const struct sb_config *cfg, struct sb_repo *repo,
     int rc = -1;
     if (!m)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    if (!repo->key_is_current) {
+        free(m);
+        return sb_error_set(err, SB_E_CONFIG, 0,
+                            "the key given was retired by 'snapback key rotate': it reads older "
+                            "snapshots but new ones are written with the repository's current "
+                            "key (key id %.8s...); configure it as key_file (or recipient)",
+                            repo->meta.key_id);
+    }
     if (make_id(repo, id, err) < 0) {
         sb_manifest_free(m);
         return -1;

@@ -135,11 +135,13 @@ sb_key_can_read(const struct sb_key *key)
 void
 sb_key_free(struct sb_key *key)
 {
-    if (!key)
-        return;
-    if (key->bytes)
-        sodium_free(key->bytes); /* wipes before freeing */
-    free(key);
+    while (key) {
+        struct sb_key *next = key->next;
+        if (key->bytes)
+            sodium_free(key->bytes); /* wipes before freeing */
+        free(key);
+        key = next;
+    }
 }
 
 void
@@ -466,19 +468,24 @@ sb_decrypt_istream_new(struct sb_istream *up, const struct sb_key *key, struct s
         goto fail;
     }
     bool sealed = h[10] == KEY_MODE_SEALED;
-    if (sealed && key->mode != SB_KEY_SEALED) {
+    enum sb_key_mode want = sealed ? SB_KEY_SEALED : SB_KEY_SYMMETRIC;
+    /* The key ring (key, then the keys a rotation retired): the first of the object's mode
+     * that opens the file key. */
+    bool mode_found = false, readable_found = false;
+    for (const struct sb_key *k = key; k; k = k->next) {
+        mode_found |= k->mode == want;
+        readable_found |= k->mode == want && sb_key_can_read(k);
+    }
+    if (!mode_found) {
         sb_error_set(err, SB_E_CORRUPT, 0,
-                     "the object is sealed to a recipient key (key mode 2, byte 10) but the key "
-                     "given is a symmetric repository key; give the recipient's secret key");
+                     sealed ? "the object is sealed to a recipient key (key mode 2, byte 10) but "
+                              "the key given is a symmetric repository key; give the "
+                              "recipient's secret key"
+                            : "the object is encrypted with a symmetric repository key (key mode "
+                              "1, byte 10) but the key given is a recipient key");
         goto fail;
     }
-    if (!sealed && key->mode == SB_KEY_SEALED) {
-        sb_error_set(err, SB_E_CORRUPT, 0,
-                     "the object is encrypted with a symmetric repository key (key mode 1, "
-                     "byte 10) but the key given is a recipient key");
-        goto fail;
-    }
-    if (!sb_key_can_read(key)) {
+    if (!readable_found) {
         sb_error_set(err, SB_E_PERM, 0,
                      "the object is sealed to this host's public key, which can write "
                      "snapshots but never read them: reading needs the secret key (pass "
@@ -508,27 +515,34 @@ sb_decrypt_istream_new(struct sb_istream *up, const struct sb_key *key, struct s
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate decryption buffers");
         goto fail;
     }
-    if (sealed) {
-        if (crypto_box_seal_open(file_key, h + FIXED_LEN, SEALED_KEY_LEN, key->pub, key->bytes) !=
-            0) {
+    bool opened = false;
+    for (const struct sb_key *k = key; k && !opened; k = k->next) {
+        if (k->mode != want || !sb_key_can_read(k))
+            continue;
+        if (sealed) {
+            opened = crypto_box_seal_open(file_key, h + FIXED_LEN, SEALED_KEY_LEN, k->pub,
+                                          k->bytes) == 0;
+        } else {
+            const unsigned char *nonce = h + FIXED_LEN;
+            const unsigned char *boxed = nonce + crypto_secretbox_NONCEBYTES;
+            crypto_kdf_derive_from_key(wrap_key, SB_KEY_BYTES, KDF_ID_WRAP, KDF_CONTEXT, k->bytes);
+            opened = crypto_secretbox_open_easy(file_key, boxed,
+                                                crypto_secretbox_MACBYTES + SB_KEY_BYTES, nonce,
+                                                wrap_key) == 0;
+        }
+    }
+    if (!opened) {
+        if (sealed)
             sb_error_set(err, SB_E_CORRUPT, 0,
                          "cannot open the sealed file key (bytes %d-%d): wrong secret key, or "
                          "the header is corrupt",
                          FIXED_LEN, FIXED_LEN + (int)SEALED_KEY_LEN - 1);
-            goto fail;
-        }
-    } else {
-        const unsigned char *nonce = h + FIXED_LEN;
-        const unsigned char *boxed = nonce + crypto_secretbox_NONCEBYTES;
-        crypto_kdf_derive_from_key(wrap_key, SB_KEY_BYTES, KDF_ID_WRAP, KDF_CONTEXT, key->bytes);
-        if (crypto_secretbox_open_easy(file_key, boxed, crypto_secretbox_MACBYTES + SB_KEY_BYTES,
-                                       nonce, wrap_key) != 0) {
+        else
             sb_error_set(err, SB_E_CORRUPT, 0,
                          "cannot unwrap the file key (bytes %d-%d): wrong key, or the header is "
                          "corrupt",
                          FIXED_LEN, FIXED_LEN + (int)WRAPPED_KEY_LEN - 1);
-            goto fail;
-        }
+        goto fail;
     }
     if (crypto_secretstream_xchacha20poly1305_init_pull(
             ds->state, h + ds->header_len - SS_HEADER_LEN, file_key) != 0) {

@@ -241,6 +241,7 @@ test_database_only(void)
     EXPECT(cfg->release.root == NULL && cfg->release.shared_paths == NULL);
     EXPECT(cfg->key_file == NULL);
     EXPECT_STR(cfg->recipient, "/etc/snapback/shop.pub");
+    EXPECT(cfg->old_key_files == NULL && cfg->old_key_count == 0);
     EXPECT_STR(cfg->repository.path, "/srv/backups");
     EXPECT(!cfg->repository.is_sftp);
     EXPECT_INT(cfg->database_count, 1);
@@ -356,6 +357,10 @@ test_bad_configs(void)
          "key_file: required key is missing (or recipient, on a write-only host)"},
         {"{" BASE ",'recipient':'/etc/snapback/shop.pub'}",
          "recipient: not allowed together with key_file"},
+        {"{" BASE ",'old_key_files':'/etc/old.key'}",
+         "old_key_files: expected an array of absolute paths"},
+        {"{" BASE ",'old_key_files':['/etc/old.key','old2.key']}",
+         "old_key_files[1]: expected an absolute path"},
         {"{'app':'shop','key_file':'etc/k','state_dir':'/s'," REPO "," REL "}",
          "key_file: expected an absolute path"},
         {"{'app':'shop','key_file':'/k'," REPO "," REL "}", "state_dir: required key is missing"},
