@@ -183,6 +183,20 @@ sweep_one(struct sb_repo *repo, const char *rel, char **refs, size_t nrefs, time
     bool partial = (len > 8 && !strcmp(rel + len - 8, ".partial")) || strstr(rel, ".replaced-");
     if (!partial && in_list(refs, nrefs, rel))
         return 0;
+    const char *aside = strstr(rel, ".replaced-");
+    if (aside) {
+        /* NAME.replaced-* is the only copy when the replacement of NAME was cut short: a stat
+         * of NAME puts it back (sb_store_stat), and then there is nothing to sweep */
+        char *base = strndup(rel, (size_t)(aside - rel));
+        char *base_path = base ? sb_repo_object_path(repo, base) : NULL;
+        struct sb_store_stat bst;
+        int r = base_path ? sb_store_stat(repo->store, base_path, &bst, err)
+                          : sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        free(base);
+        free(base_path);
+        if (r < 0)
+            return -1;
+    }
     char *path = sb_repo_object_path(repo, rel);
     struct sb_store_stat st;
     int rc = -1;

@@ -3,12 +3,77 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "snapback/core.h"
+
+/* A replacing rename on an SFTP server without posix-rename (OpenSSH speaks SFTP 3) is three
+ * steps: NAME -> NAME.replaced-RANDOM, NAME.partial -> NAME, remove the aside copy. A crash or
+ * a dropped connection between the first two leaves NAME missing and its old content aside.
+ * Whoever next finds NAME missing puts the aside copy back (the replacement is rolled back; the
+ * writer had not finished, so nothing referenced the new content yet). Returns 1 when it put
+ * one back, 0 when there was none. */
+static int
+recover_replaced(struct sb_store *st, const char *path, struct sb_error *err)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, (size_t)(slash - path)) : sb_strdup("");
+    const char *base = slash ? slash + 1 : path;
+    char **names = NULL;
+    size_t count = 0;
+    int rc = 0;
+    if (!dir)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    struct sb_error lerr = SB_ERROR_INIT;
+    if (sb_store_list(st, dir, &names, &count, &lerr) < 0) {
+        free(dir);
+        return 0; /* no directory, no aside copy: NAME is simply missing */
+    }
+    size_t blen = strlen(base);
+    const char *found = NULL;
+    for (size_t idx = 0; idx < count; idx++)
+        if (!strncmp(names[idx], base, blen) && !strncmp(names[idx] + blen, ".replaced-", 10) &&
+            (!found || strcmp(names[idx], found) > 0))
+            found = names[idx];
+    if (found) {
+        char *aside = *dir ? sb_path_join(dir, found) : sb_strdup(found);
+        if (!aside) {
+            rc = sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        } else if (st->ops->rename(st, aside, path, err) < 0) {
+            sb_error_wrap(err,
+                          "'%s' is missing and its interrupted replacement '%s' could not be "
+                          "put back",
+                          path, aside);
+            rc = -1;
+        } else {
+            sb_warn("'%s' on %s was missing after an interrupted replacement: put '%s' back", path,
+                    st->display, found);
+            rc = 1;
+        }
+        free(aside);
+    }
+    sb_store_names_free(names, count);
+    free(dir);
+    return rc;
+}
 
 int
 sb_store_open_read(struct sb_store *st, const char *path, struct sb_istream **out,
                    struct sb_error *err)
 {
-    return st->ops->open_read(st, path, out, err);
+    int rc = st->ops->open_read(st, path, out, err);
+    if (rc < 0 && err->code == SB_E_NOTFOUND) {
+        struct sb_error saved = *err;
+        int r = recover_replaced(st, path, err);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            *err = saved;
+            return -1;
+        }
+        rc = st->ops->open_read(st, path, out, err);
+    }
+    return rc;
 }
 
 int
@@ -29,6 +94,13 @@ int
 sb_store_stat(struct sb_store *st, const char *path, struct sb_store_stat *out,
               struct sb_error *err)
 {
+    if (st->ops->stat(st, path, out, err) < 0)
+        return -1;
+    if (out->exists || strstr(path, ".replaced-") || strstr(path, ".partial"))
+        return 0;
+    int r = recover_replaced(st, path, err);
+    if (r <= 0)
+        return r;
     return st->ops->stat(st, path, out, err);
 }
 
