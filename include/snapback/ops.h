@@ -57,8 +57,17 @@ char *sb_repo_object_path(const struct sb_repo *repo, const char *name);
 /* The catalog: a plain copy of every manifest this host wrote (state_dir/catalog/APP/ID.json,
  * 0600), written before the manifest itself, removed by prune. sb_repo_load_manifest reads
  * it when the key cannot read (a write-only host). */
+/* Like sb_repo_load_manifest, from the catalog when this host wrote the snapshot (manifests
+ * are immutable, so the copy is the manifest): no download for list, show, prune, rollback
+ * plans and release reuse. verify reads the repository's own manifest. */
+int sb_repo_load_manifest_cached(struct sb_repo *repo, const char *id, struct sb_manifest **out,
+                                 struct sb_error *err);
 int sb_catalog_put(struct sb_repo *repo, const char *id, const char *json, struct sb_error *err);
 int sb_catalog_remove(struct sb_repo *repo, const char *id, struct sb_error *err);
+/* Removes catalog entries older than older_than whose snapshot is not among ids (the run that
+ * wrote them died before its manifest). */
+int sb_catalog_sweep(struct sb_repo *repo, char **ids, size_t nids, time_t older_than,
+                     struct sb_error *err);
 bool sb_snapshot_id_valid(const char *id);
 
 /* --- lock and journal (state_dir) --- */

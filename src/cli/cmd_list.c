@@ -90,7 +90,7 @@ cmd_list(struct sb_cli *cli, struct sb_error *err)
     for (size_t idx = n; idx-- > 0;) {
         struct sb_manifest *m = NULL;
         struct sb_error merr = SB_ERROR_INIT;
-        if (sb_repo_load_manifest(repo, ids[idx], &m, &merr) < 0) {
+        if (sb_repo_load_manifest_cached(repo, ids[idx], &m, &merr) < 0) {
             sb_log(SB_LOG_ERROR, "manifest", "%s", merr.msg);
             if (bad++ == 0)
                 *err = merr;
@@ -141,7 +141,7 @@ cmd_show(struct sb_cli *cli, struct sb_error *err)
     int rc = -1;
     if (sb_repo_open(cli->cfg, &repo, err) < 0 ||
         sb_repo_resolve_id(repo, cli->argv[optind], &id, err) < 0 ||
-        sb_repo_load_manifest(repo, id, &m, err) < 0)
+        sb_repo_load_manifest_cached(repo, id, &m, err) < 0)
         goto out;
     if (json) {
         if (sb_manifest_to_json(m, &text, err) < 0)

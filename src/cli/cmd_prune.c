@@ -169,7 +169,7 @@ cmd_status(struct sb_cli *cli, struct sb_error *err)
         goto out;
     struct sb_error rerr = SB_ERROR_INIT;
     if (sb_repo_resolve_id(repo, "latest", &id, &rerr) == 0 &&
-        sb_repo_load_manifest(repo, id, &m, err) < 0)
+        sb_repo_load_manifest_cached(repo, id, &m, err) < 0)
         goto out;
     size_t pending = 0;
     struct sb_error perr = SB_ERROR_INIT;

@@ -161,7 +161,7 @@ cmd_releases(struct sb_cli *cli, struct sb_error *err)
     for (size_t idx = 0; idx < nids; idx++) {
         struct sb_manifest *m = NULL;
         struct sb_error merr = SB_ERROR_INIT;
-        if (sb_repo_load_manifest(repo, ids[idx], &m, &merr) < 0) {
+        if (sb_repo_load_manifest_cached(repo, ids[idx], &m, &merr) < 0) {
             sb_warn("%s", merr.msg);
             continue;
         }

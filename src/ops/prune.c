@@ -122,7 +122,7 @@ sb_prune_plan(const struct sb_config *cfg, struct sb_repo *repo, struct sb_prune
         struct sb_prune_item *it = &res->items[idx];
         struct sb_manifest *m = NULL;
         snprintf(it->id, sizeof(it->id), "%s", ids[n - 1 - idx]);
-        if (sb_repo_load_manifest(repo, it->id, &m, err) < 0) {
+        if (sb_repo_load_manifest_cached(repo, it->id, &m, err) < 0) {
             /* An unreadable manifest might reference anything: deleting objects is unsafe. */
             sb_error_wrap(err,
                           "prune stopped, nothing deleted: snapshot '%s' cannot be read "
@@ -242,7 +242,7 @@ sb_prune_execute(struct sb_repo *repo, struct sb_prune_result *res, struct sb_er
         goto out;
     for (size_t idx = 0; idx < nids; idx++) {
         struct sb_manifest *m = NULL;
-        if (sb_repo_load_manifest(repo, ids[idx], &m, err) < 0) {
+        if (sb_repo_load_manifest_cached(repo, ids[idx], &m, err) < 0) {
             sb_error_wrap(err, "prune deleted manifests but stopped before deleting objects");
             goto out;
         }
@@ -254,8 +254,11 @@ sb_prune_execute(struct sb_repo *repo, struct sb_prune_result *res, struct sb_er
             }
         sb_manifest_free(m);
     }
-    /* 3. sweep releases/ and data/<ID>/ */
+    /* 3. sweep releases/ and data/<ID>/ (and catalog entries of snapshots that never got
+     * their manifest) */
     time_t now = time(NULL);
+    if (sb_catalog_sweep(repo, ids, nids, now - ORPHAN_GRACE_S, err) < 0)
+        goto out;
     char dir[256];
     snprintf(dir, sizeof(dir), "%s/releases", repo->app);
     if (sb_store_list(repo->store, dir, &names, &nnames, err) < 0)

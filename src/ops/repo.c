@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "snapback/core.h"
@@ -196,7 +199,10 @@ sb_repo_open(const struct sb_config *cfg, struct sb_repo **out, struct sb_error 
     }
     if (repo_load_key(cfg, repo, err) < 0)
         goto fail;
-    if (!(repo->catalog_dir = sb_path_join(cfg->state_dir, "catalog"))) {
+    /* per repository: a state_dir pointed at another repository never mixes their catalogs */
+    char catalog[64];
+    snprintf(catalog, sizeof(catalog), "catalog/%s", repo->meta.id);
+    if (!(repo->catalog_dir = sb_path_join(cfg->state_dir, catalog))) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         goto fail;
     }
@@ -337,6 +343,41 @@ sb_catalog_remove(struct sb_repo *repo, const char *id, struct sb_error *err)
     return rc;
 }
 
+int
+sb_catalog_sweep(struct sb_repo *repo, char **ids, size_t nids, time_t older_than,
+                 struct sb_error *err)
+{
+    char *dir = sb_path_join(repo->catalog_dir, repo->app);
+    if (!dir)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    DIR *d = opendir(dir);
+    if (!d) {
+        int e = errno;
+        int rc = e == ENOENT ? 0 : sb_error_set(err, SB_E_IO, e, "cannot read catalog '%s'", dir);
+        free(dir);
+        return rc;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len < 6 || strcmp(de->d_name + len - 5, ".json") != 0)
+            continue;
+        char id[64];
+        snprintf(id, sizeof(id), "%.*s", (int)(len - 5), de->d_name);
+        bool listed = false;
+        for (size_t idx = 0; idx < nids && !listed; idx++)
+            listed = !strcmp(ids[idx], id);
+        struct stat st;
+        if (listed || fstatat(dirfd(d), de->d_name, &st, 0) < 0 || st.st_mtime >= older_than)
+            continue;
+        if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+            sb_info("removed the catalog entry of snapshot '%s', which has no manifest", id);
+    }
+    closedir(d);
+    free(dir);
+    return 0;
+}
+
 static int
 catalog_load(struct sb_repo *repo, const char *id, struct sb_manifest **out, struct sb_error *err)
 {
@@ -373,6 +414,22 @@ out:
     free(text);
     free(path);
     return rc;
+}
+
+int
+sb_repo_load_manifest_cached(struct sb_repo *repo, const char *id, struct sb_manifest **out,
+                             struct sb_error *err)
+{
+    char *path = catalog_path(repo, id);
+    if (!path)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    bool cached = access(path, F_OK) == 0;
+    free(path);
+    if (cached && catalog_load(repo, id, out, err) == 0)
+        return 0;
+    if (cached)
+        sb_warn("%s; reading the repository's manifest instead", err->msg);
+    return sb_repo_load_manifest(repo, id, out, err);
 }
 
 int

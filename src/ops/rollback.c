@@ -181,7 +181,7 @@ find_snapshot_for_release(struct sb_repo *repo, const char *release, bool need_d
     for (size_t idx = n; idx-- > 0 && !*id;) {
         struct sb_manifest *m = NULL;
         struct sb_error merr = SB_ERROR_INIT;
-        if (sb_repo_load_manifest(repo, ids[idx], &m, &merr) < 0) {
+        if (sb_repo_load_manifest_cached(repo, ids[idx], &m, &merr) < 0) {
             sb_warn("skipping snapshot '%s': %s", ids[idx], merr.msg);
             continue;
         }

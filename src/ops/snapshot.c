@@ -107,7 +107,7 @@ find_stored_release(struct sb_repo *repo, const char *object, struct sb_manifest
     for (size_t idx = n; idx-- > 0 && rc == 0;) {
         struct sb_manifest *prev = NULL;
         struct sb_error ignored = SB_ERROR_INIT;
-        if (sb_repo_load_manifest(repo, ids[idx], &prev, &ignored) < 0) {
+        if (sb_repo_load_manifest_cached(repo, ids[idx], &prev, &ignored) < 0) {
             sb_warn("skipping unreadable manifest of snapshot '%s': %s", ids[idx], ignored.msg);
             continue;
         }

@@ -102,6 +102,9 @@ srv_ok config check
 check "snapback.json records key mode 2" test "$(json_get "$(cat "$REPO/snapback.json")" 'j["key_mode"]')" = 2
 srv_ok snapshot --tag pre-deploy
 S1=$(tail -n 1 <<<"$OUT")
+CATALOG=$(echo "$STATE"/catalog/*/demo) # state_dir/catalog/REPOSITORY-ID/APP
+check "one catalog directory, named after the repository id" test -d "$CATALOG" -a \
+    "$(basename "$(dirname "$CATALOG")")" = "$(json_get "$(cat "$REPO/snapback.json")" 'j["id"]')"
 ln -sfn releases/R2 "$APP/current.tmp" && mv -T "$APP/current.tmp" "$APP/current"
 srv_ok snapshot
 S2=$(tail -n 1 <<<"$OUT")
@@ -116,7 +119,7 @@ check "show reads the manifest from the catalog" test "$(json_get "$OUT" 'j["rel
 check "show lists the database" test "$(json_get "$OUT" 'j["databases"][0]["name"]')" = main
 srv_ok status
 check "the catalog is 0700/0600" test "$(stat -c %a "$STATE/catalog")" = 700 -a \
-    "$(stat -c %a "$STATE/catalog/demo/$S1.json")" = 600
+    "$(stat -c %a "$CATALOG/$S1.json")" = 600
 
 log "server: reading needs the secret key -> 77"
 srv_exit 77 restore "$S1" --target "$WORK/nope"
@@ -126,10 +129,10 @@ srv_exit 77 verify latest
 expect_err_contains "secret key"
 srv_exit 77 restore "$S1" --only db --db-target "main=$WORK/nope.sqlite3"
 check "no database file written" test ! -e "$WORK/nope.sqlite3"
-mv "$STATE/catalog/demo/$S2.json" "$WORK/s2.json"
+mv "$CATALOG/$S2.json" "$WORK/s2.json"
 srv_exit 77 show "$S2"
 expect_err_contains "not in this host's catalog"
-mv "$WORK/s2.json" "$STATE/catalog/demo/$S2.json"
+mv "$WORK/s2.json" "$CATALOG/$S2.json"
 
 log "server: a switch-only rollback needs no secret key; one with the database does"
 srv_exit 77 rollback --to previous --with-database --no-safety-snapshot
@@ -143,7 +146,7 @@ log "server: prune works from the catalog"
 srv_ok prune
 srv_ok list --json
 check "prune kept keep_last=2 snapshots" test "$(json_get "$OUT" 'len(j)')" = 2
-check "the pruned snapshots' catalog entries are gone" test ! -e "$STATE/catalog/demo/$S1.json"
+check "the pruned snapshots' catalog entries are gone" test ! -e "$CATALOG/$S1.json"
 
 # --- the recovery machine ---
 log "recovery: restore and verify with the secret key"
