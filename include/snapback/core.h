@@ -24,6 +24,18 @@ void sb_log(enum sb_log_level level, const char *event, const char *fmt, ...) SB
 #define sb_warn(...) sb_log(SB_LOG_WARN, NULL, __VA_ARGS__)
 bool sb_log_enabled(enum sb_log_level level);
 
+/* --- the progress line (stderr; only once the CLI enabled it: a TTY, no --no-progress,
+ * --quiet or JSON logs). Objects report their bytes themselves (format/object.c). --- */
+void sb_progress_enable(bool on);
+bool sb_progress_enabled(void);
+/* The size the next object written is expected to reach (0: unknown), for % and ETA. */
+void sb_progress_expect(uint64_t total);
+void sb_progress_begin(const char *what, uint64_t total);
+void sb_progress_add(uint64_t bytes);
+void sb_progress_end(void);
+/* Removes the line (the logger calls it before printing a message). */
+void sb_progress_clear(void);
+
 /* --- file system --- */
 /* mkdir -p with mode for created dirs; each created dir's parent is fsynced. */
 int sb_mkdir_p(const char *path, mode_t mode, struct sb_error *err);

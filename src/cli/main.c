@@ -245,6 +245,8 @@ run(int argc, char **argv, struct sb_error *err)
     if (parse_globals(&argc, argv, &cli, &show_help, &show_version, err) < 0) {
         return -1;
     }
+    /* the progress line: only for a person watching a terminal */
+    sb_progress_enable(cli.progress && !cli.quiet && !cli.json_logs);
     sb_log_setup(cli.verbose ? SB_LOG_DEBUG
                  : cli.quiet ? SB_LOG_WARN
                              : SB_LOG_INFO,

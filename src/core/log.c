@@ -75,6 +75,7 @@ sb_log(enum sb_log_level level, const char *event, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    sb_progress_clear();
     if (log_format == SB_LOG_JSON) {
         char ts[32];
         sb_format_time_iso(time(NULL), ts);

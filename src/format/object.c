@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "snapback/core.h"
+
 #define THREAD_BLOCK (1u << 20)
 #define THREAD_DEPTH 4
 #define THREAD_READ_BLOCK (256u << 10)
@@ -21,6 +23,7 @@ struct plain_counter {
     uint64_t n;
     struct sb_object_result *result;
     struct sb_digest stored;
+    bool progress; /* an object of a store (sb_object_create): shown on the progress line */
 };
 
 static int
@@ -28,6 +31,8 @@ pc_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error *er
 {
     struct plain_counter *pc = (struct plain_counter *)s;
     pc->n += len;
+    if (pc->progress)
+        sb_progress_add(len);
     return sb_ostream_write(pc->down, data, len, err);
 }
 
@@ -49,6 +54,8 @@ pc_free(struct sb_ostream *s)
 {
     struct plain_counter *pc = (struct plain_counter *)s;
     sb_ostream_free(pc->down);
+    if (pc->progress)
+        sb_progress_end();
     free(pc);
 }
 
@@ -97,8 +104,39 @@ sb_object_create(struct sb_store *st, const char *path, const struct sb_key *key
     struct sb_ostream *sink = NULL;
     if (sb_store_open_write(st, path, 0, &sink, err) < 0)
         return -1;
-    return sb_object_writer_new(sink, key, params, result, out, err);
+    if (sb_object_writer_new(sink, key, params, result, out, err) < 0)
+        return -1;
+    ((struct plain_counter *)*out)->progress = true;
+    sb_progress_begin(path, 0); /* the total is what the caller announced (sb_progress_expect) */
+    return 0;
 }
+
+/* Counts the stored bytes read, for the progress line (in the read-ahead thread). */
+struct progress_istream {
+    struct sb_istream base;
+    struct sb_istream *up;
+};
+
+static int
+progress_read(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err)
+{
+    struct progress_istream *ps = (struct progress_istream *)s;
+    int rc = sb_istream_read(ps->up, buf, cap, got, err);
+    if (rc == 0)
+        sb_progress_add(*got);
+    return rc;
+}
+
+static void
+progress_free(struct sb_istream *s)
+{
+    struct progress_istream *ps = (struct progress_istream *)s;
+    sb_istream_free(ps->up);
+    sb_progress_end();
+    free(ps);
+}
+
+static const struct sb_istream_ops progress_istream_ops = {progress_read, progress_free};
 
 int
 sb_object_reader_new(struct sb_istream *source, const struct sb_key *key,
@@ -124,5 +162,16 @@ sb_object_open(struct sb_store *st, const char *path, const struct sb_key *key,
     struct sb_istream *source = NULL;
     if (sb_store_open_read(st, path, &source, err) < 0)
         return -1;
+    if (sb_progress_enabled()) {
+        struct progress_istream *ps = calloc(1, sizeof(*ps));
+        if (!ps) {
+            sb_istream_free(source);
+            return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        }
+        ps->base.ops = &progress_istream_ops;
+        ps->up = source;
+        source = &ps->base;
+        sb_progress_begin(path, expect ? expect->size : 0);
+    }
     return sb_object_reader_new(source, key, expect, out, err);
 }

@@ -71,6 +71,10 @@ store_tree(struct sb_repo *repo, struct sb_manifest *m, const char *dir, const c
     int rc = -1;
     if (!path)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    struct sb_tree_fp size;
+    struct sb_error ignored = SB_ERROR_INIT;
+    if (sb_progress_enabled() && sb_tree_fingerprint(dir, &size, &ignored) == 0)
+        sb_progress_expect(size.bytes); /* the tar is a little more: headers */
     if (sb_object_create(sb_repo_write_store(repo), path, repo->key, &repo->params, &res, &out,
                          err) < 0)
         goto out;

@@ -60,3 +60,24 @@ assert ok and ok[0] > 1.7e9, ok
 print(len(seen), "samples parsed")
 PY
 CHECKS=$((CHECKS + 3))
+
+# The progress line: on a terminal (script(1) gives the command a pty) stderr shows bytes,
+# percentage, rate and ETA of a large object, and each line is erased before a message; with
+# --no-progress, --quiet or JSON logs, or when stderr is not a terminal, there is none.
+if command -v script >/dev/null; then
+    head -c $((24 << 20)) /dev/urandom >"$APP/releases/20260102T000000Z/big.bin"
+    script -qec "'$SNAPBACK' --config '$CFG' snapshot" /dev/null >"$WORK/tty.out" 2>&1 ||
+        fail "snapshot on a pty failed: $(tail -n 3 "$WORK/tty.out")"
+    check "a progress line with size, percentage, rate and ETA on a terminal" \
+        grep -aqE 'releases/20260102T000000Z-[0-9a-f]+\.snpb +[0-9.]+ [KM]iB / 24\.[0-9] MiB +[0-9]+% +[0-9.]+ [KM]?i?B/s +ETA' "$WORK/tty.out"
+    check "the progress line is erased before messages" grep -aq $'\r\033\\[Ksnapback: ' "$WORK/tty.out"
+    touch "$APP/releases/20260102T000000Z/big.bin" # a new fingerprint: stored again
+    script -qec "'$SNAPBACK' --config '$CFG' --no-progress snapshot" /dev/null >"$WORK/tty2.out" 2>&1 ||
+        fail "snapshot --no-progress on a pty failed"
+    check "no progress line with --no-progress" bash -c "! grep -aq 'ETA' '$WORK/tty2.out'"
+    touch "$APP/releases/20260102T000000Z/big.bin"
+    expect_ok "$SNAPBACK" --config "$CFG" snapshot # no --no-progress; stderr is a file here
+    check "no progress line when stderr is not a terminal" bash -c "! grep -aq \$'\\033' '$WORK/.err'"
+else
+    log "script(1) not installed: the progress line is not tested"
+fi
