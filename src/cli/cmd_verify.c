@@ -22,10 +22,12 @@ const struct sb_cmd_help help_verify = {
     "  --sample N%      read a random N% of the data objects (manifests are always read)\n"
     "  --full           also extract trees into a temp dir under state_dir\n"
     "  --restore-db     restore each dump into a scratch database (snapback_verify_*, dropped\n"
-    "                   afterwards; SQLite: a temp file) and count its tables; the live\n"
-    "                   database is never touched\n"
+    "                   afterwards; SQLite: a temp file), count its tables and run the\n"
+    "                   config's verify.sql_probe queries on it (a wrong answer or an SQL\n"
+    "                   error exits 65); the live database is never touched\n"
     "  --json           the results as one JSON object on stdout\n"
-    "  --junit FILE     the results as JUnit XML (one testcase per object) for CI systems\n",
+    "  --junit FILE     the results as JUnit XML (one testcase per object and per SQL\n"
+    "                   probe) for CI systems\n",
 };
 
 struct report {
@@ -85,7 +87,7 @@ report_snapshot(struct report *r, const char *id, const struct sb_verify_result 
                 const char *manifest_error)
 {
     size_t failed = manifest_error ? 1 : res->failed;
-    size_t count = manifest_error ? 1 : res->count;
+    size_t count = manifest_error ? 1 : res->count + res->probe_count;
     r->snapshots++;
     r->tests += count;
     r->failures += failed;
@@ -108,8 +110,23 @@ report_snapshot(struct report *r, const char *id, const struct sb_verify_result 
                 else
                     printf("  FAILED  %s: %s\n", v->name, v->error);
             }
-            printf("snapshot %s: %s (%zu object(s), %zu failed)\n", id, failed ? "FAILED" : "ok",
-                   count, failed);
+            for (size_t idx = 0; idx < res->probe_count; idx++) {
+                const struct sb_verify_probe *p = &res->probes[idx];
+                if (p->skipped)
+                    printf("  skipped SQL probe %s: %s (%s)\n", p->probe->database, p->probe->sql,
+                           p->error);
+                else if (p->ok)
+                    printf("  ok      SQL probe %s: %s = '%s'\n", p->probe->database, p->probe->sql,
+                           p->got);
+                else
+                    printf("  FAILED  SQL probe: %s\n", p->error);
+            }
+            if (res->probe_count)
+                printf("snapshot %s: %s (%zu object(s), %zu SQL probe(s), %zu failed)\n", id,
+                       failed ? "FAILED" : "ok", res->count, res->probe_count, failed);
+            else
+                printf("snapshot %s: %s (%zu object(s), %zu failed)\n", id,
+                       failed ? "FAILED" : "ok", count, failed);
         }
     } else {
         fprintf(r->json, "%s{\"id\":", r->first_snapshot ? "" : ",");
@@ -135,6 +152,35 @@ report_snapshot(struct report *r, const char *id, const struct sb_verify_result 
                 if (!v->ok) {
                     fprintf(r->json, ",\"error\":");
                     sb_cli_json_string(r->json, v->error);
+                }
+                fprintf(r->json, "}");
+            }
+            fprintf(r->json, "],\"probes\":[");
+            for (size_t idx = 0; idx < res->probe_count; idx++) {
+                const struct sb_verify_probe *p = &res->probes[idx];
+                fprintf(r->json, "%s{\"database\":", idx ? "," : "");
+                sb_cli_json_string(r->json, p->probe->database);
+                fprintf(r->json, ",\"sql\":");
+                sb_cli_json_string(r->json, p->probe->sql);
+                fprintf(r->json, ",\"expect\":");
+                if (p->probe->expect)
+                    sb_cli_json_string(r->json, p->probe->expect);
+                else
+                    fprintf(r->json, "null");
+                fprintf(r->json, ",\"object\":");
+                if (p->object)
+                    sb_cli_json_string(r->json, p->object);
+                else
+                    fprintf(r->json, "null");
+                fprintf(r->json, ",\"ok\":%s,\"skipped\":%s", p->ok ? "true" : "false",
+                        p->skipped ? "true" : "false");
+                if (!p->skipped && p->ok) {
+                    fprintf(r->json, ",\"got\":");
+                    sb_cli_json_string(r->json, p->got);
+                }
+                if (!p->ok || p->skipped) {
+                    fprintf(r->json, ",\"error\":");
+                    sb_cli_json_string(r->json, p->error);
                 }
                 fprintf(r->json, "}");
             }
@@ -164,6 +210,24 @@ report_snapshot(struct report *r, const char *id, const struct sb_verify_result 
         else if (!v->ok) {
             junit_append(r, "\n      <failure message=\"");
             junit_escaped(r, v->error);
+            junit_append(r, "\"/>\n    ");
+        }
+        junit_append(r, "</testcase>\n");
+    }
+    for (size_t idx = 0; !manifest_error && idx < res->probe_count; idx++) {
+        const struct sb_verify_probe *p = &res->probes[idx];
+        junit_append(r, "    <testcase classname=\"snapback.verify.sql_probe\" name=\"");
+        junit_escaped(r, p->probe->database);
+        junit_append(r, ": ");
+        junit_escaped(r, p->probe->sql);
+        junit_append(r, "\">");
+        if (p->skipped) {
+            junit_append(r, "<skipped message=\"");
+            junit_escaped(r, p->error);
+            junit_append(r, "\"/>");
+        } else if (!p->ok) {
+            junit_append(r, "\n      <failure message=\"");
+            junit_escaped(r, p->error);
             junit_append(r, "\"/>\n    ");
         }
         junit_append(r, "</testcase>\n");
