@@ -235,6 +235,37 @@ report_snapshot(struct report *r, const char *id, const struct sb_verify_result 
     junit_append(r, "  </testsuite>\n");
 }
 
+/* Writes the JUnit document; run_error, when set, is a failure of the run itself (no snapshot
+ * could be verified), reported as one failing testcase. */
+static int
+write_junit(const char *path, struct report *r, const char *run_error, struct sb_error *err)
+{
+    if (run_error) {
+        r->tests++;
+        r->failures++;
+        junit_append(r, "  <testsuite name=\"snapback verify\" tests=\"1\" failures=\"1\">\n"
+                        "    <testcase classname=\"snapback.verify\" name=\"repository\">\n"
+                        "      <failure message=\"");
+        junit_escaped(r, run_error);
+        junit_append(r, "\"/>\n    </testcase>\n  </testsuite>\n");
+    }
+    char head[256];
+    snprintf(head, sizeof(head),
+             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"snapback verify\" "
+             "tests=\"%zu\" failures=\"%zu\">\n",
+             r->tests, r->failures);
+    size_t total = strlen(head) + r->junit_len + 16;
+    char *doc = malloc(total);
+    if (!doc)
+        return sb_error_set(err, SB_E_INTERNAL, 0, "out of memory");
+    snprintf(doc, total, "%s%s</testsuites>\n", head, r->junit ? r->junit : "");
+    int wr = sb_write_file_atomic(path, doc, strlen(doc), 0644, err);
+    free(doc);
+    if (wr < 0)
+        return sb_error_wrap(err, "--junit");
+    return 0;
+}
+
 static int
 verify_one(struct sb_repo *repo, const char *id, const struct sb_verify_opts *opts,
            struct report *r, struct sb_error *first, struct sb_error *err)
@@ -321,10 +352,11 @@ cmd_verify(struct sb_cli *cli, struct sb_error *err)
     int rc = -1;
     struct sb_error first = SB_ERROR_INIT;
     struct report rep = {json ? stdout : NULL, NULL, 0, 0, 0, 0, 0, 0, true};
-    if (sb_repo_open(cli->cfg, &repo, err) < 0)
-        goto out;
+    bool json_done = false, junit_done = false;
     if (json)
         printf("{\"snapshots\":[");
+    if (sb_repo_open(cli->cfg, &repo, err) < 0)
+        goto out;
     if (all) {
         if (sb_repo_list_ids(repo, &ids, &n, err) < 0)
             goto out;
@@ -340,26 +372,10 @@ cmd_verify(struct sb_cli *cli, struct sb_error *err)
     if (json)
         printf("],\"ok\":%s,\"failed\":%zu}\n", rep.failed_snapshots ? "false" : "true",
                rep.failed_snapshots);
-    if (junit) {
-        char head[256];
-        snprintf(head, sizeof(head),
-                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"snapback verify\" "
-                 "tests=\"%zu\" failures=\"%zu\">\n",
-                 rep.tests, rep.failures);
-        size_t total = strlen(head) + rep.junit_len + 16;
-        char *doc = malloc(total);
-        if (!doc) {
-            sb_error_set(err, SB_E_INTERNAL, 0, "out of memory");
-            goto out;
-        }
-        snprintf(doc, total, "%s%s</testsuites>\n", head, rep.junit ? rep.junit : "");
-        int wr = sb_write_file_atomic(junit, doc, strlen(doc), 0644, err);
-        free(doc);
-        if (wr < 0) {
-            sb_error_wrap(err, "--junit");
-            goto out;
-        }
-    }
+    json_done = true;
+    if (junit && write_junit(junit, &rep, NULL, err) < 0)
+        goto out;
+    junit_done = true;
     if (rep.failed_snapshots) {
         *err = first;
         if (err->code == SB_OK)
@@ -370,6 +386,18 @@ cmd_verify(struct sb_cli *cli, struct sb_error *err)
     }
     rc = 0;
 out:
+    /* A run that stopped early (repository unreachable, wrong key, no such snapshot) still
+     * leaves complete reports that say why, so that CI shows the failure. */
+    if (rc < 0 && json && !json_done) {
+        printf("],\"ok\":false,\"failed\":%zu,\"error\":", rep.failed_snapshots);
+        sb_cli_json_string(stdout, err->msg);
+        printf("}\n");
+    }
+    if (rc < 0 && junit && !junit_done) {
+        struct sb_error jerr = SB_ERROR_INIT;
+        if (write_junit(junit, &rep, err->msg, &jerr) < 0)
+            sb_warn("--junit: %s", jerr.msg);
+    }
     fflush(stdout);
     sb_cli_job_done(cli, "verify", rc, all ? NULL : id, NULL, sb_now_monotonic() - started, 0, 0,
                     err);
