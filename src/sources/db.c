@@ -1099,6 +1099,12 @@ sb_db_query(const struct sb_db_config *db, const char *target, const char *sql,
             argv[argc++] = target;
         argv[argc] = NULL;
         rc = run_client(argv, &ce, out, err);
+        /* -B separates columns with tabs (a tab inside a value is written as "\t"): make
+         * them the '|' that psql -A and the SQLite probe use, so that a verify.sql_probe
+         * expect reads the same on every engine. */
+        for (char *c = rc == 0 && *out ? *out : NULL; c && *c; c++)
+            if (*c == '\t')
+                *c = '|';
     }
     client_env_release(&ce);
     return rc;
