@@ -231,6 +231,7 @@ expect_err_contains "dropping scratch database 'snapback_verify_"
 no_scratch_left
 
 # MariaDB: the client that loads the dump (two arguments: the option file, the database)
+# shellcheck disable=SC2016 # expanded by the wrapper
 wrap_client mariadb '[[ $# == 2 && $2 == snapback_verify_* ]]'
 killed_verify "$CFG"
 check "the killed verify left a scratch database on MariaDB" test \
