@@ -12,8 +12,8 @@
 #     state_dir/tmp), and the live databases are unchanged;
 #   - a verify killed with SIGKILL mid-restore (PostgreSQL, MariaDB: the restore client stops
 #     itself, so the kill is stepped, not timed; SQLite: the scratch file is polled for, with a
-#     slow probe keeping the window open) leaves a scratch database, and the next verify
-#     drops it.
+#     slow probe keeping the window open) leaves a scratch database (and, for MariaDB, the
+#     client's option file), and the next verify drops it (removes it).
 source "$(dirname "$0")/../harness/lib.sh"
 source "$(dirname "$0")/../harness/pg.sh"
 source "$(dirname "$0")/../harness/mariadb.sh"
@@ -103,6 +103,8 @@ no_scratch_left() {
         -z "$(my_sql -e "SHOW DATABASES LIKE 'snapback\\_verify\\_%'")"
     check "no scratch file left in state_dir/tmp" test \
         -z "$(find "$STATE/tmp" -name 'snapback_verify_*' 2>/dev/null)"
+    check "no credentials file left in state_dir/tmp" test \
+        -z "$(find "$STATE/tmp" -name 'cred-*' 2>/dev/null)"
     check "the live databases are unchanged" test "$(live_state)" = "$LIVE_BEFORE"
 }
 # reports ARGS...: checks the last --json output and $WORK/r.xml (verify_reports.py).
@@ -238,6 +240,7 @@ check "the killed verify left a scratch database on MariaDB" test \
     -n "$(my_sql -e "SHOW DATABASES LIKE 'snapback\\_verify\\_%'")"
 expect_ok sb verify --restore-db
 expect_err_contains "dropping scratch database 'snapback_verify_"
+expect_err_contains "removed the credentials file"
 no_scratch_left
 
 # SQLite: restored in-process, so the scratch file (or its temp file, during the restore) is
