@@ -236,7 +236,7 @@ verify_restore_db(const struct sb_verify_opts *opts, const struct sb_manifest *m
             }
         }
     } else {
-        probes_not_run(res, d->name, v->name, "restoring the dump failed");
+        probes_not_run(res, d->name, v->name, "restoring the dump or counting its tables failed");
     }
     /* Always dropped, also when a probe failed. */
     struct sb_error derr = SB_ERROR_INIT;

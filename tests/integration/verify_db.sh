@@ -8,6 +8,8 @@
 #   - failing probes on each engine: a wrong expect, an SQL error, no rows: exit 65, the
 #     message names the snapshot, the database, the query, what was expected and what came
 #     back; the passing probes still pass; the reports name each failure;
+#   - a damaged dump on each engine: 65 naming it, its probes reported as not run, the
+#     scratch database dropped all the same;
 #   - after every run no scratch database is left (pg_database, SHOW DATABASES,
 #     state_dir/tmp), and the live databases are unchanged;
 #   - a verify killed with SIGKILL mid-restore (PostgreSQL, MariaDB: the restore client stops
@@ -188,6 +190,30 @@ for p in bad:
 print("7 probe failures, each naming database, query and what came back")
 PY
 no_scratch_left
+
+# --- a damaged dump: the object fails, its probes are reported as not run, and the scratch
+# database it was being loaded into is dropped all the same ---
+for name in main legacy sessions; do
+    obj=$REPO/demo/data/$ID/db-$name.snpb
+    cp "$obj" "$WORK/saved.snpb"
+    flip_byte "$obj" 200
+    expect_exit 65 sb verify --restore-db --json --junit "$WORK/r.xml"
+    expect_err_contains "snapshot '$ID'"
+    expect_err_contains "db-$name.snpb"
+    reports --snapshot "$ID" --failed "db-$name.snpb" --tests 10
+    CHECKS=$((CHECKS + 1))
+    "$PYTHON" - "$WORK/r.json" "$name" <<'PY' || fail "the probes of the damaged dump are not reported as not run"
+import json, sys
+(s,) = json.load(open(sys.argv[1]))["snapshots"]
+for p in s["probes"]:
+    if p["database"] == sys.argv[2]:
+        assert p["skipped"] and p["ok"] and p["error"].startswith("not run: "), p
+    else:
+        assert p["ok"] and not p["skipped"], p
+PY
+    no_scratch_left
+    cp "$WORK/saved.snpb" "$obj"
+done
 
 # --- SIGKILL mid-restore: the next verify drops what the killed one left ---
 # wrap_client NAME [CONDITION]: a NAME first in PATH that, when CONDITION holds for its
