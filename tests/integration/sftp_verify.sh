@@ -2,7 +2,8 @@
 # verify for CI (issue #7) through the SFTP store, against a real OpenSSH sshd on loopback
 # (tests/harness/sshd.sh): the failure kinds of verify.sh, made on the server's disk and read
 # back over SFTP (a flipped byte in the second chunk, an object cut at a chunk boundary, a
-# missing object, another snapshot's object in its place, a tampered manifest, a wrong key),
+# missing object, another snapshot's object in its place, a tampered manifest, a forged
+# manifest whose recorded BLAKE2b does not match, a wrong key),
 # and an unreachable server (sshd stopped: 69). For each: the exit status, the snapshot, the
 # object and the byte offset in the message, --json parsed by python json and --junit by
 # xml.etree (verify_reports.py): structure, counts, and the same failures named.
@@ -105,6 +106,28 @@ expect_exit 65 sb verify "${IDS[0]}"
 expect_err_contains "$MAN"
 expect_err_contains "at byte"
 vr 65 "--all" --snapshot "${IDS[0]}" --failed "$MAN" --failed-text "at byte" --tests 5
+
+# a manifest that authenticates but records another BLAKE2b for one object (sbforge.py)
+if "$PYTHON" -c 'import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library("sodium") and ctypes.util.find_library("zstd") else 1)'; then
+    reset_repo
+    MAN=snapshots/${IDS[2]}.manifest
+    FORGED=data/${IDS[2]}/shared-0.snpb
+    "$PYTHON" "$INTEGRATION_DIR/sbforge.py" open "$KEY" "$REPO/demo/$MAN" >"$WORK/manifest.json"
+    "$PYTHON" - "$WORK/manifest.json" "$FORGED" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+(o,) = [o for o in m["objects"] if o["name"] == sys.argv[2]]
+o["blake2b"] = "00" * 32
+json.dump(m, open(sys.argv[1], "w"))
+PY
+    "$PYTHON" "$INTEGRATION_DIR/sbforge.py" seal "$KEY" "$WORK/manifest.json" "$REPO/demo/$MAN"
+    expect_exit 65 sb verify "${IDS[2]}"
+    expect_err_contains "snapshot '${IDS[2]}'"
+    expect_err_contains "the manifest records 0000000000000000"
+    vr 65 "${IDS[2]}" --snapshot "${IDS[2]}" --failed "$FORGED" --failed-text "BLAKE2b" --tests 2
+else
+    log "python3 cannot load libsodium/libzstd: the forged-manifest case is skipped"
+fi
 
 # a wrong key: the run fails before any snapshot is read
 reset_repo
