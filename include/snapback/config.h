@@ -30,6 +30,14 @@ struct sb_db_config {
     char *path;          /* sqlite */
 };
 
+/* verify.sql_probe[]: a query run by verify --restore-db in each scratch restore of a database. */
+struct sb_sql_probe {
+    char *database; /* names one of databases[] (checked when parsed) */
+    char *sql;
+    char *expect; /* NULL: the query must succeed and return at least one row; else the trimmed
+                     first row must be exactly this text */
+};
+
 struct sb_config {
     char *source_path; /* the file it was read from */
     char *app;
@@ -100,6 +108,11 @@ struct sb_config {
     } hooks;
 
     char *metrics_file; /* NULL = none */
+
+    struct {
+        struct sb_sql_probe *sql_probes; /* in config order; may be NULL when count is 0 */
+        size_t sql_probe_count;
+    } verify;
 };
 
 /* Parses and validates JSON text. path is used in messages. On success *out is a new config

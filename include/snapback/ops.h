@@ -239,15 +239,31 @@ struct sb_verify_object {
     char error[SB_ERROR_MSG_MAX];
 };
 
+/* --restore-db: one configured verify.sql_probe run against one scratch restore. */
+struct sb_verify_probe {
+    const struct sb_sql_probe *probe; /* borrowed from the config */
+    size_t config_idx;                /* its index in verify.sql_probe */
+    const char *object;               /* the dump it ran on (borrowed from the result), or NULL */
+    bool ok;
+    bool skipped;  /* not run; error says why (not in the sample, restore failed, no dump) */
+    char got[256]; /* the trimmed first row, when the query succeeded */
+    char error[SB_ERROR_MSG_MAX];
+};
+
 struct sb_verify_result {
     struct sb_verify_object *objects;
     size_t count;
-    size_t failed;
+    struct sb_verify_probe *probes; /* --restore-db only: one per configured probe */
+    size_t probe_count;
+    size_t failed; /* failed objects plus failed probes */
 };
 
 /* Reads every object of the snapshot through the whole chain: size, BLAKE2b, every chunk,
- * TAG_FINAL, zstd, every tar entry. Returns -1 only when it could not run; failures of
- * objects are in res (err is set to the first one). */
+ * TAG_FINAL, zstd, every tar entry; with restore_db, restores every dump into a scratch
+ * database, runs the built-in table count and the configured SQL probes on it, and drops it
+ * whatever happened. Returns -1 only when it could not run; failures of objects and probes
+ * are in res (err is set to the first one: a probe that fails is SB_E_CORRUPT unless the server
+ * could not be reached or refused the login). */
 int sb_verify_run(struct sb_repo *repo, const struct sb_manifest *m,
                   const struct sb_verify_opts *opts, struct sb_verify_result *res,
                   struct sb_error *err);

@@ -22,10 +22,12 @@ const struct sb_cmd_help help_verify = {
     "  --sample N%      read a random N% of the data objects (manifests are always read)\n"
     "  --full           also extract trees into a temp dir under state_dir\n"
     "  --restore-db     restore each dump into a scratch database (snapback_verify_*, dropped\n"
-    "                   afterwards; SQLite: a temp file) and count its tables; the live\n"
-    "                   database is never touched\n"
+    "                   afterwards; SQLite: a temp file), count its tables and run the\n"
+    "                   config's verify.sql_probe queries on it (a wrong answer or an SQL\n"
+    "                   error exits 65); the live database is never touched\n"
     "  --json           the results as one JSON object on stdout\n"
-    "  --junit FILE     the results as JUnit XML (one testcase per object) for CI systems\n",
+    "  --junit FILE     the results as JUnit XML (one testcase per object and per SQL\n"
+    "                   probe) for CI systems\n",
 };
 
 struct report {
@@ -85,7 +87,7 @@ report_snapshot(struct report *r, const char *id, const struct sb_verify_result 
                 const char *manifest_error)
 {
     size_t failed = manifest_error ? 1 : res->failed;
-    size_t count = manifest_error ? 1 : res->count;
+    size_t count = manifest_error ? 1 : res->count + res->probe_count;
     r->snapshots++;
     r->tests += count;
     r->failures += failed;
@@ -108,8 +110,23 @@ report_snapshot(struct report *r, const char *id, const struct sb_verify_result 
                 else
                     printf("  FAILED  %s: %s\n", v->name, v->error);
             }
-            printf("snapshot %s: %s (%zu object(s), %zu failed)\n", id, failed ? "FAILED" : "ok",
-                   count, failed);
+            for (size_t idx = 0; idx < res->probe_count; idx++) {
+                const struct sb_verify_probe *p = &res->probes[idx];
+                if (p->skipped)
+                    printf("  skipped SQL probe %s: %s (%s)\n", p->probe->database, p->probe->sql,
+                           p->error);
+                else if (p->ok)
+                    printf("  ok      SQL probe %s: %s = '%s'\n", p->probe->database, p->probe->sql,
+                           p->got);
+                else
+                    printf("  FAILED  SQL probe: %s\n", p->error);
+            }
+            if (res->probe_count)
+                printf("snapshot %s: %s (%zu object(s), %zu SQL probe(s), %zu failed)\n", id,
+                       failed ? "FAILED" : "ok", res->count, res->probe_count, failed);
+            else
+                printf("snapshot %s: %s (%zu object(s), %zu failed)\n", id,
+                       failed ? "FAILED" : "ok", count, failed);
         }
     } else {
         fprintf(r->json, "%s{\"id\":", r->first_snapshot ? "" : ",");
@@ -135,6 +152,35 @@ report_snapshot(struct report *r, const char *id, const struct sb_verify_result 
                 if (!v->ok) {
                     fprintf(r->json, ",\"error\":");
                     sb_cli_json_string(r->json, v->error);
+                }
+                fprintf(r->json, "}");
+            }
+            fprintf(r->json, "],\"probes\":[");
+            for (size_t idx = 0; idx < res->probe_count; idx++) {
+                const struct sb_verify_probe *p = &res->probes[idx];
+                fprintf(r->json, "%s{\"database\":", idx ? "," : "");
+                sb_cli_json_string(r->json, p->probe->database);
+                fprintf(r->json, ",\"sql\":");
+                sb_cli_json_string(r->json, p->probe->sql);
+                fprintf(r->json, ",\"expect\":");
+                if (p->probe->expect)
+                    sb_cli_json_string(r->json, p->probe->expect);
+                else
+                    fprintf(r->json, "null");
+                fprintf(r->json, ",\"object\":");
+                if (p->object)
+                    sb_cli_json_string(r->json, p->object);
+                else
+                    fprintf(r->json, "null");
+                fprintf(r->json, ",\"ok\":%s,\"skipped\":%s", p->ok ? "true" : "false",
+                        p->skipped ? "true" : "false");
+                if (!p->skipped && p->ok) {
+                    fprintf(r->json, ",\"got\":");
+                    sb_cli_json_string(r->json, p->got);
+                }
+                if (!p->ok || p->skipped) {
+                    fprintf(r->json, ",\"error\":");
+                    sb_cli_json_string(r->json, p->error);
                 }
                 fprintf(r->json, "}");
             }
@@ -168,7 +214,56 @@ report_snapshot(struct report *r, const char *id, const struct sb_verify_result 
         }
         junit_append(r, "</testcase>\n");
     }
+    for (size_t idx = 0; !manifest_error && idx < res->probe_count; idx++) {
+        const struct sb_verify_probe *p = &res->probes[idx];
+        junit_append(r, "    <testcase classname=\"snapback.verify.sql_probe\" name=\"");
+        junit_escaped(r, p->probe->database);
+        junit_append(r, ": ");
+        junit_escaped(r, p->probe->sql);
+        junit_append(r, "\">");
+        if (p->skipped) {
+            junit_append(r, "<skipped message=\"");
+            junit_escaped(r, p->error);
+            junit_append(r, "\"/>");
+        } else if (!p->ok) {
+            junit_append(r, "\n      <failure message=\"");
+            junit_escaped(r, p->error);
+            junit_append(r, "\"/>\n    ");
+        }
+        junit_append(r, "</testcase>\n");
+    }
     junit_append(r, "  </testsuite>\n");
+}
+
+/* Writes the JUnit document; run_error, when set, is a failure of the run itself (no snapshot
+ * could be verified), reported as one failing testcase. */
+static int
+write_junit(const char *path, struct report *r, const char *run_error, struct sb_error *err)
+{
+    if (run_error) {
+        r->tests++;
+        r->failures++;
+        junit_append(r, "  <testsuite name=\"snapback verify\" tests=\"1\" failures=\"1\">\n"
+                        "    <testcase classname=\"snapback.verify\" name=\"repository\">\n"
+                        "      <failure message=\"");
+        junit_escaped(r, run_error);
+        junit_append(r, "\"/>\n    </testcase>\n  </testsuite>\n");
+    }
+    char head[256];
+    snprintf(head, sizeof(head),
+             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"snapback verify\" "
+             "tests=\"%zu\" failures=\"%zu\">\n",
+             r->tests, r->failures);
+    size_t total = strlen(head) + r->junit_len + 16;
+    char *doc = malloc(total);
+    if (!doc)
+        return sb_error_set(err, SB_E_INTERNAL, 0, "out of memory");
+    snprintf(doc, total, "%s%s</testsuites>\n", head, r->junit ? r->junit : "");
+    int wr = sb_write_file_atomic(path, doc, strlen(doc), 0644, err);
+    free(doc);
+    if (wr < 0)
+        return sb_error_wrap(err, "--junit");
+    return 0;
 }
 
 static int
@@ -257,10 +352,11 @@ cmd_verify(struct sb_cli *cli, struct sb_error *err)
     int rc = -1;
     struct sb_error first = SB_ERROR_INIT;
     struct report rep = {json ? stdout : NULL, NULL, 0, 0, 0, 0, 0, 0, true};
-    if (sb_repo_open(cli->cfg, &repo, err) < 0)
-        goto out;
+    bool json_done = false, junit_done = false;
     if (json)
         printf("{\"snapshots\":[");
+    if (sb_repo_open(cli->cfg, &repo, err) < 0)
+        goto out;
     if (all) {
         if (sb_repo_list_ids(repo, &ids, &n, err) < 0)
             goto out;
@@ -276,26 +372,10 @@ cmd_verify(struct sb_cli *cli, struct sb_error *err)
     if (json)
         printf("],\"ok\":%s,\"failed\":%zu}\n", rep.failed_snapshots ? "false" : "true",
                rep.failed_snapshots);
-    if (junit) {
-        char head[256];
-        snprintf(head, sizeof(head),
-                 "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"snapback verify\" "
-                 "tests=\"%zu\" failures=\"%zu\">\n",
-                 rep.tests, rep.failures);
-        size_t total = strlen(head) + rep.junit_len + 16;
-        char *doc = malloc(total);
-        if (!doc) {
-            sb_error_set(err, SB_E_INTERNAL, 0, "out of memory");
-            goto out;
-        }
-        snprintf(doc, total, "%s%s</testsuites>\n", head, rep.junit ? rep.junit : "");
-        int wr = sb_write_file_atomic(junit, doc, strlen(doc), 0644, err);
-        free(doc);
-        if (wr < 0) {
-            sb_error_wrap(err, "--junit");
-            goto out;
-        }
-    }
+    json_done = true;
+    if (junit && write_junit(junit, &rep, NULL, err) < 0)
+        goto out;
+    junit_done = true;
     if (rep.failed_snapshots) {
         *err = first;
         if (err->code == SB_OK)
@@ -306,6 +386,18 @@ cmd_verify(struct sb_cli *cli, struct sb_error *err)
     }
     rc = 0;
 out:
+    /* A run that stopped early (repository unreachable, wrong key, no such snapshot) still
+     * leaves complete reports that say why, so that CI shows the failure. */
+    if (rc < 0 && json && !json_done) {
+        printf("],\"ok\":false,\"failed\":%zu,\"error\":", rep.failed_snapshots);
+        sb_cli_json_string(stdout, err->msg);
+        printf("}\n");
+    }
+    if (rc < 0 && junit && !junit_done) {
+        struct sb_error jerr = SB_ERROR_INIT;
+        if (write_junit(junit, &rep, err->msg, &jerr) < 0)
+            sb_warn("--junit: %s", jerr.msg);
+    }
     fflush(stdout);
     sb_cli_job_done(cli, "verify", rc, all ? NULL : id, NULL, sb_now_monotonic() - started, 0, 0,
                     err);

@@ -799,13 +799,85 @@ parse_old_keys(const cJSON *array, const char *array_path, struct sb_config *cfg
     return 0;
 }
 
+/* verify.sql_probe[]: each probe names a configured database, so databases must be parsed
+ * first. expect is compared as text, so it must be a string ("1000", not 1000). */
+static int
+parse_sql_probe(const cJSON *obj, const char *parent, struct sb_config *cfg,
+                struct sb_sql_probe *probe, struct sb_error *err)
+{
+    static const char *const keys[] = {"database", "sql", "expect", NULL};
+    char path[JSON_PATH_MAX];
+    const cJSON *item;
+
+    if (!cJSON_IsObject(obj))
+        return config_fail(err, parent, "expected an object with database, sql and expect");
+    if (check_keys(obj, parent, keys, err) < 0)
+        return -1;
+    if (!(item = member(obj, parent, "database", path)))
+        return config_fail(err, path, "required key is missing");
+    if (conv_string(item, path, &probe->database, err) < 0)
+        return -1;
+    size_t db_idx = 0;
+    while (db_idx < cfg->database_count && strcmp(cfg->databases[db_idx].name, probe->database))
+        db_idx++;
+    if (db_idx == cfg->database_count) {
+        char shown[JSON_PATH_MAX];
+        path_key(shown, sizeof(shown), "", probe->database);
+        return config_fail(err, path, "no database named '%s' in databases", shown);
+    }
+    if (!(item = member(obj, parent, "sql", path)))
+        return config_fail(err, path, "required key is missing");
+    if (conv_string(item, path, &probe->sql, err) < 0)
+        return -1;
+    if ((item = member(obj, parent, "expect", path))) {
+        if (!cJSON_IsString(item) || !item->valuestring)
+            return config_fail(err, path,
+                               "expected a string (the first row of the result, compared as text)");
+        if (!(probe->expect = dup_string(item->valuestring)))
+            return out_of_memory(err);
+    }
+    return 0;
+}
+
+static int
+parse_verify(const cJSON *obj, struct sb_config *cfg, struct sb_error *err)
+{
+    static const char *const keys[] = {"sql_probe", NULL};
+    const char *parent = "verify";
+    char path[JSON_PATH_MAX];
+    const cJSON *array;
+
+    if (!cJSON_IsObject(obj))
+        return config_fail(err, parent, "expected an object");
+    if (check_keys(obj, parent, keys, err) < 0)
+        return -1;
+    if (!(array = member(obj, parent, "sql_probe", path)))
+        return 0;
+    if (!cJSON_IsArray(array))
+        return config_fail(err, path, "expected an array of objects");
+    size_t count = array_length(array);
+    if (!(cfg->verify.sql_probes = calloc(count ? count : 1, sizeof(*cfg->verify.sql_probes))))
+        return out_of_memory(err);
+    size_t probe_idx = 0;
+    for (const cJSON *elem = array->child; elem; elem = elem->next, probe_idx++) {
+        char elem_path[JSON_PATH_MAX];
+
+        /* Counted before it is filled, so that sb_config_free() releases a partial entry. */
+        cfg->verify.sql_probe_count = probe_idx + 1;
+        path_index(elem_path, sizeof(elem_path), path, probe_idx);
+        if (parse_sql_probe(elem, elem_path, cfg, &cfg->verify.sql_probes[probe_idx], err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 static int
 parse_root(const cJSON *root, struct sb_config *cfg, struct sb_error *err)
 {
     static const char *const keys[] = {
         "app",       "release",      "databases",     "repository", "key_file",  "recipient",
         "state_dir", "max_age",      "compression",   "schedule",   "retention", "rollback",
-        "hooks",     "metrics_file", "old_key_files", NULL,
+        "hooks",     "metrics_file", "old_key_files", "verify",     NULL,
     };
     char path[JSON_PATH_MAX];
     const cJSON *item;
@@ -870,6 +942,8 @@ parse_root(const cJSON *root, struct sb_config *cfg, struct sb_error *err)
         return -1;
     if ((item = member(root, "", "metrics_file", path)) &&
         conv_abs_path(item, path, &cfg->metrics_file, err) < 0)
+        return -1;
+    if ((item = member(root, "", "verify", path)) && parse_verify(item, cfg, err) < 0)
         return -1;
     return 0;
 }
@@ -1139,6 +1213,12 @@ sb_config_free(struct sb_config *cfg)
     command_release(&cfg->hooks.health_check);
     command_release(&cfg->hooks.on_error);
     free(cfg->metrics_file);
+    for (size_t probe_idx = 0; probe_idx < cfg->verify.sql_probe_count; probe_idx++) {
+        free(cfg->verify.sql_probes[probe_idx].database);
+        free(cfg->verify.sql_probes[probe_idx].sql);
+        free(cfg->verify.sql_probes[probe_idx].expect);
+    }
+    free(cfg->verify.sql_probes);
     free(cfg);
 }
 

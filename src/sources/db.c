@@ -5,9 +5,11 @@
  * stderr so the exit code says what to do: 69 server down or client missing, 77 refused. */
 #include "snapback/db.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <sodium.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -48,6 +50,32 @@ sb_db_dump_suffix(const char *engine)
 /* --- credentials --- */
 
 /* A 0600 temp file in state_dir/tmp holding text (a password file for a client). */
+/* A run killed with SIGKILL cannot remove its credentials file (a MySQL option file holds the
+ * password): the next run removes it once the process that made it is gone, which its name
+ * (cred-PID-XXXXXX) tells. A file whose process still runs (a concurrent verify or snapshot)
+ * is left alone. */
+static void
+sweep_stale_credentials(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    struct dirent *entry;
+    while ((entry = readdir(d))) {
+        long pid = 0;
+        char rest = '\0';
+        if (sscanf(entry->d_name, "cred-%ld-%c", &pid, &rest) != 2 || pid <= 0 ||
+            pid == (long)getpid())
+            continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        if (unlinkat(dirfd(d), entry->d_name, 0) == 0)
+            sb_warn("removed the credentials file '%s/%s' left by an interrupted run (pid %ld)",
+                    dir, entry->d_name, pid);
+    }
+    closedir(d);
+}
+
 static int
 secret_file_new(const char *state_dir, const char *text, char path[PATH_MAX], struct sb_error *err)
 {
@@ -55,7 +83,8 @@ secret_file_new(const char *state_dir, const char *text, char path[PATH_MAX], st
     snprintf(dir, sizeof(dir), "%s/tmp", state_dir);
     if (sb_mkdir_p(dir, 0700, err) < 0)
         return -1;
-    if (snprintf(path, PATH_MAX, "%s/cred-XXXXXX", dir) >= PATH_MAX)
+    sweep_stale_credentials(dir);
+    if (snprintf(path, PATH_MAX, "%s/cred-%ld-XXXXXX", dir, (long)getpid()) >= PATH_MAX)
         return sb_error_set(err, SB_E_USAGE, 0, "state_dir '%s' is too long", state_dir);
     int fd = mkstemp(path);
     if (fd < 0)
@@ -1099,6 +1128,12 @@ sb_db_query(const struct sb_db_config *db, const char *target, const char *sql,
             argv[argc++] = target;
         argv[argc] = NULL;
         rc = run_client(argv, &ce, out, err);
+        /* -B separates columns with tabs (a tab inside a value is written as "\t"): make
+         * them the '|' that psql -A and the SQLite probe use, so that a verify.sql_probe
+         * expect reads the same on every engine. */
+        for (char *c = rc == 0 && *out ? *out : NULL; c && *c; c++)
+            if (*c == '\t')
+                *c = '|';
     }
     client_env_release(&ce);
     return rc;

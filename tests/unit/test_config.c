@@ -536,6 +536,43 @@ test_bad_configs(void)
         {"{" BASE ",'hooks':{'timeout_s':0}}",
          "hooks.timeout_s: expected an integer between 1 and 86400"},
         {"{" BASE ",'hooks':{'on_failure':'x'}}", "hooks.on_failure: unknown key"},
+        /* verify (issue #7) */
+        {"{" BASE ",'verify':[]}", "verify: expected an object"},
+        {"{" BASE ",'verify':{'probes':[]}}", "verify.probes: unknown key"},
+        {"{" BASE ",'verify':{'sql_probe':{'database':'main'}}}",
+         "verify.sql_probe: expected an array of objects"},
+        {"{" BASE ",'databases':[{" PG "}],'verify':{'sql_probe':['SELECT 1']}}",
+         "verify.sql_probe[0]: expected an object with database, sql and expect"},
+        {"{" BASE ",'databases':[{" PG "}],'verify':{'sql_probe':[{'sql':'SELECT 1'}]}}",
+         "verify.sql_probe[0].database: required key is missing"},
+        {"{" BASE ",'databases':[{" PG "}],'verify':{'sql_probe':[{'database':5,'sql':'S'}]}}",
+         "verify.sql_probe[0].database: expected a non-empty string"},
+        {"{" BASE ",'databases':[{" PG "}],'verify':{'sql_probe':[{'database':'main','sql':'S'},"
+         "{'database':'shop','sql':'S'}]}}",
+         "verify.sql_probe[1].database: no database named 'shop' in databases"},
+        {"{" BASE ",'verify':{'sql_probe':[{'database':'main','sql':'S'}]}}",
+         "verify.sql_probe[0].database: no database named 'main' in databases"},
+        {"{" BASE ",'databases':[{" PG "}],'verify':{'sql_probe':[{'database':'main'}]}}",
+         "verify.sql_probe[0].sql: required key is missing"},
+        {"{" BASE ",'databases':[{" PG "}],'verify':{'sql_probe':[{'database':'main','sql':''}]}}",
+         "verify.sql_probe[0].sql: expected a non-empty string"},
+        {"{" BASE ",'databases':[{" PG
+         "}],'verify':{'sql_probe':[{'database':'main','sql':['S']}]}}",
+         "verify.sql_probe[0].sql: expected a non-empty string"},
+        {"{" BASE ",'databases':[{" PG "}],'verify':{'sql_probe':[{'database':'main','sql':'S',"
+         "'expect':1000}]}}",
+         "verify.sql_probe[0].expect: expected a string (the first row of the result, compared as "
+         "text)"},
+        {"{" BASE ",'databases':[{" PG "}],'verify':{'sql_probe':[{'database':'main','sql':'S',"
+         "'expect':null}]}}",
+         "verify.sql_probe[0].expect: expected a string (the first row of the result, compared as "
+         "text)"},
+        {"{" BASE ",'databases':[{" PG "}],'verify':{'sql_probe':[{'database':'main','sql':'S',"
+         "'timeout_s':5}]}}",
+         "verify.sql_probe[0].timeout_s: unknown key"},
+        {"{" BASE ",'databases':[{" PG "}],'verify':{'sql_probe':[{'database':'main','sql':'S',"
+         "'sql':'T'}]}}",
+         "verify.sql_probe[0].sql: duplicate key"},
     };
     for (size_t case_idx = 0; case_idx < sizeof(cases) / sizeof(cases[0]); case_idx++) {
         struct sb_error err = SB_ERROR_INIT;
@@ -598,6 +635,45 @@ test_repository_sftp_options(void)
         EXPECT_INT(cfg->repository.timeout_s, 10);
         EXPECT_INT(cfg->repository.retries, 2);
     }
+    sb_config_free(cfg);
+}
+
+/* verify.sql_probe: parsed in order, expect optional (and may be empty), the verify section
+ * may come before databases in the text; an empty list is no probe. */
+static void
+test_verify_probes(void)
+{
+    struct sb_error err = SB_ERROR_INIT;
+    struct sb_config *cfg = NULL;
+
+    EXPECT_OK(parse_q("{" APP "," REPO ",'verify':{'sql_probe':[{'database':'main','sql':"
+                      "'SELECT count(*) FROM orders','expect':'1000'},{'database':'sessions',"
+                      "'sql':'SELECT max(id) FROM s'},{'database':'main','sql':'SELECT 1',"
+                      "'expect':''}]},'databases':[{" PG "},{'name':'sessions','engine':"
+                      "'sqlite','path':'/srv/s.sqlite3'}]}",
+                      &cfg, &err),
+              &err);
+    if (cfg) {
+        EXPECT_INT(cfg->verify.sql_probe_count, 3);
+        EXPECT_STR(cfg->verify.sql_probes[0].database, "main");
+        EXPECT_STR(cfg->verify.sql_probes[0].sql, "SELECT count(*) FROM orders");
+        EXPECT_STR(cfg->verify.sql_probes[0].expect, "1000");
+        EXPECT_STR(cfg->verify.sql_probes[1].database, "sessions");
+        EXPECT(cfg->verify.sql_probes[1].expect == NULL);
+        EXPECT_STR(cfg->verify.sql_probes[2].expect, "");
+    }
+    sb_config_free(cfg);
+    cfg = NULL;
+
+    EXPECT_OK(parse_q("{" BASE ",'verify':{'sql_probe':[]}}", &cfg, &err), &err);
+    if (cfg)
+        EXPECT_INT(cfg->verify.sql_probe_count, 0);
+    sb_config_free(cfg);
+    cfg = NULL;
+
+    EXPECT_OK(parse_q("{" BASE ",'verify':{}}", &cfg, &err), &err);
+    if (cfg)
+        EXPECT_INT(cfg->verify.sql_probe_count, 0);
     sb_config_free(cfg);
 }
 
@@ -879,6 +955,7 @@ main(void)
     RUN(test_repository_sftp_options);
     RUN(test_bad_configs);
     RUN(test_bad_schedule);
+    RUN(test_verify_probes);
     RUN(test_long_key_is_cut);
     RUN(test_raw_nul_and_lengths);
     RUN(test_duration);
