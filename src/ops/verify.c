@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "snapback/core.h"
@@ -172,9 +174,10 @@ probes_not_run(struct sb_verify_result *res, const char *name, const char *objec
 /* --restore-db: the dump into a scratch database (or temp SQLite file), the probes, a drop.
  * The first failing configured probe goes into perr (err is for the object itself). */
 static int
-verify_restore_db(const struct sb_verify_opts *opts, const struct sb_manifest *m,
-                  const struct sb_manifest_db *d, struct sb_istream *in, struct sb_verify_object *v,
-                  struct sb_verify_result *res, struct sb_error *perr, struct sb_error *err)
+verify_restore_db_locked(const struct sb_verify_opts *opts, const struct sb_manifest *m,
+                         const struct sb_manifest_db *d, struct sb_istream *in,
+                         struct sb_verify_object *v, struct sb_verify_result *res,
+                         struct sb_error *perr, struct sb_error *err)
 {
     const struct sb_db_config *db = config_db(opts->cfg, d->name);
     if (!db)
@@ -247,6 +250,41 @@ verify_restore_db(const struct sb_verify_opts *opts, const struct sb_manifest *m
             rc = -1;
         }
     }
+    return rc;
+}
+
+/* Two runs of --restore-db for the same app (a scheduled verify and one by hand) take turns:
+ * each drops the scratch databases a killed run left (snapback_verify_*), which must not be
+ * the other's live ones. A blocking flock on state_dir/verify-db.lock, released by close. */
+static int
+verify_restore_db(const struct sb_verify_opts *opts, const struct sb_manifest *m,
+                  const struct sb_manifest_db *d, struct sb_istream *in, struct sb_verify_object *v,
+                  struct sb_verify_result *res, struct sb_error *perr, struct sb_error *err)
+{
+    char *path = sb_path_join(opts->cfg->state_dir, "verify-db.lock");
+    if (!path)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) {
+        sb_error_set(err, sb_error_from_errno(errno), errno, "cannot open '%s'", path);
+        free(path);
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        sb_info("waiting for another 'verify --restore-db' of this app to finish (%s)", path);
+        while (flock(fd, LOCK_EX) < 0) {
+            if (errno != EINTR || sb_check_stop(err) < 0) {
+                if (errno != EINTR)
+                    sb_error_set(err, SB_E_IO, errno, "cannot lock '%s'", path);
+                close(fd);
+                free(path);
+                return -1;
+            }
+        }
+    }
+    free(path);
+    int rc = verify_restore_db_locked(opts, m, d, in, v, res, perr, err);
+    close(fd);
     return rc;
 }
 
