@@ -57,9 +57,10 @@ char *sb_repo_object_path(const struct sb_repo *repo, const char *name);
 /* The catalog: a plain copy of every manifest this host wrote (state_dir/catalog/APP/ID.json,
  * 0600), written before the manifest itself, removed by prune. sb_repo_load_manifest reads
  * it when the key cannot read (a write-only host). */
-/* Like sb_repo_load_manifest, from the catalog when this host wrote the snapshot (manifests
- * are immutable, so the copy is the manifest): no download for list, show, prune, rollback
- * plans and release reuse. verify reads the repository's own manifest. */
+/* Like sb_repo_load_manifest, but for a remote repository (or a key that cannot read) from
+ * the catalog when this host wrote the snapshot (manifests are immutable, so the copy is the
+ * manifest): no download for list, show, prune, rollback plans and release reuse. verify and
+ * restore read the repository's own manifest. */
 int sb_repo_load_manifest_cached(struct sb_repo *repo, const char *id, struct sb_manifest **out,
                                  struct sb_error *err);
 int sb_catalog_put(struct sb_repo *repo, const char *id, const char *json, struct sb_error *err);

@@ -420,6 +420,10 @@ int
 sb_repo_load_manifest_cached(struct sb_repo *repo, const char *id, struct sb_manifest **out,
                              struct sb_error *err)
 {
+    /* a local repository's manifest costs no more than the catalog's copy, and reading it
+     * lets list and show notice a damaged one */
+    if (!repo->spool && sb_key_can_read(repo->key))
+        return sb_repo_load_manifest(repo, id, out, err);
     char *path = catalog_path(repo, id);
     if (!path)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");

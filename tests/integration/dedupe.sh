@@ -86,20 +86,3 @@ check "list shows 7 snapshots" test "$(json_get "$OUT" 'len(j)')" = 7
 check "list is newest first" test "$(json_get "$OUT" 'j[0]["id"]')" = "$SNAP_ID"
 expect_ok sb verify --all
 
-# Release reuse, list and show read the manifests this host wrote from its catalog
-# (state_dir/catalog), not from the repository (no download per snapshot on SFTP); verify
-# still reads the repository's own manifest.
-expect_ok sb list --json
-first=$(json_get "$OUT" 'j[-1]["id"]')
-for f in "$REPO"/demo/snapshots/*.manifest; do flip_byte "$f" 200; done
-sleep 1.1
-sb_snapshot
-check "with every manifest in the repository damaged, a snapshot still reuses the release" \
-    test "$(json_get "$(show_json "$SNAP_ID")" 'j["release"]["reused"]')" = true
-check "and wrote no new release object" test "$(release_objects | wc -l)" -eq 4
-expect_ok sb show "$first"
-expect_ok sb list
-expect_exit 65 sb verify "$first"
-expect_err_contains "$first"
-rm -rf "$STATE/catalog"
-expect_exit 65 sb show "$first" # without the catalog: the repository's (damaged) manifest

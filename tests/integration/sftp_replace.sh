@@ -58,3 +58,17 @@ check "the leftover is gone" test ! -e "$OBJ.replaced-ba9876543210"
 check "the object is intact" test "$(md5sum <"$OBJ")" = "$SUM"
 check "the object's stale partial is gone" test ! -e "$OBJ.partial"
 expect_ok sb verify latest
+
+# On an SFTP repository, release reuse, list and show read the manifests this host wrote from
+# its catalog (state_dir/catalog), not one download per snapshot; verify still reads the
+# repository's own manifest and catches a damaged one.
+for f in "$REPO"/demo/snapshots/*.manifest; do flip_byte "$f" 200; done
+before=$(find "$REPO/demo/releases" -name '*.snpb' | wc -l)
+sb_snapshot
+check "with every manifest on the server damaged, a snapshot still reuses the release" \
+    test "$(find "$REPO/demo/releases" -name '*.snpb' | wc -l)" = "$before"
+expect_ok sb list
+expect_ok sb show latest
+expect_exit 65 sb verify --all
+rm -rf "$STATE/catalog"
+expect_exit 65 sb list # without the catalog: the server's (damaged) manifests
