@@ -52,8 +52,9 @@ bool sb_snapshot_id_valid(const char *id);
 
 /* --- lock and journal (state_dir) --- */
 struct sb_lock;
-/* flock on state_dir/lock; another holder -> SB_E_TEMPFAIL naming its pid. */
-int sb_lock_acquire(const char *state_dir, const char *command, struct sb_lock **out,
+/* flock on state_dir/lock; another holder -> SB_E_TEMPFAIL naming its pid, at once when
+ * wait_s <= 0, else after waiting up to wait_s seconds for it to go away. */
+int sb_lock_acquire(const char *state_dir, const char *command, int wait_s, struct sb_lock **out,
                     struct sb_error *err);
 void sb_lock_release(struct sb_lock *lock);
 /* Appends one JSON line to state_dir/journal.jsonl and fsyncs it. */

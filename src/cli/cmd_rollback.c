@@ -11,7 +11,7 @@
 
 const struct sb_cmd_help help_rollback = {
     "snapback rollback --to previous|RELEASE|SNAPSHOT_ID [--with-database|--without-database]\n"
-    "                         [--dry-run] [--no-safety-snapshot]",
+    "                         [--dry-run] [--no-safety-snapshot] [--wait[=SECONDS]]",
     "Switches `current` back to an earlier release: 'previous' is the release before current\n"
     "in the releases directory (sorted by name, as Capistrano does). A release no longer on\n"
     "disk is restored from the repository first. With --with-database (or rollback.database:\n"
@@ -25,7 +25,9 @@ const struct sb_cmd_help help_rollback = {
     "  --with-database          also restore the databases (in place)\n"
     "  --without-database       do not, whatever rollback.database says\n"
     "  --dry-run                print the plan and change nothing\n"
-    "  --no-safety-snapshot     skip the pre-rollback snapshot (the rollback cannot be undone)\n",
+    "  --no-safety-snapshot     skip the pre-rollback snapshot (the rollback cannot be undone)\n"
+    "  --wait[=SECONDS]         when another run holds the app lock, wait for it (300 s, or\n"
+    "                           SECONDS, at most 86400) instead of exiting 75 at once\n",
 };
 
 const struct sb_cmd_help help_releases = {
