@@ -438,8 +438,17 @@ sb_rollback_execute(const struct sb_config *cfg, struct sb_repo *repo,
             return sb_error_wrap(err, "safety snapshot (nothing was changed; "
                                       "--no-safety-snapshot skips it)");
         snprintf(res->safety_snapshot, sizeof(res->safety_snapshot), "%s", m->id);
-        sb_info("safety snapshot '%s' taken", m->id);
         sb_manifest_free(m);
+        /* With an SFTP repository the snapshot is written to the spool; reads (the undo, the
+         * auto-revert's database restore) go to the server, so it must be there first. */
+        size_t pushed = 0;
+        if (sb_spool_push(repo, &pushed, err) < 0)
+            return sb_error_wrap(err,
+                                 "safety snapshot '%s' is complete in the spool but not on the "
+                                 "server, so the rollback could not be undone; nothing was "
+                                 "changed (retry, or --no-safety-snapshot skips it)",
+                                 res->safety_snapshot);
+        sb_info("safety snapshot '%s' taken", res->safety_snapshot);
     }
     /* 3. before_rollback: a failure aborts before anything changed */
     if (sb_hook_run(&cfg->hooks.before_rollback, &env, cfg->hooks.timeout_s, err) < 0)

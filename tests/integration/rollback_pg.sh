@@ -13,7 +13,9 @@
 #   - a failing health check reverts: R3 live again and the database as it was just before
 #     the rollback (the migration and a later change included), exit 69;
 #   - no snapshot with a database for the target release: exit 66, nothing changed.
+# shellcheck source=tests/harness/lib.sh
 source "$(dirname "$0")/../harness/lib.sh"
+# shellcheck source=tests/harness/pg.sh
 source "$(dirname "$0")/../harness/pg.sh"
 sb_setup "$@"
 need pg_dump pg_restore psql
