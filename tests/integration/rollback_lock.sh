@@ -27,7 +27,9 @@ cat >"$HOOK" <<EOF
 #!/bin/sh
 [ "\$SNAPBACK_EVENT" = "\${STOP_AT:-}" ] || exit 0
 echo \$\$ >"$WORK/hook.\$SNAPBACK_EVENT.pid"
-while [ ! -e "$GO" ]; do sleep 0.05; done
+# at most 120 s, and not beyond the test's life (its workdir gone: it failed)
+n=0
+while [ ! -e "$GO" ] && [ -d "$WORK" ] && [ \$n -lt 2400 ]; do sleep 0.05; n=\$((n + 1)); done
 EOF
 chmod +x "$HOOK"
 cat >"$CFG" <<EOF
