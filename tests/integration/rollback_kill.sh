@@ -15,9 +15,12 @@
 # After each kill: `current` resolves to a release directly in releases/ whose tree is that
 # release's complete tree (the old one or the target), no .NAME.tmp is listed by `snapback
 # releases`, the SQLite database passes integrity_check and is the old or the target state,
-# the lock is free, and the repository verifies. Then the rollback is run again: it exits 0
-# with the target live (a kill after the switch leaves it live already, and the second run
-# says so: "already current", exit 64, nothing changed).
+# the lock is free, and the repository verifies. Then the same rollback is run again (--to
+# previous while the release is on disk) and exits 0 with the target live: from the start
+# after a kill before the switch; after a kill past the switch, it finds the run's "started"
+# line in the journal and runs only what was left (after_rollback, health check), so
+# "previous" does not step back one more release. A resumed run whose health check fails
+# reverts release and database from the interrupted run's safety snapshot.
 # shellcheck source=tests/harness/lib.sh
 source "$(dirname "$0")/../harness/lib.sh"
 sb_setup "$@"
@@ -46,6 +49,8 @@ HOOK=$WORK/hook.sh
 # that is to be killed): it writes its pid, then waits for $GO.
 cat >"$HOOK" <<EOF
 #!/bin/sh
+echo "\$SNAPBACK_EVENT \$SNAPBACK_RELEASE" >>"$WORK/events.log"
+if [ "\$SNAPBACK_EVENT" = health_check ] && [ -e "$WORK/unhealthy" ]; then exit 1; fi
 [ "\$SNAPBACK_EVENT" = "\${STOP_AT:-}" ] || exit 0
 echo \$\$ >"$WORK/hook.\$SNAPBACK_EVENT.pid"
 # at most 120 s, and not beyond the test's life (its workdir gone: it failed)
@@ -63,7 +68,7 @@ cat >"$CFG" <<EOF
   "state_dir": "$STATE",
   "hooks": { "before_rollback": ["$HOOK"], "after_rollback": ["$HOOK"], "health_check": ["$HOOK"],
              "timeout_s": 120 },
-  "rollback": { "health_timeout_s": 60, "auto_revert": true }
+  "rollback": { "health_timeout_s": 1, "auto_revert": true }
 }
 EOF
 sql() { "$PYTHON" -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); r=c.execute(sys.argv[2]).fetchall(); c.commit(); print("\n".join("|".join(map(str,x)) for x in r))' "$DB" "$1"; }
@@ -123,20 +128,27 @@ after_kill() {
     expect_ok sb verify --all
 }
 
-# rerun WHAT ARGS...: the same rollback again completes it
+# rerun WHAT ARGS...: the same rollback again completes it: from the start when the kill
+# came before the switch, else (the journal says so) only after_rollback and the health check
 rerun() {
-    local what=$1
+    local what=$1 switched=no
     shift
-    run sb rollback "$@"
-    CHECKS=$((CHECKS + 1))
-    if [[ $RC == 64 && $ERR == *"already current"* ]]; then
-        log "$what: the kill came after the switch; the second run says: already current"
-    elif [[ $RC != 0 ]]; then
-        fail "$what: running the rollback again failed"
+    [[ $(current) == "releases/$R2" ]] && switched=yes
+    : >"$WORK/events.log"
+    expect_ok sb rollback "$@"
+    if [[ $switched == yes ]]; then
+        log "$what: the kill came after the switch; the second run resumed"
+        expect_out_contains "was interrupted after its switch"
+        check "$what: the resumed run ran after_rollback and health_check for $R2, nothing before" \
+            test "$(cat "$WORK/events.log")" = "after_rollback $R2"$'\n'"health_check $R2"
+    else
+        check "$what: the second run went through before_rollback" grep -q "^before_rollback $R2" "$WORK/events.log"
     fi
     check "$what: after the second run current -> releases/$R2" test "$(current)" = "releases/$R2"
     check "$what: after the second run $R2 is complete" test "$(tree_digest "$APP/releases/$R2")" = "${DIGEST[$R2]}"
     check "$what: no releases/.$R2.tmp left" test ! -e "$APP/releases/.$R2.tmp"
+    check "$what: the journal's last rollback line is ok" \
+        test "$(grep '"event":"rollback"' "$STATE/journal.jsonl" | tail -n 1 | json_get "$(cat)" 'j["outcome"]')" = ok
 }
 
 # kill_in_hook EVENT WHAT ARGS...: the rollback stopped inside hook EVENT, then SIGKILLed
@@ -186,11 +198,13 @@ kill_when() {
 # --- release on disk, no database ---
 GONE=
 DBMODE=
-kill_when "$REPO" "demo/data/*/*.partial" "safety snapshot" --to "$R2" --without-database
-kill_in_hook before_rollback "before_rollback" --to "$R2" --without-database
-MAY_MISS=1 kill_when "$APP" "current.snapback-tmp-*" "switch" --to "$R2" --without-database
-kill_in_hook after_rollback "after_rollback" --to "$R2" --without-database
-kill_in_hook health_check "health_check" --to "$R2" --without-database
+# (--to previous: after a kill past the switch, "previous" must not mean the release before
+# the target now)
+kill_when "$REPO" "demo/data/*/*.partial" "safety snapshot" --to previous --without-database
+kill_in_hook before_rollback "before_rollback" --to previous --without-database
+MAY_MISS=1 kill_when "$APP" "current.snapback-tmp-*" "switch" --to previous --without-database
+kill_in_hook after_rollback "after_rollback" --to previous --without-database
+kill_in_hook health_check "health_check" --to previous --without-database
 
 # --- release deleted from disk, restored from the repository, with the database ---
 GONE=gone
@@ -204,6 +218,32 @@ kill_when "$APP/shared" "db.sqlite3.snapback-tmp-*" "database restore" --to "$R2
 check "after the database kill and the second run: the database is R2's" test "$(db_state)" = "$DB_R2"
 kill_in_hook health_check "from the repository: health_check" --to "$R2" --with-database
 check "after the health_check kill: the database is R2's" test "$(db_state)" = "$DB_R2"
+
+# killed after the switch, then found unhealthy when resumed: reverted, release and database
+log "resumed and unhealthy: auto-revert"
+GONE=gone
+reset gone
+STOP_AT=after_rollback "$SNAPBACK" --config "$CFG" --no-progress rollback --to "$R2" --with-database >"$WORK/killed.out" 2>"$WORK/killed.err" &
+pid=$!
+tries=0
+until [[ -s $WORK/hook.after_rollback.pid ]]; do
+    ((tries++ < 1200)) || fail "the after_rollback hook was not reached: $(cat "$WORK/killed.err")"
+    sleep 0.05
+done
+kill -KILL "$pid"
+wait "$pid" 2>/dev/null || true
+touch "$GO"
+check "killed after the switch: $R2 is live" test "$(current)" = "releases/$R2"
+touch "$WORK/unhealthy"
+expect_exit 69 sb rollback --to previous
+expect_out_contains "was interrupted after its switch"
+expect_err_contains "reverted"
+check "resumed and unhealthy: current -> releases/$R3 again" test "$(current)" = "releases/$R3"
+check "resumed and unhealthy: the database is R3's again" test "$(db_state)" = "$DB_R3"
+rm "$WORK/unhealthy"
+# the journal now ends with the failed outcome: nothing is resumed any more
+expect_exit 64 sb rollback --to "$R3"
+expect_err_contains "already current"
 
 # the temp symlink a switch killed before its rename leaves (another pid's name) is not a
 # release and does not disturb the next rollback
