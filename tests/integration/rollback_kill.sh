@@ -192,7 +192,12 @@ kill_when() {
             test "$(json_get "$res" 'j["killed"] and j["seen"] is not None')" = true
     fi
     after_kill "$what" "${DBMODE:-}"
-    rerun "$what" "$@"
+    if [[ $(json_get "$res" 'j["killed"]') == true ]]; then
+        rerun "$what" "$@"
+    else # MAY_MISS: the run completed; running it again would be another rollback
+        log "$what: the run completed before the kill could land"
+        check "$what: the completed run switched to $R2" test "$(current)" = "releases/$R2"
+    fi
 }
 
 # --- release on disk, no database ---
