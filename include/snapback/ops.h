@@ -73,8 +73,9 @@ bool sb_snapshot_id_valid(const char *id);
 
 /* --- lock and journal (state_dir) --- */
 struct sb_lock;
-/* flock on state_dir/lock; another holder -> SB_E_TEMPFAIL naming its pid. */
-int sb_lock_acquire(const char *state_dir, const char *command, struct sb_lock **out,
+/* flock on state_dir/lock; another holder -> SB_E_TEMPFAIL naming its pid, at once when
+ * wait_s <= 0, else after waiting up to wait_s seconds for it to go away. */
+int sb_lock_acquire(const char *state_dir, const char *command, int wait_s, struct sb_lock **out,
                     struct sb_error *err);
 void sb_lock_release(struct sb_lock *lock);
 /* Appends one JSON line to state_dir/journal.jsonl and fsyncs it. */
@@ -175,6 +176,11 @@ struct sb_rollback_plan {
     bool with_database;
     char *db_snapshot; /* snapshot whose databases come back */
     size_t db_count;
+    /* An earlier rollback from_release -> to_release was killed after its switch (its
+     * "started" journal line has no outcome after it) and to_release is live: only step 7
+     * (after_rollback, health check, auto-revert to from_release) is left to do. */
+    bool resume;
+    char *resume_safety; /* that run's safety snapshot, or NULL */
 };
 
 int sb_rollback_plan_make(const struct sb_config *cfg, struct sb_repo *repo,
@@ -189,8 +195,10 @@ struct sb_rollback_result {
     bool reverted; /* health failed and the previous state was put back */
 };
 
-/* Carries out the plan (DESIGN §7 steps 2-7). On a failed health check with auto_revert the
- * previous release (and database, if touched) is put back and -1 is returned. */
+/* Carries out the plan (DESIGN §7 steps 2-7). Before the first change it journals a
+ * "started" line (FROM -> TO), which the caller's outcome line supersedes; a plan with
+ * `resume` runs step 7 only. On a failed health check with auto_revert the previous release
+ * (and database, if touched) is put back and -1 is returned. */
 int sb_rollback_execute(const struct sb_config *cfg, struct sb_repo *repo,
                         const struct sb_rollback_opts *opts, const struct sb_rollback_plan *plan,
                         struct sb_rollback_result *res, struct sb_error *err);

@@ -11,7 +11,7 @@
 
 const struct sb_cmd_help help_rollback = {
     "snapback rollback --to previous|RELEASE|SNAPSHOT_ID [--with-database|--without-database]\n"
-    "                         [--dry-run] [--no-safety-snapshot]",
+    "                         [--dry-run] [--no-safety-snapshot] [--wait[=SECONDS]]",
     "Switches `current` back to an earlier release: 'previous' is the release before current\n"
     "in the releases directory (sorted by name, as Capistrano does). A release no longer on\n"
     "disk is restored from the repository first. With --with-database (or rollback.database:\n"
@@ -20,12 +20,16 @@ const struct sb_cmd_help help_rollback = {
     "snapshot tagged pre-rollback, before_rollback hook (a failure aborts), release, database,\n"
     "atomic switch of current, after_rollback hook, health_check until it passes or\n"
     "rollback.health_timeout_s runs out; then, with rollback.auto_revert, the previous release\n"
-    "and database are put back and the command fails. Roll forward with --to RELEASE.",
+    "and database are put back and the command fails. Roll forward with --to RELEASE.\n"
+    "A rollback killed after its switch is finished by running it again (--to previous or\n"
+    "--to the release it switched to): after_rollback and the health check run then.",
     "  --to TARGET              previous, a release name, or a snapshot id\n"
     "  --with-database          also restore the databases (in place)\n"
     "  --without-database       do not, whatever rollback.database says\n"
     "  --dry-run                print the plan and change nothing\n"
-    "  --no-safety-snapshot     skip the pre-rollback snapshot (the rollback cannot be undone)\n",
+    "  --no-safety-snapshot     skip the pre-rollback snapshot (the rollback cannot be undone)\n"
+    "  --wait[=SECONDS]         when another run holds the app lock, wait for it (300 s, or\n"
+    "                           SECONDS, at most 86400) instead of exiting 75 at once\n",
 };
 
 const struct sb_cmd_help help_releases = {
@@ -94,18 +98,26 @@ cmd_rollback(struct sb_cli *cli, struct sb_error *err)
         goto out;
     planned = true;
     printf("rollback plan for app '%s':\n", cli->cfg->app);
-    printf("  release:   %s -> %s%s\n", plan.from_release, plan.to_release,
-           plan.release_on_disk ? "" : " (restored from the repository first)");
-    if (!plan.release_on_disk)
-        printf("             from snapshot %s\n", plan.release_snapshot);
-    if (plan.with_database)
-        printf("  databases: %zu restored in place from snapshot %s\n", plan.db_count,
-               plan.db_snapshot);
-    else
-        printf("  databases: unchanged\n");
-    printf("  safety:    %s\n", opts.no_safety_snapshot ? "no safety snapshot (--no-safety-"
-                                                          "snapshot)"
-                                                        : "snapshot tagged pre-rollback first");
+    if (plan.resume) {
+        printf("  resume:    the rollback %s -> %s was interrupted after its switch; %s is\n"
+               "             live, after_rollback and the health check are left to run\n",
+               plan.from_release, plan.to_release, plan.to_release);
+        printf("  revert:    to %s%s if unhealthy and rollback.auto_revert is on\n",
+               plan.from_release, plan.with_database ? " and its database" : "");
+    } else {
+        printf("  release:   %s -> %s%s\n", plan.from_release, plan.to_release,
+               plan.release_on_disk ? "" : " (restored from the repository first)");
+        if (!plan.release_on_disk)
+            printf("             from snapshot %s\n", plan.release_snapshot);
+        if (plan.with_database)
+            printf("  databases: %zu restored in place from snapshot %s\n", plan.db_count,
+                   plan.db_snapshot);
+        else
+            printf("  databases: unchanged\n");
+        printf("  safety:    %s\n", opts.no_safety_snapshot ? "no safety snapshot (--no-safety-"
+                                                              "snapshot)"
+                                                            : "snapshot tagged pre-rollback first");
+    }
     printf("  hooks:     before_rollback %s, after_rollback %s, health_check %s\n",
            cli->cfg->hooks.before_rollback.present ? "yes" : "-",
            cli->cfg->hooks.after_rollback.present ? "yes" : "-",

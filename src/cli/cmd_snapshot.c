@@ -9,13 +9,15 @@
 #include "snapback/ops.h"
 
 const struct sb_cmd_help help_snapshot = {
-    "snapback snapshot [--tag TAG] [--only release,shared,db]",
-    "Takes a snapshot of the current release, the shared paths (and, in later versions, the\n"
-    "databases), stores it encrypted in the repository and prints its id. A release whose\n"
-    "files did not change since an earlier snapshot is not stored again. Objects are written\n"
-    "first and the manifest last: an interrupted snapshot leaves no partial snapshot.",
+    "snapback snapshot [--tag TAG] [--only release,shared,db] [--wait[=SECONDS]]",
+    "Takes a snapshot of the current release, the shared paths and the databases, stores it\n"
+    "encrypted in the repository and prints its id. A release whose files did not change\n"
+    "since an earlier snapshot is not stored again. Objects are written first and the\n"
+    "manifest last: an interrupted snapshot leaves no partial snapshot.",
     "  --tag TAG                 a label (e.g. pre-deploy); 'keep' protects it from prune\n"
-    "  --only PARTS              a comma-separated subset of release, shared, db\n",
+    "  --only PARTS              a comma-separated subset of release, shared, db\n"
+    "  --wait[=SECONDS]          when another run holds the app lock, wait for it (300 s, or\n"
+    "                            SECONDS, at most 86400) instead of exiting 75 at once\n",
 };
 
 static bool

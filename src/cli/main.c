@@ -22,6 +22,11 @@
 #define NEEDS_CONFIG 1u
 #define TAKES_LOCK 2u
 #define OPTIONAL_CONFIG 4u
+#define LOCK_MAY_WAIT 8u /* takes --wait[=SECONDS]: wait for the lock instead of exit 75 */
+
+/* --wait without a value waits this long for the lock; --wait=SECONDS up to the max. */
+#define LOCK_WAIT_DEFAULT_S 300
+#define LOCK_WAIT_MAX_S 86400
 
 struct sb_command {
     const char *name;
@@ -34,13 +39,13 @@ static const struct sb_command commands[] = {
     {"keygen", cmd_keygen, OPTIONAL_CONFIG, &help_keygen},
     {"init", cmd_init, NEEDS_CONFIG | TAKES_LOCK, &help_init},
     {"key", cmd_key, NEEDS_CONFIG | TAKES_LOCK, &help_key},
-    {"snapshot", cmd_snapshot, NEEDS_CONFIG | TAKES_LOCK, &help_snapshot},
+    {"snapshot", cmd_snapshot, NEEDS_CONFIG | TAKES_LOCK | LOCK_MAY_WAIT, &help_snapshot},
     {"list", cmd_list, NEEDS_CONFIG, &help_list},
     {"show", cmd_show, NEEDS_CONFIG, &help_show},
     {"restore", cmd_restore, NEEDS_CONFIG | TAKES_LOCK, &help_restore},
     {"verify", cmd_verify, NEEDS_CONFIG, &help_verify},
     {"config", cmd_config, NEEDS_CONFIG, &help_config},
-    {"rollback", cmd_rollback, NEEDS_CONFIG | TAKES_LOCK, &help_rollback},
+    {"rollback", cmd_rollback, NEEDS_CONFIG | TAKES_LOCK | LOCK_MAY_WAIT, &help_rollback},
     {"releases", cmd_releases, NEEDS_CONFIG, &help_releases},
     {"prune", cmd_prune, NEEDS_CONFIG | TAKES_LOCK, &help_prune},
     {"status", cmd_status, NEEDS_CONFIG, &help_status},
@@ -236,6 +241,37 @@ set_read_key(struct sb_config *cfg, const char *path, struct sb_error *err)
     return 0;
 }
 
+/* Takes --wait / --wait=SECONDS out of the command's arguments (before "--"): main needs it
+ * before the command runs, because the lock is taken first. */
+static int
+take_wait_option(struct sb_cli *cli, const char *name, int *wait_s, struct sb_error *err)
+{
+    int out = 1;
+    bool after_dashdash = false;
+    for (int idx = 1; idx < cli->argc; idx++) {
+        char *a = cli->argv[idx];
+        after_dashdash = after_dashdash || !strcmp(a, "--");
+        if (after_dashdash || strncmp(a, "--wait", 6) != 0 || (a[6] != '\0' && a[6] != '=')) {
+            cli->argv[out++] = a;
+            continue;
+        }
+        if (a[6] == '\0') {
+            *wait_s = LOCK_WAIT_DEFAULT_S;
+            continue;
+        }
+        uint64_t v = 0;
+        if (sb_parse_u64(a + 7, &v) < 0 || v < 1 || v > LOCK_WAIT_MAX_S)
+            return sb_error_set(err, SB_E_USAGE, 0,
+                                "%s: --wait=SECONDS needs a whole number of seconds from 1 to "
+                                "%d, not '%s'",
+                                name, LOCK_WAIT_MAX_S, a + 7);
+        *wait_s = (int)v;
+    }
+    cli->argv[out] = NULL;
+    cli->argc = out;
+    return 0;
+}
+
 static int
 run(int argc, char **argv, struct sb_error *err)
 {
@@ -294,7 +330,10 @@ run(int argc, char **argv, struct sb_error *err)
         cli.config_path = env && *env ? env : DEFAULT_CONFIG;
     }
     int rc = -1;
+    int lock_wait_s = 0;
     struct sb_lock *lock = NULL;
+    if ((cmd->flags & LOCK_MAY_WAIT) && take_wait_option(&cli, cmd->name, &lock_wait_s, err) < 0)
+        return -1;
     if ((cmd->flags & NEEDS_CONFIG) ||
         ((cmd->flags & OPTIONAL_CONFIG) && (cli.config_explicit || getenv("SNAPBACK_CONFIG")))) {
         if (sb_config_load(cli.config_path, &cli.cfg, err) < 0)
@@ -305,7 +344,7 @@ run(int argc, char **argv, struct sb_error *err)
         sb_log_set_context(cli.cfg->app, NULL);
     }
     if (cmd->flags & TAKES_LOCK) {
-        if (sb_lock_acquire(cli.cfg->state_dir, cmd->name, &lock, err) < 0)
+        if (sb_lock_acquire(cli.cfg->state_dir, cmd->name, lock_wait_s, &lock, err) < 0)
             goto out;
     }
     rc = cmd->fn(&cli, err);

@@ -213,6 +213,48 @@ wants_database(const struct sb_config *cfg, const struct sb_rollback_opts *opts)
     return false;
 }
 
+#define JOURNAL_WITH_DB " with database"
+
+/* The rollback a kill interrupted after its switch: the newest rollback line of the journal
+ * is its "started" line ("FROM -> TO[ with database]", written before its first change) and
+ * TO is live. Sets *found and fills from/to/safety/with_database of plan then. A rollback
+ * killed before its switch needs nothing: running it again redoes it from the start. */
+static int
+find_interrupted(const struct sb_config *cfg, const char *current, struct sb_rollback_plan *plan,
+                 bool *found, struct sb_error *err)
+{
+    struct sb_journal_entry last, last_ok;
+    *found = false;
+    if (sb_journal_last(cfg->state_dir, "rollback", &last, &last_ok, err) < 0)
+        return sb_error_wrap(err, "state_dir '%s'", cfg->state_dir);
+    const char *arrow = strstr(last.detail, " -> ");
+    if (!last.present || strcmp(last.outcome, "started") != 0 || !arrow)
+        return 0;
+    const char *to = arrow + 4;
+    size_t to_len = strlen(to), suffix = strlen(JOURNAL_WITH_DB);
+    bool with_db = to_len > suffix && !strcmp(to + to_len - suffix, JOURNAL_WITH_DB);
+    if (with_db)
+        to_len -= suffix;
+    if (strlen(current) != to_len || strncmp(to, current, to_len) != 0)
+        return 0;
+    char *from = strndup(last.detail, (size_t)(arrow - last.detail));
+    char *safety = last.snapshot[0] ? sb_strdup(last.snapshot) : NULL;
+    char *to_copy = sb_strdup(current);
+    if (!from || !to_copy || (last.snapshot[0] && !safety)) {
+        free(from);
+        free(safety);
+        free(to_copy);
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    }
+    free(plan->from_release);
+    plan->from_release = from;
+    plan->to_release = to_copy;
+    plan->resume_safety = safety;
+    plan->with_database = with_db;
+    *found = true;
+    return 0;
+}
+
 int
 sb_rollback_plan_make(const struct sb_config *cfg, struct sb_repo *repo,
                       const struct sb_rollback_opts *opts, struct sb_rollback_plan *plan,
@@ -231,6 +273,28 @@ sb_rollback_plan_make(const struct sb_config *cfg, struct sb_repo *repo,
         sb_release_list(cfg, &names, &n, err) < 0)
         goto out;
     join_names(names, n, list, sizeof(list));
+    if (!strcmp(opts->to, "previous") || !strcmp(opts->to, plan->from_release)) {
+        bool found = false;
+        if (find_interrupted(cfg, plan->from_release, plan, &found, err) < 0)
+            goto out;
+        if (found) {
+            bool revert_on_disk = false;
+            for (size_t idx = 0; idx < n; idx++)
+                revert_on_disk = revert_on_disk || !strcmp(names[idx], plan->from_release);
+            if (!revert_on_disk) {
+                sb_error_set(err, SB_E_NOTFOUND, 0,
+                             "the rollback '%s' -> '%s' was interrupted after its switch, and "
+                             "'%s' is no longer on disk to revert to; nothing was changed "
+                             "(check the app; name another release with --to)",
+                             plan->from_release, plan->to_release, plan->from_release);
+                goto out;
+            }
+            plan->resume = true;
+            plan->release_on_disk = true;
+            rc = 0;
+            goto out;
+        }
+    }
     bool on_disk = false;
     for (size_t idx = 0; idx < n; idx++)
         on_disk = on_disk || !strcmp(names[idx], opts->to);
@@ -337,6 +401,7 @@ sb_rollback_plan_release(struct sb_rollback_plan *plan)
     free(plan->to_release);
     free(plan->release_snapshot);
     free(plan->db_snapshot);
+    free(plan->resume_safety);
     memset(plan, 0, sizeof(*plan));
 }
 
@@ -420,52 +485,14 @@ health_check(const struct sb_config *cfg, const struct sb_hook_env *base, struct
                          cfg->rollback.health_timeout_s);
 }
 
-int
-sb_rollback_execute(const struct sb_config *cfg, struct sb_repo *repo,
-                    const struct sb_rollback_opts *opts, const struct sb_rollback_plan *plan,
-                    struct sb_rollback_result *res, struct sb_error *err)
+/* Step 7: after_rollback, the health check, and with auto_revert the previous release (and
+ * database, from the safety snapshot) put back when the check fails. */
+static int
+finish(const struct sb_config *cfg, struct sb_repo *repo, const struct sb_rollback_plan *plan,
+       struct sb_rollback_result *res, struct sb_error *err)
 {
-    memset(res, 0, sizeof(*res));
-    struct sb_hook_env env = {"before_rollback", cfg->app, plan->db_snapshot, plan->to_release,
+    struct sb_hook_env env = {"after_rollback", cfg->app, plan->db_snapshot, plan->to_release,
                               NULL};
-    /* 2. a safety snapshot of the present state, so the rollback can be undone */
-    if (!opts->no_safety_snapshot) {
-        struct sb_snapshot_opts sopts = {"pre-rollback", SB_PART_RELEASE | SB_PART_SHARED};
-        if (plan->with_database)
-            sopts.parts |= SB_PART_DB;
-        struct sb_manifest *m = NULL;
-        if (sb_snapshot_run(cfg, repo, &sopts, &m, err) < 0)
-            return sb_error_wrap(err, "safety snapshot (nothing was changed; "
-                                      "--no-safety-snapshot skips it)");
-        snprintf(res->safety_snapshot, sizeof(res->safety_snapshot), "%s", m->id);
-        sb_info("safety snapshot '%s' taken", m->id);
-        sb_manifest_free(m);
-    }
-    /* 3. before_rollback: a failure aborts before anything changed */
-    if (sb_hook_run(&cfg->hooks.before_rollback, &env, cfg->hooks.timeout_s, err) < 0)
-        return sb_error_wrap(err, "rollback aborted, nothing was changed");
-    /* 4. the target release on disk */
-    if (!plan->release_on_disk &&
-        bring_release_back(cfg, repo, plan->release_snapshot, plan->to_release, err) < 0)
-        return sb_error_wrap(err, "rollback aborted, current still points to '%s'",
-                             plan->from_release);
-    /* 5. the database */
-    if (plan->with_database) {
-        if (restore_databases(cfg, repo, plan->db_snapshot, err) < 0)
-            return sb_error_wrap(err,
-                                 "rollback aborted before switching releases; the "
-                                 "database restore runs in one transaction per database "
-                                 "(PostgreSQL), current still points to '%s'",
-                                 plan->from_release);
-        res->database_restored = true;
-    }
-    /* 6. the switch */
-    if (sb_release_switch(cfg, plan->to_release, err) < 0)
-        return -1;
-    res->switched = true;
-    sb_info("current now points to release '%s' (was '%s')", plan->to_release, plan->from_release);
-    /* 7. after_rollback, then health */
-    env.event = "after_rollback";
     int rc = sb_hook_run(&cfg->hooks.after_rollback, &env, cfg->hooks.timeout_s, err);
     if (rc == 0)
         rc = health_check(cfg, &env, err);
@@ -507,4 +534,79 @@ sb_rollback_execute(const struct sb_config *cfg, struct sb_repo *repo,
                          "again",
                          plan->to_release, plan->from_release,
                          res->database_restored ? " and its database" : "");
+}
+
+int
+sb_rollback_execute(const struct sb_config *cfg, struct sb_repo *repo,
+                    const struct sb_rollback_opts *opts, const struct sb_rollback_plan *plan,
+                    struct sb_rollback_result *res, struct sb_error *err)
+{
+    memset(res, 0, sizeof(*res));
+    struct sb_hook_env env = {"before_rollback", cfg->app, plan->db_snapshot, plan->to_release,
+                              NULL};
+    if (plan->resume) {
+        /* steps 2-6 were done by the interrupted run */
+        if (plan->resume_safety)
+            snprintf(res->safety_snapshot, sizeof(res->safety_snapshot), "%s", plan->resume_safety);
+        res->switched = true;
+        res->database_restored = plan->with_database;
+        sb_info("resuming the rollback '%s' -> '%s' interrupted after its switch",
+                plan->from_release, plan->to_release);
+        return finish(cfg, repo, plan, res, err);
+    }
+    /* 2. a safety snapshot of the present state, so the rollback can be undone */
+    if (!opts->no_safety_snapshot) {
+        struct sb_snapshot_opts sopts = {"pre-rollback", SB_PART_RELEASE | SB_PART_SHARED};
+        if (plan->with_database)
+            sopts.parts |= SB_PART_DB;
+        struct sb_manifest *m = NULL;
+        if (sb_snapshot_run(cfg, repo, &sopts, &m, err) < 0)
+            return sb_error_wrap(err, "safety snapshot (nothing was changed; "
+                                      "--no-safety-snapshot skips it)");
+        snprintf(res->safety_snapshot, sizeof(res->safety_snapshot), "%s", m->id);
+        sb_manifest_free(m);
+        /* With an SFTP repository the snapshot is written to the spool; reads (the undo, the
+         * auto-revert's database restore) go to the server, so it must be there first. */
+        size_t pushed = 0;
+        if (sb_spool_push(repo, &pushed, err) < 0)
+            return sb_error_wrap(err,
+                                 "safety snapshot '%s' is complete in the spool but not on the "
+                                 "server, so the rollback could not be undone; nothing was "
+                                 "changed (retry, or --no-safety-snapshot skips it)",
+                                 res->safety_snapshot);
+        sb_info("safety snapshot '%s' taken", res->safety_snapshot);
+    }
+    /* 3. before_rollback: a failure aborts before anything changed */
+    if (sb_hook_run(&cfg->hooks.before_rollback, &env, cfg->hooks.timeout_s, err) < 0)
+        return sb_error_wrap(err, "rollback aborted, nothing was changed");
+    /* from here on a kill leaves work to finish: say what this run is about to do */
+    char detail[600];
+    snprintf(detail, sizeof(detail), "%s -> %s%s", plan->from_release, plan->to_release,
+             plan->with_database ? JOURNAL_WITH_DB : "");
+    if (sb_journal_append(cfg->state_dir, "rollback", "started",
+                          res->safety_snapshot[0] ? res->safety_snapshot : NULL, detail, 0,
+                          err) < 0)
+        return sb_error_wrap(err, "rollback aborted, nothing was changed");
+    /* 4. the target release on disk */
+    if (!plan->release_on_disk &&
+        bring_release_back(cfg, repo, plan->release_snapshot, plan->to_release, err) < 0)
+        return sb_error_wrap(err, "rollback aborted, current still points to '%s'",
+                             plan->from_release);
+    /* 5. the database */
+    if (plan->with_database) {
+        if (restore_databases(cfg, repo, plan->db_snapshot, err) < 0)
+            return sb_error_wrap(err,
+                                 "rollback aborted before switching releases; the "
+                                 "database restore runs in one transaction per database "
+                                 "(PostgreSQL), current still points to '%s'",
+                                 plan->from_release);
+        res->database_restored = true;
+    }
+    /* 6. the switch */
+    if (sb_release_switch(cfg, plan->to_release, err) < 0)
+        return -1;
+    res->switched = true;
+    sb_info("current now points to release '%s' (was '%s')", plan->to_release, plan->from_release);
+    /* 7. after_rollback, then health */
+    return finish(cfg, repo, plan, res, err);
 }
