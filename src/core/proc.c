@@ -205,9 +205,9 @@ set_nonblock(int fd)
     return flags < 0 ? -1 : fcntl(fd, F_SETFL, flags | O_NONBLOCK);
 }
 
-int
-sb_proc_spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
-              struct sb_proc **out, struct sb_error *err)
+static int
+spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io, int stdout_fd,
+      struct sb_proc **out, struct sb_error *err)
 {
     int data_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1}, exec_pipe[2] = {-1, -1};
     struct sb_proc *p = calloc(1, sizeof(*p));
@@ -271,7 +271,15 @@ sb_proc_spawn(const char *const *argv, const char *const *env_extra, enum sb_pro
             dup2(data_pipe[1], STDOUT_FILENO);
         } else if (io == SB_PROC_STDIN) {
             dup2(data_pipe[0], STDIN_FILENO);
-            dup2(err_pipe[1], STDOUT_FILENO);
+            if (stdout_fd >= 0) {
+                /* another child's stdin, which our side had made non-blocking */
+                dup2(stdout_fd, STDOUT_FILENO);
+                int fl = fcntl(STDOUT_FILENO, F_GETFL);
+                if (fl >= 0)
+                    fcntl(STDOUT_FILENO, F_SETFL, fl & ~O_NONBLOCK);
+            } else {
+                dup2(err_pipe[1], STDOUT_FILENO);
+            }
         } else {
             dup2(devnull, STDIN_FILENO);
             dup2(err_pipe[1], STDOUT_FILENO);
@@ -337,6 +345,27 @@ fail:
     free(envp);
     sb_proc_free(p);
     return -1;
+}
+
+int
+sb_proc_spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
+              struct sb_proc **out, struct sb_error *err)
+{
+    return spawn(argv, env_extra, io, -1, out, err);
+}
+
+int
+sb_proc_spawn_into(const char *const *argv, const char *const *env_extra, struct sb_proc *next,
+                   struct sb_proc **out, struct sb_error *err)
+{
+    if (next->io != SB_PROC_STDIN || next->data_fd < 0)
+        return sb_error_set(err, SB_E_INTERNAL, 0, "%s: no stdin to write into", next->name);
+    if (spawn(argv, env_extra, SB_PROC_STDIN, next->data_fd, out, err) < 0)
+        return -1;
+    /* the first child holds next's stdin now: next sees the end when the first exits */
+    close(next->data_fd);
+    next->data_fd = -1;
+    return 0;
 }
 
 struct sb_istream *

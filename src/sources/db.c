@@ -465,9 +465,357 @@ pg_admin_sql(const struct sb_db_config *db, const struct client_env *ce, const c
     return rc;
 }
 
+/* --- PostgreSQL in place: the restore is exactly the snapshot ---
+ * pg_restore --clean drops only what the dump contains, so what a migration created after the
+ * snapshot (a table, a view, a schema) would stay, and a view or a foreign key of such an
+ * object on a restored table makes the DROP of that table fail. So the dump's table of
+ * contents is read first (pg_restore -l, which reads only the archive's head: those bytes are
+ * kept in memory and fed again to the restore), the live database's relations and schemas that
+ * the dump does not have are listed, and one psql transaction drops them and then runs
+ * pg_restore's SQL: all or nothing. */
+
+#define TOC_HEAD_MAX (256u << 20)
+
+struct pg_toc {
+    char **keys; /* "KIND\tschema\tname" of relations, "n\t\tschema" of schemas */
+    size_t count, cap;
+};
+
+static void
+pg_toc_free(struct pg_toc *toc)
+{
+    for (size_t idx = 0; idx < toc->count; idx++)
+        free(toc->keys[idx]);
+    free(toc->keys);
+}
+
+static int
+pg_toc_add(struct pg_toc *toc, char kind, const char *schema, size_t slen, const char *name,
+           size_t nlen)
+{
+    if (toc->count == toc->cap) {
+        size_t cap = toc->cap ? toc->cap * 2 : 64;
+        char **keys = realloc(toc->keys, cap * sizeof(*keys));
+        if (!keys)
+            return -1;
+        toc->keys = keys;
+        toc->cap = cap;
+    }
+    size_t len = slen + nlen + 4;
+    char *key = malloc(len);
+    if (!key)
+        return -1;
+    snprintf(key, len, "%c\t%.*s\t%.*s", kind, (int)slen, schema, (int)nlen, name);
+    toc->keys[toc->count++] = key;
+    return 0;
+}
+
+static bool
+pg_toc_has(const struct pg_toc *toc, const char *key)
+{
+    for (size_t idx = 0; idx < toc->count; idx++)
+        if (!strcmp(toc->keys[idx], key))
+            return true;
+    return false;
+}
+
+/* One line of pg_restore -l: "ID; CATALOG OID TYPE SCHEMA NAME OWNER". Relations are keyed by
+ * kind r (table), v (view), m (materialized view), S (sequence), f (foreign table). */
+static int
+pg_toc_parse_line(struct pg_toc *toc, const char *line)
+{
+    static const struct {
+        const char *type;
+        char kind;
+    } kinds[] = {{"TABLE ", 'r'},    {"VIEW ", 'v'},          {"MATERIALIZED VIEW ", 'm'},
+                 {"SEQUENCE ", 'S'}, {"FOREIGN TABLE ", 'f'}, {"SCHEMA ", 'n'}};
+    static const char *const not_objects[] = {"TABLE DATA ", "SEQUENCE SET ", "SEQUENCE OWNED BY ",
+                                              "MATERIALIZED VIEW DATA "};
+    const char *p = strchr(line, ';');
+    if (!p || line[0] == ';')
+        return 0;
+    p++;
+    for (int field = 0; field < 2; field++) { /* catalog oid, object oid */
+        p += strspn(p, " ");
+        p += strcspn(p, " ");
+    }
+    p += strspn(p, " ");
+    for (size_t idx = 0; idx < sizeof(not_objects) / sizeof(not_objects[0]); idx++)
+        if (!strncmp(p, not_objects[idx], strlen(not_objects[idx])))
+            return 0;
+    for (size_t idx = 0; idx < sizeof(kinds) / sizeof(kinds[0]); idx++) {
+        size_t tl = strlen(kinds[idx].type);
+        if (strncmp(p, kinds[idx].type, tl) != 0)
+            continue;
+        const char *schema = p + tl;
+        const char *name = strchr(schema, ' ');
+        const char *owner = strrchr(schema, ' ');
+        if (!name || owner <= name)
+            return 0;
+        name++;
+        if (kinds[idx].kind == 'n') /* "SCHEMA - name owner" */
+            return pg_toc_add(toc, 'n', "", 0, name, (size_t)(owner - name));
+        return pg_toc_add(toc, kinds[idx].kind, schema, (size_t)(name - 1 - schema), name,
+                          (size_t)(owner - name));
+    }
+    return 0;
+}
+
+/* Reads the dump's table of contents: the head of in goes to pg_restore -l (which stops after
+ * the TOC) and is kept in *head for the restore. */
+static int
+pg_toc_read(const struct client_env *ce, const char *state_dir, struct sb_istream *in,
+            unsigned char **head, size_t *head_len, bool *in_done, struct pg_toc *toc,
+            struct sb_error *err)
+{
+    char dir[PATH_MAX], list[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s/tmp", state_dir);
+    if (sb_mkdir_p(dir, 0700, err) < 0)
+        return -1;
+    if (snprintf(list, sizeof(list), "%s/toc-XXXXXX", dir) >= (int)sizeof(list))
+        return sb_error_set(err, SB_E_USAGE, 0, "state_dir '%s' is too long", state_dir);
+    int fd = mkstemp(list);
+    if (fd < 0)
+        return sb_error_set(err, SB_E_CANTCREATE, errno, "cannot create a temp file in '%s'", dir);
+    close(fd);
+    const char *argv[] = {"pg_restore", "-l", "-f", list, NULL};
+    struct sb_proc *p = NULL;
+    unsigned char *buf = NULL;
+    size_t len = 0;
+    char *text = NULL;
+    size_t tlen = 0;
+    int rc = -1;
+    *in_done = false;
+    if (sb_proc_spawn(argv, ce->env, SB_PROC_STDIN, &p, err) < 0)
+        goto out;
+    for (;;) {
+        if (len + (1u << 20) > TOC_HEAD_MAX) {
+            sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                         "the dump's table of contents is larger than %u MiB", TOC_HEAD_MAX >> 20);
+            goto out;
+        }
+        unsigned char *grown = realloc(buf, len + (1u << 20));
+        if (!grown) {
+            sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+            goto out;
+        }
+        buf = grown;
+        size_t n = 0;
+        if (sb_istream_read(in, buf + len, 1u << 20, &n, err) < 0)
+            goto out;
+        if (n == 0) {
+            *in_done = true;
+            break;
+        }
+        struct sb_error werr = SB_ERROR_INIT;
+        if (sb_ostream_write(sb_proc_stdin(p), buf + len, n, &werr) < 0) {
+            len += n; /* pg_restore -l has what it needs and is gone (EPIPE) */
+            break;
+        }
+        len += n;
+    }
+    struct sb_error cerr = SB_ERROR_INIT;
+    sb_ostream_close(sb_proc_stdin(p), &cerr);
+    struct sb_error perr = SB_ERROR_INIT;
+    if (sb_proc_finish(p, &perr) < 0) {
+        classify(&perr, sb_proc_output(p));
+        *err = perr;
+        sb_error_wrap(err, "reading the dump's table of contents");
+        goto out;
+    }
+    if (sb_read_file(list, 64u << 20, &text, &tlen, err) < 0)
+        goto out;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        if (pg_toc_parse_line(toc, line) < 0) {
+            sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+            goto out;
+        }
+    *head = buf;
+    *head_len = len;
+    buf = NULL;
+    rc = 0;
+out:
+    sb_proc_free(p);
+    free(buf);
+    free(text);
+    unlink(list);
+    return rc;
+}
+
+/* "DROP ... IF EXISTS ... CASCADE;" for every relation and schema of the live database that
+ * the dump does not have (extension members and system schemas aside). */
+static int
+pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, const char *target,
+                  const struct pg_toc *toc, char **sql, struct sb_error *err)
+{
+    const char *argv[ARGV_MAX];
+    char port[16];
+    size_t argc = 0;
+    argv[argc++] = "psql";
+    argv[argc++] = "-X";
+    argv[argc++] = "-A";
+    argv[argc++] = "-t";
+    argv[argc++] = "-F";
+    argv[argc++] = "\t";
+    argv[argc++] = "-v";
+    argv[argc++] = "ON_ERROR_STOP=1";
+    argc = pg_conn_args(db, argv, argc, port);
+    argv[argc++] = "-d";
+    argv[argc++] = target;
+    argv[argc++] = "-c";
+    argv[argc++] =
+        "SELECT c.relkind::text, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON "
+        "n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname "
+        "NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND NOT "
+        "EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = "
+        "c.oid AND d.deptype IN ('e', 'a', 'i')) UNION ALL SELECT 'n', '', n.nspname FROM "
+        "pg_namespace n WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND "
+        "n.nspname NOT LIKE 'pg\\_%' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid "
+        "= 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')";
+    argv[argc] = NULL;
+    char *out = NULL;
+    if (run_client(argv, ce, &out, err) < 0) {
+        free(out);
+        return -1;
+    }
+    size_t cap = 256, len = 0;
+    char *text = malloc(cap);
+    int rc = text ? 0 : sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    if (text)
+        text[0] = '\0';
+    char *save = NULL;
+    for (char *line = strtok_r(out, "\n", &save); line && rc == 0;
+         line = strtok_r(NULL, "\n", &save)) {
+        char kind = line[0];
+        if (kind == 'p')
+            kind = 'r'; /* pg_restore -l says TABLE for a partitioned table too */
+        char key[600];
+        snprintf(key, sizeof(key), "%c%s", kind, line + 1);
+        char *tab1 = strchr(line, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
+        if (!tab1 || !tab2 || strlen(line) > 500 || pg_toc_has(toc, key))
+            continue;
+        *tab2 = '\0';
+        const char *what = kind == 'n'   ? "SCHEMA"
+                           : kind == 'v' ? "VIEW"
+                           : kind == 'm' ? "MATERIALIZED VIEW"
+                           : kind == 'S' ? "SEQUENCE"
+                           : kind == 'f' ? "FOREIGN TABLE"
+                                         : "TABLE";
+        char schema[300], name[300], stmt[700];
+        pg_quote_ident(schema, sizeof(schema), tab1 + 1);
+        pg_quote_ident(name, sizeof(name), tab2 + 1);
+        if (kind == 'n')
+            snprintf(stmt, sizeof(stmt), "DROP SCHEMA IF EXISTS %s CASCADE;\n", name);
+        else
+            snprintf(stmt, sizeof(stmt), "DROP %s IF EXISTS %s.%s CASCADE;\n", what, schema, name);
+        sb_info("database '%s': dropping %s %s%s%s, which the snapshot does not have", target,
+                kind == 'n' ? "schema" : what, kind == 'n' ? "" : tab1 + 1, kind == 'n' ? "" : ".",
+                tab2 + 1);
+        size_t sl = strlen(stmt);
+        if (len + sl + 1 > cap) {
+            cap = (len + sl + 1) * 2;
+            char *grown = realloc(text, cap);
+            if (!grown) {
+                rc = sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+                break;
+            }
+            text = grown;
+        }
+        memcpy(text + len, stmt, sl + 1);
+        len += sl;
+    }
+    free(out);
+    if (rc < 0) {
+        free(text);
+        return -1;
+    }
+    *sql = text;
+    return 0;
+}
+
+/* In place: one psql transaction runs the drops, then pg_restore's SQL (pg_restore -f -
+ * --clean --if-exists, fed the dump's head again and then the rest of in). */
+static int
+pg_restore_in_place(const struct sb_db_config *db, const struct client_env *ce, const char *target,
+                    const char *state_dir, struct sb_istream *in, struct sb_error *err)
+{
+    struct pg_toc toc = {0};
+    unsigned char *head = NULL;
+    size_t head_len = 0;
+    bool in_done = false;
+    char *drops = NULL;
+    struct sb_proc *psql = NULL, *restore = NULL;
+    int rc = -1;
+    if (pg_toc_read(ce, state_dir, in, &head, &head_len, &in_done, &toc, err) < 0 ||
+        pg_leftover_drops(db, ce, target, &toc, &drops, err) < 0)
+        goto out;
+    const char *argv[ARGV_MAX];
+    char port[16];
+    size_t argc = 0;
+    argv[argc++] = "psql";
+    argv[argc++] = "-X";
+    argv[argc++] = "-q";
+    argv[argc++] = "-1";
+    argv[argc++] = "-v";
+    argv[argc++] = "ON_ERROR_STOP=1";
+    argv[argc++] = "-o";
+    argv[argc++] = "/dev/null";
+    argc = pg_conn_args(db, argv, argc, port);
+    argv[argc++] = "-d";
+    argv[argc++] = target;
+    if (drops[0]) {
+        argv[argc++] = "-c";
+        argv[argc++] = drops;
+    }
+    argv[argc++] = "-f";
+    argv[argc++] = "-";
+    argv[argc] = NULL;
+    /* notices ("... does not exist, skipping") would fill psql's stderr pipe while we feed
+     * pg_restore, and nobody reads it until the end */
+    const char *env[6];
+    size_t ne = 0;
+    for (; ce->env[ne] && ne < 4; ne++)
+        env[ne] = ce->env[ne];
+    env[ne++] = "PGOPTIONS=-c client_min_messages=warning";
+    env[ne] = NULL;
+    if (sb_proc_spawn(argv, env, SB_PROC_STDIN, &psql, err) < 0)
+        goto out;
+    const char *rargv[] = {"pg_restore",      "-f", "-", "--clean", "--if-exists", "--no-owner",
+                           "--exit-on-error", NULL};
+    if (sb_proc_spawn_into(rargv, ce->env, psql, &restore, err) < 0)
+        goto out;
+    rc = sb_ostream_write(sb_proc_stdin(restore), head, head_len, err);
+    if (rc == 0 && !in_done)
+        rc = sb_stream_copy(in, sb_proc_stdin(restore), NULL, err);
+    if (rc == 0)
+        rc = sb_istream_drain(in, err); /* run every check of the object to its end */
+    struct sb_error rerr = SB_ERROR_INIT, perr = SB_ERROR_INIT;
+    struct sb_error cerr = SB_ERROR_INIT;
+    sb_ostream_close(sb_proc_stdin(restore), &cerr);
+    int r1 = sb_proc_finish(restore, &rerr);
+    int r2 = sb_proc_finish(psql, &perr);
+    if (r2 < 0) { /* psql's error is the cause; pg_restore then only saw a closed pipe */
+        classify(&perr, sb_proc_output(psql));
+        *err = perr;
+        rc = -1;
+    } else if (r1 < 0) {
+        classify(&rerr, sb_proc_output(restore));
+        *err = rerr;
+        rc = -1;
+    }
+out:
+    sb_proc_free(restore);
+    sb_proc_free(psql);
+    pg_toc_free(&toc);
+    free(head);
+    free(drops);
+    return rc;
+}
+
 static int
 pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const char *target,
-               bool in_place, struct sb_istream *in, struct sb_error *err)
+               bool in_place, const char *state_dir, struct sb_istream *in, struct sb_error *err)
 {
     if (missing_client("pg_restore", "postgresql-client", err) < 0)
         return -1;
@@ -485,6 +833,8 @@ pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const
         snprintf(sql, sizeof(sql), "CREATE DATABASE %s", ident);
         if (pg_admin_sql(db, ce, sql, err) < 0)
             return sb_error_wrap(err, "cannot create database '%s'", target);
+    } else if (in_place) {
+        return pg_restore_in_place(db, ce, target, state_dir, in, err);
     }
     const char *argv[ARGV_MAX];
     char port[16];
@@ -492,11 +842,6 @@ pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const
     argv[argc++] = "pg_restore";
     argv[argc++] = "--exit-on-error";
     argv[argc++] = "--no-owner";
-    if (in_place && exists) {
-        argv[argc++] = "--clean";
-        argv[argc++] = "--if-exists";
-        argv[argc++] = "--single-transaction";
-    }
     argc = pg_conn_args(db, argv, argc, port);
     argv[argc++] = "-d";
     argv[argc++] = target;
@@ -999,8 +1344,9 @@ sb_db_restore(const struct sb_db_config *db, const char *target, bool in_place,
     struct client_env ce;
     if (client_env_init(db, state_dir, &ce, err) < 0)
         return -1;
-    int rc = db->engine == SB_DB_POSTGRESQL ? pg_restore_run(db, &ce, target, in_place, in, err)
-                                            : mysql_restore_run(&ce, target, in_place, in, err);
+    int rc = db->engine == SB_DB_POSTGRESQL
+                 ? pg_restore_run(db, &ce, target, in_place, state_dir, in, err)
+                 : mysql_restore_run(&ce, target, in_place, in, err);
     client_env_release(&ce);
     return rc;
 }

@@ -98,6 +98,14 @@ UPDATE orders SET total = total * 100, currency = 'USD' WHERE id % 3 = 0;
 INSERT INTO orders (customer, total, currency) VALUES (1, 99, 'GBP');
 UPDATE customers SET name = upper(name) WHERE id < 5;
 INSERT INTO schema_migrations VALUES ('20261122000000');
+-- objects the pre-deploy snapshot does not have: a table with a foreign key to an existing
+-- one, a view over an existing table, a schema (pg_restore --clean alone would leave them,
+-- and the view and the key would even make its DROP of orders fail)
+CREATE TABLE payments (id serial PRIMARY KEY, order_id integer REFERENCES orders, amount integer);
+INSERT INTO payments (order_id, amount) SELECT id, total FROM orders WHERE id % 2 = 0;
+CREATE VIEW big_orders AS SELECT * FROM orders WHERE total > 1000;
+CREATE SCHEMA reporting;
+CREATE TABLE reporting.daily (day date, total bigint);
 SQL
 DB_R3=$(db_state)
 check "the migration changed the database" test "$DB_R3" != "$DB_R2"
@@ -122,6 +130,7 @@ expect_ok sb rollback --to previous --with-database
 check "current -> releases/$R2" test "$(current)" = "releases/$R2"
 same_db "$DB_R2" "rollback --to previous --with-database"
 check "the migration's column is gone" test "$(pg_query shop "SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'currency'")" = 0
+check "the migration's table, view and schema are gone" test "$(pg_query shop "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relname IN ('payments', 'big_orders', 'daily') OR n.nspname = 'reporting'")$(pg_query shop "SELECT count(*) FROM pg_namespace WHERE nspname = 'reporting'")" = 00
 SAFETY=$(printf '%s\n' "$OUT" | sed -n 's/.*undo with: snapback rollback --to //p')
 check "a safety snapshot is named in the output" test -n "$SAFETY"
 expect_ok sb show "$SAFETY" --json
