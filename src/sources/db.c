@@ -995,6 +995,47 @@ mysql_sql(const struct client_env *ce, const char *sql, char **out, struct sb_er
     return run_client(argv, ce, out, err);
 }
 
+/* In place, the result must be exactly the snapshot: a one-database dump drops and recreates
+ * only the tables it contains, so what a migration created after it (a table, a view, a
+ * routine, an event) would stay. The client is first fed statements that drop every table,
+ * view, sequence, routine and event of the database (foreign key checks off), then the dump.
+ * MySQL DDL commits as it goes, so this is not one transaction: a load that fails half-way
+ * leaves a partial database (as the dump's own DROP TABLEs did before); run it again, or the
+ * rollback's auto-revert restores its safety snapshot. */
+static int
+mysql_drop_all_sql(const struct client_env *ce, const char *target, char **sql,
+                   struct sb_error *err)
+{
+    char query[1200];
+    snprintf(query, sizeof(query),
+             "SELECT CONCAT(CASE table_type WHEN 'VIEW' THEN 'DROP VIEW IF EXISTS ' WHEN "
+             "'SEQUENCE' THEN 'DROP SEQUENCE IF EXISTS ' ELSE 'DROP TABLE IF EXISTS ' END, "
+             "'`', REPLACE(table_name, '`', '``'), '`;') FROM information_schema.tables WHERE "
+             "table_schema = '%s' UNION ALL SELECT CONCAT('DROP ', routine_type, ' IF EXISTS `', "
+             "REPLACE(routine_name, '`', '``'), '`;') FROM information_schema.routines WHERE "
+             "routine_schema = '%s' UNION ALL SELECT CONCAT('DROP EVENT IF EXISTS `', "
+             "REPLACE(event_name, '`', '``'), '`;') FROM information_schema.events WHERE "
+             "event_schema = '%s'",
+             target, target, target);
+    char *out = NULL;
+    if (mysql_sql(ce, query, &out, err) < 0) {
+        free(out);
+        return -1;
+    }
+    size_t len = strlen(out);
+    const char *pre = "SET FOREIGN_KEY_CHECKS=0;\n", *post = "SET FOREIGN_KEY_CHECKS=1;\n";
+    char *text = malloc(strlen(pre) + len + strlen(post) + 2);
+    if (!text) {
+        free(out);
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    }
+    snprintf(text, strlen(pre) + len + strlen(post) + 2, "%s%s%s%s", pre, out,
+             len && out[len - 1] != '\n' ? "\n" : "", post);
+    free(out);
+    *sql = text;
+    return 0;
+}
+
 static int
 mysql_restore_run(const struct client_env *ce, const char *target, bool in_place,
                   struct sb_istream *in, struct sb_error *err)
@@ -1027,15 +1068,23 @@ mysql_restore_run(const struct client_env *ce, const char *target, bool in_place
         if (rc < 0)
             return sb_error_wrap(err, "cannot create database '%s'", target);
     }
+    char *drops = NULL;
+    if (exists && mysql_drop_all_sql(ce, target, &drops, err) < 0)
+        return sb_error_wrap(err, "cannot list the objects of database '%s'", target);
     const char *argv[ARGV_MAX];
     char defaults[PATH_MAX + 32];
     size_t argc = mysql_base_args(ce, prog, argv, defaults);
     argv[argc++] = target;
     argv[argc] = NULL;
     struct sb_proc *p = NULL;
-    if (sb_proc_spawn(argv, ce->env, SB_PROC_STDIN, &p, err) < 0)
+    if (sb_proc_spawn(argv, ce->env, SB_PROC_STDIN, &p, err) < 0) {
+        free(drops);
         return -1;
-    int rc = sb_stream_copy(in, sb_proc_stdin(p), NULL, err);
+    }
+    int rc = drops ? sb_ostream_write(sb_proc_stdin(p), drops, strlen(drops), err) : 0;
+    free(drops);
+    if (rc == 0)
+        rc = sb_stream_copy(in, sb_proc_stdin(p), NULL, err);
     if (rc == 0)
         rc = sb_istream_drain(in, err);
     struct sb_error perr = SB_ERROR_INIT;

@@ -188,9 +188,14 @@ UPDATE acc SET bal = 0 WHERE id = 1;
 DROP VIEW expensive;
 DROP PROCEDURE transfer;
 ALTER TABLE items ADD COLUMN junk INT DEFAULT 42;
+-- what a migration after the snapshot created: in place, the result is exactly the snapshot
+CREATE TABLE migration_new (id INT PRIMARY KEY, item_id INT, FOREIGN KEY (item_id) REFERENCES items (id));
+CREATE VIEW migration_view AS SELECT id FROM items;
+CREATE FUNCTION migration_fn () RETURNS INT DETERMINISTIC RETURN 7;
 SQL
 expect_ok sb restore "$SNAP1" --only db --in-place
 same_db shop "restore --in-place"
+check "the migration's table, view and function are gone" test "$(my_query shop "SELECT (SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE 'migration%') + (SELECT count(*) FROM information_schema.routines WHERE routine_schema = DATABASE() AND routine_name = 'migration_fn')")" = 0
 
 # --- consistency under load ---
 log "consistency: two writers move money between InnoDB accounts while a snapshot runs"
