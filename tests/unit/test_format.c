@@ -55,6 +55,15 @@ static struct randombytes_implementation counter_rng = {
 static int g_mode = 1;
 #define HDR ((size_t)(g_mode == 2 ? 119 : 111))
 
+/* The offsets the damage tests try: all of them in key mode 1; in key mode 2, whose chunks
+ * are read by the same code, all of the header and the first chunk's start and every 5th
+ * offset after (the unit suite also runs under valgrind, where each decode costs ~10 ms). */
+static size_t
+next_offset(size_t off)
+{
+    return g_mode == 2 && off >= HDR + 64 ? off + 5 : off + 1;
+}
+
 /* Mode 1: K = 00..1f. Mode 2: the recipient's secret key a0..bf. */
 static struct sb_key *
 test_key(void)
@@ -234,7 +243,7 @@ test_every_flip_detected(void)
     struct sb_object_result res;
     make_multichunk(key, &obj, &len, &res);
     size_t undetected = 0, wrong_code = 0;
-    for (size_t off = 0; off < len; off++) {
+    for (size_t off = 0; off < len; off = next_offset(off)) {
         /* every offset without the manifest hash (the format alone must catch it), every
          * 7th with it as well */
         for (int with_hash = 0; with_hash < (off % 7 == 0 ? 2 : 1); with_hash++) {
@@ -267,7 +276,7 @@ test_every_truncation_detected(void)
     struct sb_object_result res;
     make_multichunk(key, &obj, &len, &res);
     size_t undetected = 0;
-    for (size_t cut = 0; cut < len; cut++) {
+    for (size_t cut = 0; cut < len; cut = next_offset(cut)) {
         struct sb_error err = SB_ERROR_INIT;
         unsigned char *plain = NULL;
         size_t plain_len = 0;
