@@ -775,7 +775,7 @@ pg_restore_in_place(const struct sb_db_config *db, const struct client_env *ce, 
      * pg_restore, and nobody reads it until the end */
     const char *env[6];
     size_t ne = 0;
-    for (; ce->env[ne] && ne < 4; ne++)
+    for (; ne < 4 && ce->env[ne]; ne++)
         env[ne] = ce->env[ne];
     env[ne++] = "PGOPTIONS=-c client_min_messages=warning";
     env[ne] = NULL;
