@@ -604,14 +604,14 @@ search_next(const struct sb_cron *cron, int64_t after, int64_t *next, struct sb_
 }
 
 /* A zone name must be a TZif file under ZONEINFO_DIR, without '..' or a leading '/'. */
-static bool
-zone_exists(const char *tz)
+bool
+sb_cron_zone_exists(const char *tz)
 {
     char path[sizeof(ZONEINFO_DIR) + ZONE_NAME_MAX];
     char magic[4];
     struct stat st;
     bool ok = false;
-    size_t len = strlen(tz);
+    size_t len = tz ? strlen(tz) : 0;
     if (len == 0 || len > ZONE_NAME_MAX || tz[0] == '/' || strstr(tz, ".."))
         return false;
     snprintf(path, sizeof(path), "%s%s", ZONEINFO_DIR, tz);
@@ -638,7 +638,7 @@ sb_cron_next(const struct sb_cron *cron, time_t after, const char *tz, time_t *n
         return sb_error_set(err, SB_E_INTERNAL, 0, "time %lld is out of range", (long long)after);
     if (tz) {
         char value[ZONE_NAME_MAX + 2];
-        if (!zone_exists(tz))
+        if (!sb_cron_zone_exists(tz))
             return sb_error_set(err, SB_E_CONFIG, 0, "time zone '%s': unknown", tz);
         const char *old = getenv("TZ");
         had_tz = old != NULL;
