@@ -196,7 +196,62 @@ schedule_load(const struct sb_config *cfg, struct schedule *s, time_t now, struc
     return 0;
 }
 
-/* Runs `snapback --config FILE JOB` and waits; a SIGTERM to us is passed on. */
+/* The jobs are children that read their config from a file. Were that the operator's file,
+ * an edit that the daemon refuses on SIGHUP (keeping the old config) would still be read by
+ * every job after it. So the daemon pins the config it accepted: the file is read once, those
+ * bytes are parsed and validated, and only then written to state_dir/daemon-config.json (0600,
+ * atomically), which is the --config of every job. All paths in a config are absolute, so the
+ * copy means the same as the original. *out and *pinned (malloc'd) are the caller's. */
+#define PINNED_CONFIG "daemon-config.json"
+#define CONFIG_READ_MAX (1024 * 1024 + 1)
+
+/* A daemon config: the parsed struct and the exact text it came from. */
+struct daemon_config {
+    struct sb_config *cfg;
+    char *text;
+    size_t len;
+};
+
+static void
+daemon_config_release(struct daemon_config *dc)
+{
+    sb_config_free(dc->cfg);
+    free(dc->text);
+    memset(dc, 0, sizeof(*dc));
+}
+
+static int
+daemon_config_read(const char *path, struct daemon_config *dc, struct sb_error *err)
+{
+    memset(dc, 0, sizeof(*dc));
+    if (sb_read_file(path, CONFIG_READ_MAX, &dc->text, &dc->len, err) < 0 ||
+        sb_config_parse(dc->text, dc->len, path, &dc->cfg, err) < 0) {
+        daemon_config_release(dc);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes the text to state_dir/daemon-config.json; *pinned (malloc'd) is its path. */
+static int
+daemon_config_pin(const struct daemon_config *dc, char **pinned, struct sb_error *err)
+{
+    char *copy = sb_path_join(dc->cfg->state_dir, PINNED_CONFIG);
+    *pinned = NULL;
+    if (!copy)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    if (sb_mkdir_p(dc->cfg->state_dir, 0700, err) < 0 ||
+        sb_write_file_atomic(copy, dc->text, dc->len, 0600, err) < 0) {
+        free(copy);
+        return sb_error_wrap(err, "cannot keep a copy of the config for the daemon's jobs");
+    }
+    *pinned = copy;
+    return 0;
+}
+
+/* Runs `snapback --config PINNED JOB` and waits; a SIGTERM to us is passed on. */
+static const char *job_config_path;
+
 static int
 run_job(struct sb_cli *cli, const char *job)
 {
@@ -218,7 +273,7 @@ run_job(struct sb_cli *cli, const char *job)
         signal(SIGHUP, SIG_DFL);
         const char *argv[] = {self,
                               "--config",
-                              cli->config_path,
+                              job_config_path,
                               "--no-progress",
                               cli->json_logs ? "--log-format=json" : "--log-format=text",
                               job,
@@ -272,8 +327,22 @@ cmd_daemon(struct sb_cli *cli, struct sb_error *err)
     struct schedule sched;
     memset(&sched, 0, sizeof(sched));
     time_t now = clock_now(&clk);
-    if (schedule_load(cli->cfg, &sched, now, err) < 0)
+    struct daemon_config dc;
+    char *pinned_path = NULL;
+    /* the config main loaded, read once more: what is checked and what is pinned are one text */
+    if (daemon_config_read(cli->config_path, &dc, err) < 0)
         return -1;
+    if (schedule_load(dc.cfg, &sched, now, err) < 0 ||
+        daemon_config_pin(&dc, &pinned_path, err) < 0) {
+        schedule_free(&sched);
+        daemon_config_release(&dc);
+        return -1;
+    }
+    sb_config_free(cli->cfg);
+    cli->cfg = dc.cfg;
+    dc.cfg = NULL;
+    daemon_config_release(&dc);
+    job_config_path = pinned_path;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
@@ -296,24 +365,32 @@ cmd_daemon(struct sb_cli *cli, struct sb_error *err)
     while (!got_term) {
         if (got_hup) {
             got_hup = 0;
-            struct sb_config *fresh = NULL;
+            struct daemon_config fresh;
+            char *fresh_path = NULL;
             struct schedule next_sched;
             memset(&next_sched, 0, sizeof(next_sched));
             struct sb_error rerr = SB_ERROR_INIT;
-            if (sb_config_load(cli->config_path, &fresh, &rerr) < 0 ||
-                schedule_load(fresh, &next_sched, clock_now(&clk), &rerr) < 0) {
+            /* all checked before the pinned copy is replaced */
+            if (daemon_config_read(cli->config_path, &fresh, &rerr) < 0 ||
+                schedule_load(fresh.cfg, &next_sched, clock_now(&clk), &rerr) < 0 ||
+                daemon_config_pin(&fresh, &fresh_path, &rerr) < 0) {
                 sb_log(SB_LOG_ERROR, "reload",
                        "keeping the old config: %s (fix '%s' and send SIGHUP again)", rerr.msg,
                        cli->config_path);
-                sb_config_free(fresh);
+                schedule_free(&next_sched);
             } else {
                 schedule_free(&sched);
                 sched = next_sched;
                 sb_config_free(cli->cfg);
-                cli->cfg = fresh;
+                cli->cfg = fresh.cfg;
+                fresh.cfg = NULL;
+                free(pinned_path);
+                pinned_path = fresh_path;
+                job_config_path = pinned_path;
                 sb_log_set_context(cli->cfg->app, NULL);
                 sb_log(SB_LOG_INFO, "reload", "config reloaded");
             }
+            daemon_config_release(&fresh);
         }
         now = clock_now(&clk);
         int due = -1;
@@ -339,10 +416,12 @@ cmd_daemon(struct sb_cli *cli, struct sb_error *err)
         if (sb_cron_next(sched.cron[due], from, sched.tz, &sched.next[due], err) < 0) {
             sb_error_wrap(err, "schedule.%s", job_names[due]);
             schedule_free(&sched);
+            free(pinned_path);
             return -1;
         }
     }
     sb_log(SB_LOG_INFO, "daemon_stop", "daemon stopped by signal %d", (int)got_term);
     schedule_free(&sched);
+    free(pinned_path);
     return 0;
 }
