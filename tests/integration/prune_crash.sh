@@ -10,7 +10,10 @@
 # object), `list` shows exactly the manifests present, the newest snapshot and the one tagged
 # keep survive, and a re-run of prune completes and leaves the same end state as an
 # uninterrupted prune.
-# shellcheck source=tests/harness/lib.sh
+#
+# prune_crash_sftp.sh runs the same over SFTP (a real sshd on loopback, tests/harness/sshd.sh):
+# there removals are remote, and a replaced file may sit aside as NAME.replaced-*.
+# shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
 sb_setup "$@"
 R1=20260101T000000Z
@@ -18,7 +21,14 @@ R2=20260102T000000Z
 R3=20260103T000000Z
 APP=$WORK/app
 make_app "$APP" "$R1" "$R2" "$R3"
-sb_env
+if [[ ${PRUNE_CRASH_SFTP:-0} == 1 ]]; then
+    # shellcheck source=tests/harness/sshd.sh
+    source "$HARNESS_DIR/sshd.sh"
+    sshd_setup
+    sftp_env
+else
+    sb_env
+fi
 "$PYTHON" - "$CFG" <<'PY'
 import json, sys
 c = json.load(open(sys.argv[1]))
