@@ -8,8 +8,9 @@
 # job catches up once. SIGHUP with a broken config keeps the old schedule (and says why), with
 # a valid one uses the new schedule. SIGTERM while a snapshot is in the middle of a database
 # dump (a fake pg_dump that waits for a file) stops the daemon with exit 0 and leaves the
-# repository valid: verify --all passes and every object a manifest names is there. Lastly,
-# SNAPBACK_TEST_CLOCK without SNAPBACK_TEST_HOOKS=1 is ignored with a warning.
+# repository valid: verify --all passes and every object a manifest names is there.
+# SNAPBACK_TEST_CLOCK without SNAPBACK_TEST_HOOKS=1 is ignored with a warning. Lastly, with
+# schedule.jitter 10m an hourly job runs once per hour, within 10 minutes of its time.
 #
 # Synchronisation: after writing a time to the clock file, the test waits (bounded) until the
 # daemon has written that time to CLOCK.idle, which it does only once nothing is due.
@@ -76,10 +77,10 @@ set_clock() {
 
 wait_idle() {
     local want=$1 i
-    for ((i = 0; i < 1200; i++)); do
-        [[ -f $CLOCK.idle && $(cat "$CLOCK.idle") == "$want" ]] && return 0
+    for ((i = 0; i < 3000; i++)); do
+        [[ -f $CLOCK.idle && $(<"$CLOCK.idle") == "$want" ]] && return 0
         kill -0 "$DPID" 2>/dev/null || fail "the daemon died: $(tail -n 20 "$DLOG")"
-        sleep 0.05
+        sleep 0.02
     done
     fail "the daemon did not settle at clock $want within 60 s (idle file: $(cat "$CLOCK.idle" 2>/dev/null)); its log: $(tail -n 20 "$DLOG")"
 }
@@ -263,3 +264,38 @@ status=0
 wait "$DPID" || status=$?
 check "the daemon without test hooks exits 0 on SIGTERM" test "$status" = 0
 check "no idle file is written without test hooks" test "$(cat "$CLOCK.idle")" = "$(berlin "2026-03-10 06:15")"
+
+# 6. schedule.jitter: "0 * * * *" with jitter 10m fires once an hour, at a random moment of
+# [:00, :10] (stepping a minute at a time, the run shows at the first step after it)
+"$PYTHON" - "$WORK/base.json" "$CFG" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["schedule"] = {"snapshot": "0 * * * *", "timezone": "Europe/Berlin", "jitter": "10m"}
+c.pop("databases")
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+DLOG=$WORK/daemon3.err
+J0=$(berlin "2026-03-11 00:55")
+printf '%s\n' "$J0" >"$CLOCK"
+SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_CLOCK=$CLOCK \
+    "$SNAPBACK" --config "$CFG" --no-progress daemon >"$WORK/daemon.out" 2>"$DLOG" &
+DPID=$!
+wait_idle "$J0"
+snapshots() { grep -c '"event":"snapshot"' "$STATE/journal.jsonl" || true; }
+fired=()
+for ((t = J0 + 60; t <= J0 + 124 * 60; t += 60)); do
+    before=$(snapshots)
+    set_clock "$t"
+    after=$(snapshots)
+    ((after == before)) || fired+=("$(TZ=Europe/Berlin date -d "@$t" +%H:%M)x$((after - before))")
+done
+log "with jitter 10m the hourly snapshot ran at (Berlin time x runs): ${fired[*]}"
+check "two hourly fires in 00:56..02:59, one run each (got: ${fired[*]})" test "${#fired[@]}" = 2
+check "the 01:00 fire ran once within its 10 minutes (got: ${fired[0]})" \
+    grep -qE '^01:(0[0-9]|10)x1$' <<<"${fired[0]}"
+check "the 02:00 fire ran once within its 10 minutes (got: ${fired[1]})" \
+    grep -qE '^02:(0[0-9]|10)x1$' <<<"${fired[1]}"
+kill -TERM "$DPID"
+status=0
+wait "$DPID" || status=$?
+check "the jittered daemon exits 0 on SIGTERM" test "$status" = 0
