@@ -1,18 +1,16 @@
 /* daemon: the built-in scheduler (DESIGN §9). It fires the config's schedule (snapshot,
- * prune, verify cron expressions, local time zone, DST as cronie) by running this same binary
- * as a child for each job, so a job takes the app lock like a cron run, and a job that
- * crashes cannot take the scheduler down. A job never overlaps itself (a fire time that comes
+ * prune, verify cron expressions, in the local zone or schedule.timezone, DST as cronie) by running
+ * this same binary as a child for each job, so a job takes the app lock like a cron run, and a job
+ * that crashes cannot take the scheduler down. A job never overlaps itself (a fire time that comes
  * while it still runs is skipped and logged); a run missed while the daemon was down is
  * caught up once at start; SIGHUP reloads the config (keeping the old one if the new one is
  * invalid); SIGTERM/SIGINT stop it, passing the signal to a running job, which then cleans up
  * and leaves at most orphans.
  *
- * schedule.timezone: fire times are computed in that zone by sb_cron_next(), which points TZ
- * at the zone file for the length of the computation and restores it (setenv + tzset). That is
- * only safe without other threads reading the environment or the zone: the daemon is
- * single-threaded (jobs are child processes, forked after TZ is restored), so it is; a
- * private TZif reader would be the cleaner design but a second implementation of glibc's
- * zone rules (including the POSIX footer for years past the table), so it was not worth it.
+ * schedule.timezone: fire times are computed in that zone by sb_cron_next(), which reads the
+ * zone's TZif file itself (src/ops/zone.c) rather than pointing TZ at it: switching TZ
+ * (setenv + tzset) is process-global and not thread-safe, and would leak into the jobs' and
+ * the log's notion of local time if anything went wrong between the switch and its undo.
  * schedule.jitter delays each fire by a random 0..jitter seconds (systemd's
  * RandomizedDelaySec), so many hosts on one repository do not start together.
  *
@@ -20,7 +18,8 @@
  * "now" is the epoch second written in FILE (re-read on every loop turn), sleeps are 20 ms,
  * and when nothing is due the daemon writes the time it has caught up to into FILE.idle, so
  * a test can step the clock and wait for the daemon to settle
- * (tests/integration/daemon_clock.sh). Either variable alone does nothing but log a warning. */
+ * (tests/integration/daemon_clock.sh). SNAPBACK_TEST_CLOCK without SNAPBACK_TEST_HOOKS=1 is
+ * ignored with a warning. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

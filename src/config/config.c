@@ -32,6 +32,7 @@
 #include <cjson/cJSON.h>
 
 #include "snapback/cron.h"
+#include "snapback/zone.h"
 
 #define JSON_PATH_MAX 256
 #define KEY_SHOWN_MAX 64
@@ -665,12 +666,18 @@ parse_schedule(const cJSON *obj, struct sb_config *cfg, struct sb_error *err)
     if ((item = member(obj, parent, "timezone", path))) {
         if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0])
             return config_fail(err, path, "expected a time zone name like 'Europe/Berlin'");
-        if (!sb_cron_zone_exists(item->valuestring))
+        struct sb_zone *zone = NULL;
+        struct sb_error zone_err = SB_ERROR_INIT;
+        if (sb_zone_load(item->valuestring, &zone, &zone_err) < 0) {
+            if (zone_err.code != SB_E_CONFIG) /* a damaged zone file */
+                return config_fail(err, path, "%s", zone_err.msg);
             return config_fail(err, path,
                                "unknown time zone '%.100s' (no such zone file under "
                                "/usr/share/zoneinfo; use an IANA name like 'Europe/Berlin', or "
                                "install tzdata)",
                                item->valuestring);
+        }
+        sb_zone_free(zone);
         if (!(cfg->schedule.timezone = dup_string(item->valuestring)))
             return out_of_memory(err);
     }
