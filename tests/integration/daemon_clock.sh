@@ -299,3 +299,9 @@ kill -TERM "$DPID"
 status=0
 wait "$DPID" || status=$?
 check "the jittered daemon exits 0 on SIGTERM" test "$status" = 0
+
+# the daemons and their jobs: no sanitizer report in any log (ASan+UBSan builds)
+if grep -lE "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK"/daemon*.err; then
+    fail "a sanitizer report in a daemon log: $(grep -hE -A5 "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK"/daemon*.err | head -n 20)"
+fi
+CHECKS=$((CHECKS + 1))
