@@ -248,6 +248,20 @@ daemon_config_pin(const struct daemon_config *dc, char **pinned, struct sb_error
     return 0;
 }
 
+/* Says when each job runs next, so an operator can check the schedule and zone. */
+static void
+log_schedule(const struct schedule *s)
+{
+    for (int idx = 0; idx < JOB_COUNT; idx++) {
+        if (!s->cron[idx])
+            continue;
+        char when[32];
+        sb_format_time_iso(s->next[idx] + s->delay[idx], when);
+        sb_log(SB_LOG_INFO, "schedule", "next %s at %s (%s%s, jitter %lld s)", job_names[idx], when,
+               s->tz ? "time zone " : "", s->tz ? s->tz : "local time", (long long)s->delay[idx]);
+    }
+}
+
 /* Runs `snapback --config PINNED JOB` and waits; a SIGTERM to us is passed on. */
 static const char *job_config_path;
 
@@ -342,6 +356,7 @@ cmd_daemon(struct sb_cli *cli, struct sb_error *err)
     dc.cfg = NULL;
     daemon_config_release(&dc);
     job_config_path = pinned_path;
+    log_schedule(&sched);
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sigemptyset(&sa.sa_mask);
@@ -388,6 +403,7 @@ cmd_daemon(struct sb_cli *cli, struct sb_error *err)
                 job_config_path = pinned_path;
                 sb_log_set_context(cli->cfg->app, NULL);
                 sb_log(SB_LOG_INFO, "reload", "config reloaded");
+                log_schedule(&sched);
             }
             daemon_config_release(&fresh);
         }

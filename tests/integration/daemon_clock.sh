@@ -175,6 +175,10 @@ PATH="$BIN:$PATH" SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_CLOCK=$CLOCK \
 DPID=$!
 wait_idle "$T0"
 grep -q "time zone Europe/Berlin" "$DLOG" || fail "the daemon does not say it uses Europe/Berlin: $(cat "$DLOG")"
+# 02:30 in Berlin (winter, +01:00) is 01:30 UTC; the machine's own zone would say otherwise
+grep -qF "next verify at 2026-03-10T01:30:00Z (time zone Europe/Berlin" "$DLOG" ||
+    fail "the daemon does not plan verify for 02:30 Berlin time: $(grep -F "next " "$DLOG")"
+CHECKS=$((CHECKS + 1))
 check_journal "at start (nothing missed)" ""
 
 # 1. a minute at a time from 00:58 to 02:32 Berlin (01:00: snapshot then prune; 02:30 Berlin
@@ -211,6 +215,7 @@ cp "$WORK/base.json" "$CFG"
 write_config "$CFG" "15 * * * *"
 kill -HUP "$DPID"
 wait_log "config reloaded"
+wait_log "next snapshot at 2026-03-10T05:15:00Z"
 set_clock "$(berlin "2026-03-10 05:40")"
 set_clock "$(berlin "2026-03-10 05:45")"
 check_journal "after a good reload, 05:40 and 05:45 (the old schedule's times)" ""
