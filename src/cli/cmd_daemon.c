@@ -40,8 +40,10 @@ const struct sb_cmd_help help_daemon = {
     "Runs the config's schedule (\"schedule\": {\"snapshot\": \"0 * * * *\", \"prune\": ...,\n"
     "\"verify\": ...}; 5-field cron expressions or @hourly/@daily/@weekly/@monthly/@yearly,\n"
     "in schedule.timezone or local time, each fire delayed by a random 0..schedule.jitter)\n"
-    "until stopped. Each job is `snapback --config FILE JOB` run as a child, under the same\n"
-    "lock as cron runs. SIGHUP reloads the config; SIGTERM finishes cleanly.",
+    "until stopped. Each job is `snapback JOB` run as a child under the same lock as cron\n"
+    "runs, with the config the daemon accepted (copied to state_dir/daemon-config.json).\n"
+    "SIGHUP reloads the config (a broken one is refused and the old one kept, for the jobs\n"
+    "too); SIGTERM passes the signal to a running job and stops cleanly.",
     NULL,
 };
 
