@@ -10,7 +10,8 @@
 # dump (a fake pg_dump that waits for a file) stops the daemon with exit 0 and leaves the
 # repository valid: verify --all passes and every object a manifest names is there.
 # SNAPBACK_TEST_CLOCK without SNAPBACK_TEST_HOOKS=1 is ignored with a warning. Lastly, with
-# schedule.jitter 10m an hourly job runs once per hour, within 10 minutes of its time.
+# schedule.jitter 10m an hourly job runs once per hour, within 10 minutes of its time; and a
+# fixed-time job across Berlin's DST changes runs once on each day, as cronie does.
 #
 # Synchronisation: after writing a time to the clock file, the test waits (bounded) until the
 # daemon has written that time to CLOCK.idle, which it does only once nothing is due.
@@ -304,6 +305,45 @@ kill -TERM "$DPID"
 status=0
 wait "$DPID" || status=$?
 check "the jittered daemon exits 0 on SIGTERM" test "$status" = 0
+
+# 7. DST through the daemon (Europe/Berlin, verify "30 2 * * *", a fixed-time job, as cronie):
+# on 2026-03-29 02:30 does not exist (02:00 -> 03:00) and the job runs once, at 03:00; on
+# 2026-10-25 02:30 happens twice (03:00 -> 02:00) and the job runs once, at the first
+"$PYTHON" - "$WORK/base.json" "$CFG" <<'PY'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["schedule"] = {"verify": "30 2 * * *", "timezone": "Europe/Berlin"}
+c.pop("databases")
+json.dump(c, open(sys.argv[2], "w"), indent=1)
+PY
+verifies() { grep -c '"event":"verify"' "$STATE/journal.jsonl" || true; }
+# dst_walk FROM-UTC MINUTES: starts a daemon at FROM (epoch), steps a minute at a time and
+# sets RAN to the UTC times of the steps at which a verify ran (not in a subshell, so that the
+# cleanup trap knows the daemon)
+dst_walk() {
+    local from=$1 minutes=$2 t before
+    RAN=
+    DLOG=$WORK/daemon-dst-$from.err
+    printf '%s\n' "$from" >"$CLOCK"
+    SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_CLOCK=$CLOCK \
+        "$SNAPBACK" --config "$CFG" --no-progress daemon >"$WORK/daemon.out" 2>"$DLOG" &
+    DPID=$!
+    wait_idle "$from"
+    for ((t = from + 60; t <= from + minutes * 60; t += 60)); do
+        before=$(verifies)
+        set_clock "$t"
+        [[ $(verifies) == "$before" ]] || RAN+="$(date -u -d "@$t" +%H:%MZ) "
+    done
+    kill -TERM "$DPID"
+    wait "$DPID" || fail "the DST daemon did not exit 0 on SIGTERM"
+}
+# spring: from 01:50 CET (00:50Z) for 80 minutes; 03:00 CEST is 01:00Z
+dst_walk "$(date -u -d 2026-03-29T00:50:00Z +%s)" 80
+check "spring forward: verify runs once, at 03:00 CEST = 01:00Z (ran at: $RAN)" test "$RAN" = "01:00Z "
+# autumn: from 01:50 CEST (23:50Z) for 150 minutes; the first 02:30 (CEST) is 00:30Z, the
+# second (CET) 01:30Z
+dst_walk "$(date -u -d 2026-10-24T23:50:00Z +%s)" 150
+check "fall back: verify runs once, at the first 02:30 = 00:30Z (ran at: $RAN)" test "$RAN" = "00:30Z "
 
 # the daemons and their jobs: no sanitizer report in any log (ASan+UBSan builds)
 if grep -lE "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK"/daemon*.err; then
