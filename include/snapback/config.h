@@ -88,6 +88,8 @@ struct sb_config {
         char *snapshot; /* cron expressions as written, NULL when absent */
         char *prune;
         char *verify;
+        char *timezone;   /* IANA zone name (checked under /usr/share/zoneinfo); NULL = local */
+        int64_t jitter_s; /* 0..3600: each fire is delayed by a random 0..jitter_s seconds */
     } schedule;
 
     struct {

@@ -61,6 +61,12 @@ void sb_request_stop(int signo);
 /* -1 with SB_E_TEMPFAIL "interrupted by signal N" once a stop was requested. */
 int sb_check_stop(struct sb_error *err);
 
+/* --- test hooks: never for production. Only with SNAPBACK_TEST_HOOKS=1 in the environment:
+ * SNAPBACK_TEST_KILL_AT=NAME:N makes the N-th call of sb_test_kill_point(NAME) in this
+ * process SIGKILL it, so crash tests hit every step of an operation deterministically
+ * (tests/integration/prune_crash.sh). Without both variables it does nothing. --- */
+void sb_test_kill_point(const char *name);
+
 /* --- misc --- */
 void sb_hex_encode(const unsigned char *in, size_t len, char *out /* 2*len+1 */);
 int sb_hex_decode(const char *in, unsigned char *out, size_t out_len);

@@ -5,6 +5,7 @@
 #ifndef SNAPBACK_CRON_H
 #define SNAPBACK_CRON_H
 
+#include <stdbool.h>
 #include <time.h>
 
 #include "snapback/error.h"
@@ -19,5 +20,8 @@ int sb_cron_parse(const char *expr, struct sb_cron **out, struct sb_error *err);
 int sb_cron_next(const struct sb_cron *cron, time_t after, const char *tz, time_t *next,
                  struct sb_error *err);
 void sb_cron_free(struct sb_cron *cron);
+/* Whether tz names a time zone file (TZif) under /usr/share/zoneinfo; relative names only,
+ * without "..". */
+bool sb_cron_zone_exists(const char *tz);
 
 #endif

@@ -32,6 +32,7 @@
 #include <cjson/cJSON.h>
 
 #include "snapback/cron.h"
+#include "snapback/zone.h"
 
 #define JSON_PATH_MAX 256
 #define KEY_SHOWN_MAX 64
@@ -632,24 +633,27 @@ parse_compression(const cJSON *obj, struct sb_config *cfg, struct sb_error *err)
     return 0;
 }
 
+/* schedule.jitter: a duration up to an hour, or "0" (the default: no delay). */
+#define JITTER_MAX_S 3600
+
 static int
 parse_schedule(const cJSON *obj, struct sb_config *cfg, struct sb_error *err)
 {
-    static const char *const keys[] = {"snapshot", "prune", "verify", NULL};
+    static const char *const keys[] = {"snapshot", "prune", "verify", "timezone", "jitter", NULL};
     const char *parent = "schedule";
     char **slots[] = {&cfg->schedule.snapshot, &cfg->schedule.prune, &cfg->schedule.verify};
+    char path[JSON_PATH_MAX];
+    const cJSON *item;
 
     if (!cJSON_IsObject(obj))
         return config_fail(err, parent, "expected an object");
     if (check_keys(obj, parent, keys, err) < 0)
         return -1;
-    for (size_t key_idx = 0; keys[key_idx]; key_idx++) {
-        char path[JSON_PATH_MAX];
-        const cJSON *item = member(obj, parent, keys[key_idx], path);
+    for (size_t key_idx = 0; key_idx < sizeof(slots) / sizeof(slots[0]); key_idx++) {
         struct sb_error cron_err = SB_ERROR_INIT;
         struct sb_cron *cron = NULL;
 
-        if (!item)
+        if (!(item = member(obj, parent, keys[key_idx], path)))
             continue;
         if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0])
             return config_fail(err, path, "expected a cron expression like '0 * * * *'");
@@ -658,6 +662,35 @@ parse_schedule(const cJSON *obj, struct sb_config *cfg, struct sb_error *err)
         sb_cron_free(cron);
         if (!(*slots[key_idx] = dup_string(item->valuestring)))
             return out_of_memory(err);
+    }
+    if ((item = member(obj, parent, "timezone", path))) {
+        if (!cJSON_IsString(item) || !item->valuestring || !item->valuestring[0])
+            return config_fail(err, path, "expected a time zone name like 'Europe/Berlin'");
+        struct sb_zone *zone = NULL;
+        struct sb_error zone_err = SB_ERROR_INIT;
+        if (sb_zone_load(item->valuestring, &zone, &zone_err) < 0) {
+            if (zone_err.code != SB_E_CONFIG) /* a damaged zone file */
+                return config_fail(err, path, "%s", zone_err.msg);
+            return config_fail(err, path,
+                               "unknown time zone '%.100s' (no such zone file under "
+                               "/usr/share/zoneinfo; use an IANA name like 'Europe/Berlin', or "
+                               "install tzdata)",
+                               item->valuestring);
+        }
+        sb_zone_free(zone);
+        if (!(cfg->schedule.timezone = dup_string(item->valuestring)))
+            return out_of_memory(err);
+    }
+    if ((item = member(obj, parent, "jitter", path))) {
+        int64_t jitter = 0;
+        bool zero = cJSON_IsString(item) && item->valuestring &&
+                    (!strcmp(item->valuestring, "0") || !strcmp(item->valuestring, "0s"));
+        if (!zero && (!cJSON_IsString(item) || !item->valuestring ||
+                      sb_parse_duration(item->valuestring, &jitter) < 0 || jitter > JITTER_MAX_S))
+            return config_fail(err, path,
+                               "expected a duration from 0 to 1h like '30s' or '5m' (each fire "
+                               "is delayed by a random amount up to it)");
+        cfg->schedule.jitter_s = jitter;
     }
     return 0;
 }
@@ -1206,6 +1239,7 @@ sb_config_free(struct sb_config *cfg)
     free(cfg->schedule.snapshot);
     free(cfg->schedule.prune);
     free(cfg->schedule.verify);
+    free(cfg->schedule.timezone);
     command_release(&cfg->hooks.before_snapshot);
     command_release(&cfg->hooks.after_snapshot);
     command_release(&cfg->hooks.before_rollback);

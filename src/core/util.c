@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,6 +114,22 @@ sb_parse_u64(const char *s, uint64_t *out)
         return -1;
     *out = v;
     return 0;
+}
+
+void
+sb_test_kill_point(const char *name)
+{
+    static uint64_t calls;
+    const char *hooks = getenv("SNAPBACK_TEST_HOOKS");
+    const char *spec = getenv("SNAPBACK_TEST_KILL_AT");
+    if (!hooks || strcmp(hooks, "1") != 0 || !spec)
+        return;
+    size_t len = strlen(name);
+    uint64_t want = 0;
+    if (strncmp(spec, name, len) != 0 || spec[len] != ':' || sb_parse_u64(spec + len + 1, &want))
+        return;
+    if (++calls == want)
+        raise(SIGKILL);
 }
 
 static volatile sig_atomic_t stop_signal;

@@ -21,22 +21,19 @@
  * Day-of-month and day-of-week follow Vixie cron: when both are restricted (neither field
  * starts with '*'), a day matches when either matches; otherwise both must match.
  *
- * sb_cron_next() changes the process's TZ (setenv + tzset, restored afterwards) to convert
- * times in a named zone. That is not thread-safe; the scheduler runs it from its one thread. */
+ * A named zone (schedule.timezone) is read from its zone file by src/ops/zone.c, so nothing
+ * process-global changes (no setenv("TZ") + tzset, which would not be thread-safe); the local
+ * zone (NULL) is glibc's, through localtime_r. */
 #include "snapback/cron.h"
+#include "snapback/zone.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#define ZONEINFO_DIR "/usr/share/zoneinfo/"
-#define ZONE_NAME_MAX 255
 #define DAY_SECS 86400LL
 /* 5 years, counting the at most 2 leap days in them. */
 #define HORIZON_SECS ((5 * 365 + 2) * DAY_SECS)
@@ -479,10 +476,15 @@ next_match(const struct sb_cron *cron, int64_t wall_lo, int64_t wall_limit, int6
     }
 }
 
-/* The UTC offset (seconds east) in force at instant t. */
+/* The UTC offset (seconds east) in force at instant t: in `zone`, or in the process's local
+ * zone when it is NULL. */
 static int
-utc_offset(int64_t t, int64_t *offset, struct sb_error *err)
+utc_offset(const struct sb_zone *zone, int64_t t, int64_t *offset, struct sb_error *err)
 {
+    if (zone) {
+        *offset = sb_zone_offset(zone, t);
+        return 0;
+    }
     time_t when = (time_t)t;
     struct tm tm;
     if (!localtime_r(&when, &tm))
@@ -495,19 +497,19 @@ utc_offset(int64_t t, int64_t *offset, struct sb_error *err)
 /* The first instant in (from, to] whose offset differs from `offset` (the offset at from), in
  * *change; *found is false when there is none. */
 static int
-find_change(int64_t from, int64_t to, int64_t offset, bool *found, int64_t *change,
-            struct sb_error *err)
+find_change(const struct sb_zone *zone, int64_t from, int64_t to, int64_t offset, bool *found,
+            int64_t *change, struct sb_error *err)
 {
     int64_t lo = from, probe_offset = offset;
     *found = false;
     while (lo < to) {
         int64_t hi = to - lo > PROBE_SECS ? lo + PROBE_SECS : to;
-        if (utc_offset(hi, &probe_offset, err) != 0)
+        if (utc_offset(zone, hi, &probe_offset, err) != 0)
             return -1;
         if (probe_offset != offset) {
             while (hi - lo > 1) {
                 int64_t mid = lo + (hi - lo) / 2;
-                if (utc_offset(mid, &probe_offset, err) != 0)
+                if (utc_offset(zone, mid, &probe_offset, err) != 0)
                     return -1;
                 if (probe_offset == offset)
                     lo = mid;
@@ -526,21 +528,22 @@ find_change(int64_t from, int64_t to, int64_t offset, bool *found, int64_t *chan
 /* For a fixed-time job searching from instant t (offset `offset`): the lowest wall time not
  * already passed. Right after a fall-back, walls up to the old offset's were already lived. */
 static int
-fixed_time_floor(int64_t t, int64_t offset, int64_t *floor_wall, struct sb_error *err)
+fixed_time_floor(const struct sb_zone *zone, int64_t t, int64_t offset, int64_t *floor_wall,
+                 struct sb_error *err)
 {
     int64_t before = t - LOOKBACK_SECS, before_offset = 0, change = 0, prev_offset = 0;
     bool found;
     *floor_wall = INT64_MIN;
-    if (utc_offset(before, &before_offset, err) != 0)
+    if (utc_offset(zone, before, &before_offset, err) != 0)
         return -1;
     if (before_offset == offset)
         return 0;
     /* find_change from `before` finds where its offset ends, i.e. where ours begins. */
-    if (find_change(before, t, before_offset, &found, &change, err) != 0)
+    if (find_change(zone, before, t, before_offset, &found, &change, err) != 0)
         return -1;
     if (!found)
         return 0;
-    if (utc_offset(change - 1, &prev_offset, err) != 0)
+    if (utc_offset(zone, change - 1, &prev_offset, err) != 0)
         return -1;
     if (prev_offset > offset)
         *floor_wall = ceil_minute(change + prev_offset);
@@ -553,17 +556,18 @@ max64(int64_t a, int64_t b)
     return a > b ? a : b;
 }
 
-/* The search itself, in the zone currently set. */
+/* The search itself, in `zone` (NULL: the local zone). */
 static int
-search_next(const struct sb_cron *cron, int64_t after, int64_t *next, struct sb_error *err)
+search_next(const struct sb_zone *zone, const struct sb_cron *cron, int64_t after, int64_t *next,
+            struct sb_error *err)
 {
     int64_t t = after, offset = 0, floor_wall = 0;
-    if (utc_offset(t, &offset, err) != 0)
+    if (utc_offset(zone, t, &offset, err) != 0)
         return -1;
     int64_t wall_lo = (floor_div(t + offset, 60) + 1) * 60; /* strictly after */
     int64_t wall_limit = wall_lo + HORIZON_SECS;
     if (cron->fixed_time) {
-        if (fixed_time_floor(t, offset, &floor_wall, err) != 0)
+        if (fixed_time_floor(zone, t, offset, &floor_wall, err) != 0)
             return -1;
         wall_lo = max64(wall_lo, floor_wall);
     }
@@ -575,14 +579,14 @@ search_next(const struct sb_cron *cron, int64_t after, int64_t *next, struct sb_
         if (!next_match(cron, wall_lo, wall_limit, &wall))
             break;
         int64_t candidate = wall - offset;
-        if (find_change(t, candidate, offset, &found, &change, err) != 0)
+        if (find_change(zone, t, candidate, offset, &found, &change, err) != 0)
             return -1;
         if (!found) {
             *next = candidate;
             return 0;
         }
         /* No match in this segment's walls [wall_lo, change + offset): cross the change. */
-        if (utc_offset(change, &new_offset, err) != 0)
+        if (utc_offset(zone, change, &new_offset, err) != 0)
             return -1;
         if (new_offset > offset) {
             /* Spring forward: walls [change + offset, change + new_offset) never happen. */
@@ -603,70 +607,33 @@ search_next(const struct sb_cron *cron, int64_t after, int64_t *next, struct sb_
     return sb_error_set(err, SB_E_CONFIG, 0, "expression never fires");
 }
 
-/* A zone name must be a TZif file under ZONEINFO_DIR, without '..' or a leading '/'. */
-static bool
-zone_exists(const char *tz)
+bool
+sb_cron_zone_exists(const char *tz)
 {
-    char path[sizeof(ZONEINFO_DIR) + ZONE_NAME_MAX];
-    char magic[4];
-    struct stat st;
-    bool ok = false;
-    size_t len = strlen(tz);
-    if (len == 0 || len > ZONE_NAME_MAX || tz[0] == '/' || strstr(tz, ".."))
+    struct sb_zone *zone = NULL;
+    struct sb_error err = SB_ERROR_INIT;
+    if (!tz || sb_zone_load(tz, &zone, &err) < 0)
         return false;
-    snprintf(path, sizeof(path), "%s%s", ZONEINFO_DIR, tz);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-        read(fd, magic, sizeof(magic)) == (ssize_t)sizeof(magic))
-        ok = memcmp(magic, "TZif", sizeof(magic)) == 0;
-    close(fd);
-    return ok;
+    sb_zone_free(zone);
+    return true;
 }
 
 int
 sb_cron_next(const struct sb_cron *cron, time_t after, const char *tz, time_t *next,
              struct sb_error *err)
 {
-    int rc = -1;
-    char *saved_tz = NULL;
-    bool tz_changed = false, had_tz = false;
+    struct sb_zone *zone = NULL;
     int64_t found = 0;
 
     if ((int64_t)after > TIME_ABS_MAX || (int64_t)after < -TIME_ABS_MAX)
         return sb_error_set(err, SB_E_INTERNAL, 0, "time %lld is out of range", (long long)after);
-    if (tz) {
-        char value[ZONE_NAME_MAX + 2];
-        if (!zone_exists(tz))
-            return sb_error_set(err, SB_E_CONFIG, 0, "time zone '%s': unknown", tz);
-        const char *old = getenv("TZ");
-        had_tz = old != NULL;
-        if (old && !(saved_tz = strdup(old))) {
-            sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot save TZ");
-            goto out;
-        }
-        /* The ':' makes glibc read the zone file rather than parse a POSIX TZ rule. */
-        snprintf(value, sizeof(value), ":%s", tz);
-        if (setenv("TZ", value, 1) != 0) {
-            sb_error_set(err, SB_E_INTERNAL, errno, "cannot set TZ to '%s'", value);
-            goto out;
-        }
-        tz_changed = true;
-    }
-    tzset();
-    if (search_next(cron, (int64_t)after, &found, err) != 0)
-        goto out;
-    *next = (time_t)found;
-    rc = 0;
-out:
-    if (tz_changed) {
-        if (had_tz)
-            setenv("TZ", saved_tz, 1);
-        else
-            unsetenv("TZ");
-        tzset();
-    }
-    free(saved_tz);
+    if (tz && sb_zone_load(tz, &zone, err) < 0)
+        return -1;
+    if (!zone)
+        tzset(); /* the local zone: pick up a changed TZ */
+    int rc = search_next(zone, cron, (int64_t)after, &found, err);
+    sb_zone_free(zone);
+    if (rc == 0)
+        *next = (time_t)found;
     return rc;
 }

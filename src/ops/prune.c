@@ -210,6 +210,7 @@ sweep_one(struct sb_repo *repo, const char *rel, char **refs, size_t nrefs, time
     }
     if (sb_store_remove(repo->store, path, err) < 0)
         goto out;
+    sb_test_kill_point("prune-remove");
     res->objects_deleted++;
     res->bytes_freed += st.size;
     rc = 0;
@@ -229,8 +230,10 @@ sb_prune_execute(struct sb_repo *repo, struct sb_prune_result *res, struct sb_er
         snprintf(name, sizeof(name), "%s/snapshots/%s.manifest", repo->app, res->items[idx].id);
         if (sb_store_remove(repo->store, name, err) < 0)
             return sb_error_wrap(err, "prune");
+        sb_test_kill_point("prune-remove");
         if (sb_catalog_remove(repo, res->items[idx].id, err) < 0)
             return sb_error_wrap(err, "prune");
+        sb_test_kill_point("prune-remove");
         res->snapshots_deleted++;
     }
     /* 2. the objects every surviving manifest references (all of them, not only the ones
@@ -294,7 +297,10 @@ sb_prune_execute(struct sb_repo *repo, struct sb_prune_result *res, struct sb_er
         sub = NULL;
         nsub = 0;
         if (left == 0) /* an empty data/<ID>/ */
+        {
             sb_store_remove(repo->store, subdir, NULL);
+            sb_test_kill_point("prune-remove");
+        }
     }
     /* stale partial manifests */
     sb_store_names_free(names, nnames);

@@ -512,6 +512,37 @@ test_bad_configs(void)
         {"{" BASE ",'schedule':{'snapshot':5}}",
          "schedule.snapshot: expected a cron expression like '0 * * * *'"},
         {"{" BASE ",'schedule':{'backup':'@hourly'}}", "schedule.backup: unknown key"},
+        {"{" BASE ",'schedule':{'timezone':'Mars/Olympus_Mons'}}",
+         "schedule.timezone: unknown time zone 'Mars/Olympus_Mons' (no such zone file under "
+         "/usr/share/zoneinfo; use an IANA name like 'Europe/Berlin', or install tzdata)"},
+        {"{" BASE ",'schedule':{'timezone':'../../etc/passwd'}}",
+         "schedule.timezone: unknown time zone '../../etc/passwd' (no such zone file under "
+         "/usr/share/zoneinfo; use an IANA name like 'Europe/Berlin', or install tzdata)"},
+        {"{" BASE ",'schedule':{'timezone':'/usr/share/zoneinfo/UTC'}}",
+         "schedule.timezone: unknown time zone '/usr/share/zoneinfo/UTC' (no such zone file "
+         "under /usr/share/zoneinfo; use an IANA name like 'Europe/Berlin', or install tzdata)"},
+        {"{" BASE ",'schedule':{'timezone':'Europe'}}",
+         "schedule.timezone: unknown time zone 'Europe' (no such zone file under "
+         "/usr/share/zoneinfo; use an IANA name like 'Europe/Berlin', or install tzdata)"},
+        {"{" BASE ",'schedule':{'timezone':''}}",
+         "schedule.timezone: expected a time zone name like 'Europe/Berlin'"},
+        {"{" BASE ",'schedule':{'timezone':1}}",
+         "schedule.timezone: expected a time zone name like 'Europe/Berlin'"},
+        {"{" BASE ",'schedule':{'jitter':'2h'}}",
+         "schedule.jitter: expected a duration from 0 to 1h like '30s' or '5m' (each fire is "
+         "delayed by a random amount up to it)"},
+        {"{" BASE ",'schedule':{'jitter':'3601s'}}",
+         "schedule.jitter: expected a duration from 0 to 1h like '30s' or '5m' (each fire is "
+         "delayed by a random amount up to it)"},
+        {"{" BASE ",'schedule':{'jitter':'-5m'}}",
+         "schedule.jitter: expected a duration from 0 to 1h like '30s' or '5m' (each fire is "
+         "delayed by a random amount up to it)"},
+        {"{" BASE ",'schedule':{'jitter':'soon'}}",
+         "schedule.jitter: expected a duration from 0 to 1h like '30s' or '5m' (each fire is "
+         "delayed by a random amount up to it)"},
+        {"{" BASE ",'schedule':{'jitter':300}}",
+         "schedule.jitter: expected a duration from 0 to 1h like '30s' or '5m' (each fire is "
+         "delayed by a random amount up to it)"},
         {"{" BASE ",'retention':{'keep_daily':-1}}",
          "retention.keep_daily: expected an integer >= 0"},
         {"{" BASE ",'retention':{'keep_within':'forever'}}",
@@ -690,6 +721,43 @@ test_bad_schedule(void)
     EXPECT(strncmp(err.msg, prefix, strlen(prefix)) == 0);
     EXPECT(strlen(err.msg) > strlen(prefix));
     EXPECT(cfg == NULL);
+}
+
+static void
+test_schedule_zone_and_jitter(void)
+{
+    struct sb_error err = SB_ERROR_INIT;
+    struct sb_config *cfg = NULL;
+
+    EXPECT_OK(parse_q("{" BASE ",'schedule':{'snapshot':'@hourly','timezone':'America/New_York',"
+                      "'jitter':'5m'}}",
+                      &cfg, &err),
+              &err);
+    if (cfg) {
+        EXPECT_STR(cfg->schedule.timezone, "America/New_York");
+        EXPECT_INT(cfg->schedule.jitter_s, 300);
+    }
+    sb_config_free(cfg);
+    cfg = NULL;
+    EXPECT_OK(parse_q("{" BASE ",'schedule':{'timezone':'UTC','jitter':'1h'}}", &cfg, &err), &err);
+    if (cfg) {
+        EXPECT_STR(cfg->schedule.timezone, "UTC");
+        EXPECT_INT(cfg->schedule.jitter_s, 3600);
+    }
+    sb_config_free(cfg);
+    cfg = NULL;
+    EXPECT_OK(parse_q("{" BASE ",'schedule':{'jitter':'0'}}", &cfg, &err), &err);
+    if (cfg)
+        EXPECT_INT(cfg->schedule.jitter_s, 0);
+    sb_config_free(cfg);
+    cfg = NULL;
+    /* defaults: the local zone, no jitter */
+    EXPECT_OK(parse_q("{" BASE ",'schedule':{'snapshot':'@daily'}}", &cfg, &err), &err);
+    if (cfg) {
+        EXPECT(cfg->schedule.timezone == NULL);
+        EXPECT_INT(cfg->schedule.jitter_s, 0);
+    }
+    sb_config_free(cfg);
 }
 
 static void
@@ -956,6 +1024,7 @@ main(void)
     RUN(test_bad_configs);
     RUN(test_bad_schedule);
     RUN(test_verify_probes);
+    RUN(test_schedule_zone_and_jitter);
     RUN(test_long_key_is_cut);
     RUN(test_raw_nul_and_lengths);
     RUN(test_duration);

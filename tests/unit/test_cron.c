@@ -552,6 +552,48 @@ brute_force_one(const char *expr, bool fixed, const struct window *win)
     sb_cron_free(cron);
 }
 
+/* schedule.timezone: zones with odd offsets (+05:30, +12:45) and a 30-minute DST shift
+ * (Lord Howe), evaluated while the process's own zone is a third one, which stays set. */
+static void
+test_named_zone_not_local(void)
+{
+    static const struct next_case cases[] = {
+        {"30 9 * * *", "Asia/Kolkata", "2026-06-01T00:00Z", "2026-06-01T04:00:00Z"},
+        {"30 9 * * *", "Pacific/Chatham", "2026-05-31T00:00Z", "2026-05-31T20:45:00Z"},
+        /* Lord Howe springs forward 02:00 -> 02:30 on 2026-10-04 (15:30Z) */
+        {"15 2 * * *", "Australia/Lord_Howe", "2026-10-03T15:00Z", "2026-10-03T15:30:00Z"},
+        {"*/20 * * * *", "Australia/Lord_Howe", "2026-10-03T15:20Z", "2026-10-03T15:40:00Z"},
+        {"0 * * * *", "Australia/Lord_Howe", "2026-10-03T15:00Z", "2026-10-03T16:00:00Z"},
+    };
+    struct sb_error err = SB_ERROR_INIT;
+    bool had;
+    char *saved = tz_push("Asia/Tokyo", &had);
+    for (size_t case_idx = 0; case_idx < sizeof(cases) / sizeof(cases[0]); case_idx++) {
+        const struct next_case *c = &cases[case_idx];
+        struct sb_cron *cron = NULL;
+        time_t next = 0;
+        char got[32];
+        EXPECT_OK(sb_cron_parse(c->expr, &cron, &err), &err);
+        if (!cron)
+            continue;
+        EXPECT_OK(sb_cron_next(cron, test_time(c->from, NULL), c->tz, &next, &err), &err);
+        if (strcmp(iso(next, got, sizeof(got)), c->want) != 0)
+            TEST_FAIL("'%s' in %s after %s: got %s, want %s", c->expr, c->tz, c->from, got,
+                      c->want);
+        sb_cron_free(cron);
+    }
+    EXPECT_STR(getenv("TZ"), ":Asia/Tokyo");
+    struct tm tm;
+    time_t probe = test_time("2026-07-01T00:00Z", NULL);
+    localtime_r(&probe, &tm);
+    EXPECT_INT(tm.tm_gmtoff, 9 * 3600);
+    EXPECT(sb_cron_zone_exists("Australia/Lord_Howe"));
+    EXPECT(!sb_cron_zone_exists("Australia"));
+    EXPECT(!sb_cron_zone_exists("../zoneinfo/UTC"));
+    EXPECT(!sb_cron_zone_exists(""));
+    tz_pop(saved, had);
+}
+
 static void
 test_brute_force_dst_windows(void)
 {
@@ -571,6 +613,7 @@ main(void)
     RUN(test_parse_accepts);
     RUN(test_next_errors);
     RUN(test_local_zone);
+    RUN(test_named_zone_not_local);
     RUN(test_chains_through_dst);
     RUN(test_brute_force_dst_windows);
     return test_summary();
