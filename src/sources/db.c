@@ -265,6 +265,37 @@ pg_conn_args(const struct sb_db_config *db, const char **argv, size_t argc, char
     return argc;
 }
 
+#define PSQL_ROWS 1u  /* -A -t: unaligned rows, no header or footer */
+#define PSQL_QUIET 2u /* -q */
+#define PSQL_TABS 4u  /* -F TAB: columns separated by tabs (with PSQL_ROWS) */
+
+/* psql -X (no psqlrc) -v ON_ERROR_STOP=1, the connection options and -d dbname; the caller
+ * appends -c/-f and the NULL. */
+static size_t
+psql_args(const struct sb_db_config *db, const char *dbname, unsigned flags, const char **argv,
+          char *port_buf)
+{
+    size_t argc = 0;
+    argv[argc++] = "psql";
+    argv[argc++] = "-X";
+    argv[argc++] = "-v";
+    argv[argc++] = "ON_ERROR_STOP=1";
+    if (flags & PSQL_ROWS) {
+        argv[argc++] = "-A";
+        argv[argc++] = "-t";
+    }
+    if (flags & PSQL_TABS) {
+        argv[argc++] = "-F";
+        argv[argc++] = "\t";
+    }
+    if (flags & PSQL_QUIET)
+        argv[argc++] = "-q";
+    argc = pg_conn_args(db, argv, argc, port_buf);
+    argv[argc++] = "-d";
+    argv[argc++] = dbname;
+    return argc;
+}
+
 /* Gives a client's failure the code that tells the operator what to do. */
 static void
 classify(struct sb_error *err, const char *output)
@@ -326,6 +357,21 @@ run_client(const char *const *argv, const struct client_env *ce, char **output,
     return rc;
 }
 
+/* Runs one SQL statement with psql (psql_args flags) and returns its output. */
+static int
+psql_query(const struct sb_db_config *db, const struct client_env *ce, const char *dbname,
+           unsigned flags, const char *sql, char **out, struct sb_error *err)
+{
+    const char *argv[ARGV_MAX];
+    char port[16];
+    size_t argc = psql_args(db, dbname, flags, argv, port);
+    argv[argc++] = "-c";
+    argv[argc++] = sql;
+    argv[argc] = NULL;
+    *out = NULL;
+    return run_client(argv, ce, out, err);
+}
+
 /* --- PostgreSQL --- */
 
 static int
@@ -334,21 +380,8 @@ pg_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_d
 {
     if (missing_client("psql", "postgresql-client", err) < 0)
         return -1;
-    const char *argv[ARGV_MAX];
-    char port[16];
-    size_t argc = 0;
-    argv[argc++] = "psql";
-    argv[argc++] = "-X";
-    argv[argc++] = "-A";
-    argv[argc++] = "-t";
-    argc = pg_conn_args(db, argv, argc, port);
-    argv[argc++] = "-d";
-    argv[argc++] = db->dbname;
-    argv[argc++] = "-c";
-    argv[argc++] = "SHOW server_version";
-    argv[argc] = NULL;
     char *out = NULL;
-    int rc = run_client(argv, ce, &out, err);
+    int rc = psql_query(db, ce, db->dbname, PSQL_ROWS, "SHOW server_version", &out, err);
     if (rc == 0) {
         size_t len = strcspn(out, " \n");
         snprintf(info->server_version, sizeof(info->server_version), "%.*s", (int)len, out);
@@ -395,16 +428,6 @@ static int
 pg_database_exists(const struct sb_db_config *db, const struct client_env *ce, const char *name,
                    bool *exists, struct sb_error *err)
 {
-    const char *argv[ARGV_MAX];
-    char port[16];
-    size_t argc = 0;
-    argv[argc++] = "psql";
-    argv[argc++] = "-X";
-    argv[argc++] = "-A";
-    argv[argc++] = "-t";
-    argc = pg_conn_args(db, argv, argc, port);
-    argv[argc++] = "-d";
-    argv[argc++] = "postgres";
     char query[600];
     size_t q = 0;
     q += (size_t)snprintf(query + q, sizeof(query) - q,
@@ -416,11 +439,8 @@ pg_database_exists(const struct sb_db_config *db, const struct client_env *ce, c
         query[q++] = *c;
     }
     snprintf(query + q, sizeof(query) - q, "'");
-    argv[argc++] = "-c";
-    argv[argc++] = query;
-    argv[argc] = NULL;
     char *out = NULL;
-    int rc = run_client(argv, ce, &out, err);
+    int rc = psql_query(db, ce, "postgres", PSQL_ROWS, query, &out, err);
     if (rc == 0)
         *exists = out && atoi(out) > 0;
     free(out);
@@ -445,22 +465,8 @@ static int
 pg_admin_sql(const struct sb_db_config *db, const struct client_env *ce, const char *sql,
              struct sb_error *err)
 {
-    const char *argv[ARGV_MAX];
-    char port[16];
-    size_t argc = 0;
-    argv[argc++] = "psql";
-    argv[argc++] = "-X";
-    argv[argc++] = "-q";
-    argv[argc++] = "-v";
-    argv[argc++] = "ON_ERROR_STOP=1";
-    argc = pg_conn_args(db, argv, argc, port);
-    argv[argc++] = "-d";
-    argv[argc++] = "postgres";
-    argv[argc++] = "-c";
-    argv[argc++] = sql;
-    argv[argc] = NULL;
     char *out = NULL;
-    int rc = run_client(argv, ce, &out, err);
+    int rc = psql_query(db, ce, "postgres", PSQL_QUIET, sql, &out, err);
     free(out);
     return rc;
 }
@@ -649,22 +655,7 @@ static int
 pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, const char *target,
                   const struct pg_toc *toc, char **sql, struct sb_error *err)
 {
-    const char *argv[ARGV_MAX];
-    char port[16];
-    size_t argc = 0;
-    argv[argc++] = "psql";
-    argv[argc++] = "-X";
-    argv[argc++] = "-A";
-    argv[argc++] = "-t";
-    argv[argc++] = "-F";
-    argv[argc++] = "\t";
-    argv[argc++] = "-v";
-    argv[argc++] = "ON_ERROR_STOP=1";
-    argc = pg_conn_args(db, argv, argc, port);
-    argv[argc++] = "-d";
-    argv[argc++] = target;
-    argv[argc++] = "-c";
-    argv[argc++] =
+    static const char *const leftovers_sql =
         "SELECT c.relkind::text, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON "
         "n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname "
         "NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND NOT "
@@ -673,9 +664,8 @@ pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, co
         "pg_namespace n WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND "
         "n.nspname NOT LIKE 'pg\\_%' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid "
         "= 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')";
-    argv[argc] = NULL;
     char *out = NULL;
-    if (run_client(argv, ce, &out, err) < 0) {
+    if (psql_query(db, ce, target, PSQL_ROWS | PSQL_TABS, leftovers_sql, &out, err) < 0) {
         free(out);
         return -1;
     }
@@ -752,18 +742,10 @@ pg_restore_in_place(const struct sb_db_config *db, const struct client_env *ce, 
         goto out;
     const char *argv[ARGV_MAX];
     char port[16];
-    size_t argc = 0;
-    argv[argc++] = "psql";
-    argv[argc++] = "-X";
-    argv[argc++] = "-q";
+    size_t argc = psql_args(db, target, PSQL_QUIET, argv, port);
     argv[argc++] = "-1";
-    argv[argc++] = "-v";
-    argv[argc++] = "ON_ERROR_STOP=1";
     argv[argc++] = "-o";
     argv[argc++] = "/dev/null";
-    argc = pg_conn_args(db, argv, argc, port);
-    argv[argc++] = "-d";
-    argv[argc++] = target;
     if (drops[0]) {
         argv[argc++] = "-c";
         argv[argc++] = drops;
@@ -1498,20 +1480,7 @@ sb_db_query(const struct sb_db_config *db, const char *target, const char *sql,
     const char *argv[ARGV_MAX];
     size_t argc = 0;
     if (db->engine == SB_DB_POSTGRESQL) {
-        char port[16];
-        argv[argc++] = "psql";
-        argv[argc++] = "-X";
-        argv[argc++] = "-A";
-        argv[argc++] = "-t";
-        argv[argc++] = "-v";
-        argv[argc++] = "ON_ERROR_STOP=1";
-        argc = pg_conn_args(db, argv, argc, port);
-        argv[argc++] = "-d";
-        argv[argc++] = target;
-        argv[argc++] = "-c";
-        argv[argc++] = sql;
-        argv[argc] = NULL;
-        rc = run_client(argv, &ce, out, err);
+        rc = psql_query(db, &ce, target, PSQL_ROWS, sql, out, err);
     } else {
         char defaults[PATH_MAX + 32];
         argc = mysql_base_args(&ce, mysql_program("mariadb", "mysql"), argv, defaults);

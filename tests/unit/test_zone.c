@@ -65,7 +65,7 @@ check_zone(const char *name)
         if (compare_at(name, zone, t) < 0)
             goto out;
     /* past the table of a "fat" file (2037): the footer's rule decides */
-    for (int64_t t = 2082758400LL /* 2036 */; t < 2398291200LL /* 2046 */; t += 7 * 3600 + 1)
+    for (int64_t t = 2082758400LL /* 2036 */; t < 2398291200LL /* 2046 */; t += 2 * 86400 + 3601)
         if (compare_at(name, zone, t) < 0)
             goto out;
 out:
