@@ -168,6 +168,11 @@ sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries, stru
     }
     archive_read_disk_set_symlink_physical(disk);
     archive_read_disk_set_standard_lookup(disk);
+    /* No file flags (chattr: an ioctl per file, and flags such as immutable have no place in
+     * a restored release) and no sparse-file probing (two lseeks per file; a sparse file is
+     * stored as its full data, whose zeros zstd compresses to almost nothing). xattrs and
+     * ACLs are kept. */
+    archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_FFLAGS | ARCHIVE_READDISK_NO_SPARSE);
     /* Full pax (not pax_restricted, which drops sub-second mtimes), so a restored tree has
      * the exact mtimes: the release fingerprint of a restored release then matches. */
     archive_write_set_format_pax(tar);
