@@ -220,9 +220,12 @@ struct sb_prune_result {
     uint64_t objects_deleted, bytes_freed;
 };
 
+struct sb_zone;
 /* The retention decision alone: items newest first, created_at and tag set; sets keep and
- * reasons (restic forget semantics, periods in the local time zone). */
-void sb_retention_apply(const struct sb_config *cfg, struct sb_prune_item *items, size_t n);
+ * reasons (restic forget semantics; hours, days, weeks... of zone, or of the local time zone
+ * when zone is NULL). */
+void sb_retention_apply(const struct sb_config *cfg, const struct sb_zone *zone,
+                        struct sb_prune_item *items, size_t n);
 /* Applies the retention policy (SB_E_CONFIG when it has no rule). Changes nothing. */
 int sb_prune_plan(const struct sb_config *cfg, struct sb_repo *repo, struct sb_prune_result *res,
                   struct sb_error *err);

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "snapback/core.h"
+#include "snapback/zone.h"
 
 #define ORPHAN_GRACE_S (6 * 3600)
 
@@ -57,7 +58,8 @@ keep_add(struct sb_prune_item *item, const char *reason)
 }
 
 void
-sb_retention_apply(const struct sb_config *cfg, struct sb_prune_item *items, size_t n)
+sb_retention_apply(const struct sb_config *cfg, const struct sb_zone *zone,
+                   struct sb_prune_item *items, size_t n)
 {
     if (n == 0)
         return;
@@ -84,7 +86,13 @@ sb_retention_apply(const struct sb_config *cfg, struct sb_prune_item *items, siz
         for (size_t idx = 0; idx < n && left > 0; idx++) {
             struct tm tm;
             char key[32];
-            localtime_r(&items[idx].created_at, &tm);
+            if (zone) {
+                time_t local = (time_t)(items[idx].created_at +
+                                        sb_zone_offset(zone, (int64_t)items[idx].created_at));
+                gmtime_r(&local, &tm);
+            } else {
+                localtime_r(&items[idx].created_at, &tm);
+            }
             period_key(&tm, rules[rule].period, key, sizeof(key));
             if (strcmp(key, last) == 0)
                 continue; /* an older snapshot of a period already kept */
@@ -141,7 +149,14 @@ sb_prune_plan(const struct sb_config *cfg, struct sb_repo *repo, struct sb_prune
     if (n == 0)
         return 0;
 
-    sb_retention_apply(cfg, res->items, n);
+    /* periods in the schedule's time zone when one is set, as the daemon fires in it */
+    struct sb_zone *zone = NULL;
+    if (cfg->schedule.timezone && sb_zone_load(cfg->schedule.timezone, &zone, err) < 0) {
+        sb_store_names_free(ids, n);
+        return sb_error_wrap(err, "schedule.timezone");
+    }
+    sb_retention_apply(cfg, zone, res->items, n);
+    sb_zone_free(zone);
     for (size_t idx = 0; idx < n; idx++)
         if (!res->items[idx].keep)
             res->removed++;

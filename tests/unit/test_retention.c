@@ -10,6 +10,7 @@
 
 #include "snapback/core.h"
 #include "snapback/ops.h"
+#include "snapback/zone.h"
 #include "test.h"
 
 static const char *const times[] = {
@@ -76,7 +77,7 @@ test_retention_table(void)
             if (rc->keep_tagged == (int)idx + 1)
                 snprintf(items[idx].tag, sizeof(items[idx].tag), "keep");
         }
-        sb_retention_apply(&cfg, items, N);
+        sb_retention_apply(&cfg, NULL, items, N);
         char kept[64] = "";
         for (size_t idx = 0; idx < N; idx++)
             if (items[idx].keep) {
@@ -99,11 +100,41 @@ test_reasons(void)
     memset(items, 0, sizeof(items));
     for (size_t idx = 0; idx < N; idx++)
         sb_parse_time_iso(times[idx], &items[idx].created_at);
-    sb_retention_apply(&cfg, items, N);
+    sb_retention_apply(&cfg, NULL, items, N);
     EXPECT_STR(items[0].reasons, "newest, last, daily");
     EXPECT_STR(items[1].reasons, "last");
     EXPECT_STR(items[3].reasons, "daily");
     EXPECT(!items[2].keep);
+}
+
+/* Days are the schedule zone's: 23:30 and 00:30 UTC are one day in New York (UTC-5), two in
+ * UTC (the process's TZ here), so keep_daily=1 keeps one or two of them. */
+static void
+test_zone_days(void)
+{
+    struct sb_config cfg;
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.retention.keep_daily = 2;
+    struct sb_prune_item items[3];
+    memset(items, 0, sizeof(items));
+    sb_parse_time_iso("2026-01-02T00:30:00Z", &items[0].created_at);
+    sb_parse_time_iso("2026-01-01T23:30:00Z", &items[1].created_at);
+    sb_parse_time_iso("2026-01-01T12:00:00Z", &items[2].created_at);
+    sb_retention_apply(&cfg, NULL, items, 3);
+    EXPECT(items[0].keep && items[1].keep && !items[2].keep); /* UTC: Jan 2, Jan 1, Jan 1 */
+    struct sb_zone *ny = NULL;
+    struct sb_error err = SB_ERROR_INIT;
+    EXPECT_OK(sb_zone_load("America/New_York", &ny, &err), &err);
+    if (!ny)
+        return;
+    memset(items, 0, sizeof(items));
+    sb_parse_time_iso("2026-01-02T00:30:00Z", &items[0].created_at);
+    sb_parse_time_iso("2026-01-01T23:30:00Z", &items[1].created_at);
+    sb_parse_time_iso("2026-01-01T12:00:00Z", &items[2].created_at);
+    sb_retention_apply(&cfg, ny, items, 3);
+    /* New York: Jan 1 19:30, Jan 1 18:30, Jan 1 07:00: one day, then nothing older */
+    EXPECT(items[0].keep && !items[1].keep && !items[2].keep);
+    sb_zone_free(ny);
 }
 
 int
@@ -113,5 +144,6 @@ main(void)
     tzset();
     RUN(test_retention_table);
     RUN(test_reasons);
+    RUN(test_zone_days);
     return test_summary();
 }
