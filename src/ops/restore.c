@@ -256,6 +256,9 @@ sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
             if (dump_to_database(repo, m, &m->dbs[d], opts, target, in_place, err) < 0)
                 goto out_early;
             res->entries++;
+            const struct sb_manifest_object *o = sb_manifest_find_object(m, m->dbs[d].object);
+            if (o)
+                res->bytes += o->plain_size;
         }
     }
     if (((parts & SB_PART_RELEASE) && m->has_release) ||
