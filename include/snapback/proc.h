@@ -22,6 +22,10 @@ enum sb_proc_io {
 /* Starts argv[0] (looked up in PATH) with extra environment entries "K=V" (may be NULL). */
 int sb_proc_spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
                   struct sb_proc **out, struct sb_error *err);
+/* Like sb_proc_spawn, with fd3 open as the child's file descriptor 3 (e.g. the read end of
+ * a pipe the child reads as /dev/fd/3). */
+int sb_proc_spawn_fd3(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
+                      int fd3, struct sb_proc **out, struct sb_error *err);
 /* A pipeline without a shell: starts argv with its stdin ours (sb_proc_stdin) and its stdout
  * the stdin of next (started with SB_PROC_STDIN, whose stdin we then no longer hold). */
 int sb_proc_spawn_into(const char *const *argv, const char *const *env_extra, struct sb_proc *next,

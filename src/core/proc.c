@@ -207,7 +207,7 @@ set_nonblock(int fd)
 
 static int
 spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io, int stdout_fd,
-      struct sb_proc **out, struct sb_error *err)
+      int fd3, struct sb_proc **out, struct sb_error *err)
 {
     int data_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1}, exec_pipe[2] = {-1, -1};
     struct sb_proc *p = calloc(1, sizeof(*p));
@@ -285,6 +285,10 @@ spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
             dup2(err_pipe[1], STDOUT_FILENO);
         }
         dup2(err_pipe[1], STDERR_FILENO);
+        if (fd3 == 3)
+            fcntl(3, F_SETFD, 0); /* keep it across exec */
+        else if (fd3 >= 0)
+            dup2(fd3, 3);
         signal(SIGPIPE, SIG_DFL);
         execvpe(argv[0], (char *const *)argv, envp);
         int e = errno;
@@ -351,7 +355,14 @@ int
 sb_proc_spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
               struct sb_proc **out, struct sb_error *err)
 {
-    return spawn(argv, env_extra, io, -1, out, err);
+    return spawn(argv, env_extra, io, -1, -1, out, err);
+}
+
+int
+sb_proc_spawn_fd3(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
+                  int fd3, struct sb_proc **out, struct sb_error *err)
+{
+    return spawn(argv, env_extra, io, -1, fd3, out, err);
 }
 
 int
@@ -360,7 +371,7 @@ sb_proc_spawn_into(const char *const *argv, const char *const *env_extra, struct
 {
     if (next->io != SB_PROC_STDIN || next->data_fd < 0)
         return sb_error_set(err, SB_E_INTERNAL, 0, "%s: no stdin to write into", next->name);
-    if (spawn(argv, env_extra, SB_PROC_STDIN, next->data_fd, out, err) < 0)
+    if (spawn(argv, env_extra, SB_PROC_STDIN, next->data_fd, -1, out, err) < 0)
         return -1;
     /* the first child holds next's stdin now: next sees the end when the first exits */
     close(next->data_fd);

@@ -21,7 +21,7 @@
 #include "snapback/core.h"
 #include "snapback/proc.h"
 
-#define ARGV_MAX 24
+#define ARGV_MAX 40 /* the longest: psql in place, 25 with every connection option */
 
 const char *
 sb_db_engine_name(enum sb_db_engine engine)
@@ -725,7 +725,12 @@ pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, co
 }
 
 /* In place: one psql transaction runs the drops, then pg_restore's SQL (pg_restore -f -
- * --clean --if-exists, fed the dump's head again and then the rest of in). */
+ * --clean --if-exists, fed the dump's head again and then the rest of in). psql commits only
+ * when we say so: its last input is /dev/fd/3, a pipe into which we write COMMIT after the
+ * whole object passed every check and pg_restore exited 0. On any failure the pipe is closed
+ * empty: psql ends, and the server rolls the open transaction back. (psql --single-transaction
+ * would commit whatever it had read when its input ended early: a dump cut by a corrupt
+ * object would have been committed half-restored.) */
 static int
 pg_restore_in_place(const struct sb_db_config *db, const struct client_env *ce, const char *target,
                     const char *state_dir, struct sb_istream *in, struct sb_error *err)
@@ -736,6 +741,7 @@ pg_restore_in_place(const struct sb_db_config *db, const struct client_env *ce, 
     bool in_done = false;
     char *drops = NULL;
     struct sb_proc *psql = NULL, *restore = NULL;
+    int commit[2] = {-1, -1};
     int rc = -1;
     if (pg_toc_read(ce, state_dir, in, &head, &head_len, &in_done, &toc, err) < 0 ||
         pg_leftover_drops(db, ce, target, &toc, &drops, err) < 0)
@@ -743,15 +749,18 @@ pg_restore_in_place(const struct sb_db_config *db, const struct client_env *ce, 
     const char *argv[ARGV_MAX];
     char port[16];
     size_t argc = psql_args(db, target, PSQL_QUIET, argv, port);
-    argv[argc++] = "-1";
     argv[argc++] = "-o";
     argv[argc++] = "/dev/null";
+    argv[argc++] = "-c";
+    argv[argc++] = "BEGIN";
     if (drops[0]) {
         argv[argc++] = "-c";
         argv[argc++] = drops;
     }
     argv[argc++] = "-f";
     argv[argc++] = "-";
+    argv[argc++] = "-f";
+    argv[argc++] = "/dev/fd/3";
     argv[argc] = NULL;
     /* notices ("... does not exist, skipping") would fill psql's stderr pipe while we feed
      * pg_restore, and nobody reads it until the end */
@@ -761,7 +770,14 @@ pg_restore_in_place(const struct sb_db_config *db, const struct client_env *ce, 
         env[ne] = ce->env[ne];
     env[ne++] = "PGOPTIONS=-c client_min_messages=warning";
     env[ne] = NULL;
-    if (sb_proc_spawn(argv, env, SB_PROC_STDIN, &psql, err) < 0)
+    if (pipe2(commit, O_CLOEXEC) < 0) {
+        sb_error_set(err, SB_E_INTERNAL, errno, "cannot create a pipe for psql");
+        goto out;
+    }
+    int spawned = sb_proc_spawn_fd3(argv, env, SB_PROC_STDIN, commit[0], &psql, err);
+    close(commit[0]);
+    commit[0] = -1;
+    if (spawned < 0)
         goto out;
     const char *rargv[] = {"pg_restore",      "-f", "-", "--clean", "--if-exists", "--no-owner",
                            "--exit-on-error", NULL};
@@ -776,17 +792,34 @@ pg_restore_in_place(const struct sb_db_config *db, const struct client_env *ce, 
     struct sb_error cerr = SB_ERROR_INIT;
     sb_ostream_close(sb_proc_stdin(restore), &cerr);
     int r1 = sb_proc_finish(restore, &rerr);
+    if (rc == 0 && r1 == 0) {
+        static const char commit_sql[] = "COMMIT;\n";
+        if (write(commit[1], commit_sql, sizeof(commit_sql) - 1) !=
+            (ssize_t)(sizeof(commit_sql) - 1))
+            rc = sb_error_set(err, SB_E_IO, errno, "cannot tell psql to commit");
+    }
+    close(commit[1]); /* empty: psql ends without COMMIT, and the transaction is rolled back */
+    commit[1] = -1;
     int r2 = sb_proc_finish(psql, &perr);
-    if (r2 < 0) { /* psql's error is the cause; pg_restore then only saw a closed pipe */
+    /* The cause first: psql failing (pg_restore then hits a closed pipe, and so do we), else
+     * our own error (a damaged object: pg_restore then only saw its input end), else
+     * pg_restore's. */
+    if (r2 < 0) {
         classify(&perr, sb_proc_output(psql));
         *err = perr;
         rc = -1;
-    } else if (r1 < 0) {
+    } else if (rc == 0 && r1 < 0) {
         classify(&rerr, sb_proc_output(restore));
         *err = rerr;
         rc = -1;
     }
+    if (rc < 0)
+        sb_error_wrap(err, "the live database '%s' was left as it was (rolled back)", target);
 out:
+    if (commit[1] >= 0)
+        close(commit[1]); /* before psql is stopped: never a COMMIT on failure */
+    if (commit[0] >= 0)
+        close(commit[0]);
     sb_proc_free(restore);
     sb_proc_free(psql);
     pg_toc_free(&toc);
