@@ -21,5 +21,7 @@ int sb_zone_parse(const unsigned char *data, size_t len, const char *name, struc
 /* The UTC offset (seconds east) in force at instant t. */
 int64_t sb_zone_offset(const struct sb_zone *zone, int64_t t);
 void sb_zone_free(struct sb_zone *zone);
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm). */
+int64_t sb_days_from_civil(int64_t year, int month, int day);
 
 #endif

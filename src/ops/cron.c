@@ -376,17 +376,6 @@ ceil_minute(int64_t secs)
     return -floor_div(-secs, 60) * 60;
 }
 
-static int64_t
-days_from_civil(int64_t year, int month, int day)
-{
-    year -= month <= 2;
-    int64_t era = floor_div(year, 400);
-    int64_t yoe = year - era * 400;
-    int64_t doy = (153 * (month + (month > 2 ? -3 : 9)) + 2) / 5 + day - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
 static void
 civil_from_days(int64_t days, int64_t *year, int *month, int *day)
 {
@@ -412,7 +401,7 @@ days_in_month(int64_t year, int month)
 static bool
 day_matches(const struct sb_cron *cron, int64_t year, int month, int day)
 {
-    int64_t days = days_from_civil(year, month, day);
+    int64_t days = sb_days_from_civil(year, month, day);
     int weekday = (int)(days + 4 - floor_div(days + 4, 7) * 7); /* 1970-01-01 was a Thursday */
     bool dom_ok = (cron->days >> day) & 1, dow_ok = (cron->weekdays >> weekday) & 1;
     if (cron->dom_star || cron->dow_star)
@@ -433,7 +422,7 @@ next_match(const struct sb_cron *cron, int64_t wall_lo, int64_t wall_limit, int6
 
     for (;;) {
         int64_t candidate =
-            days_from_civil(year, month, day) * DAY_SECS + hour * 3600 + minute * 60;
+            sb_days_from_civil(year, month, day) * DAY_SECS + hour * 3600 + minute * 60;
         if (candidate > wall_limit)
             return false;
         if (!((cron->months >> month) & 1)) {

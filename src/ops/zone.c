@@ -55,8 +55,8 @@ floor_div(int64_t a, int64_t b)
     return a / b - ((a % b != 0) && ((a < 0) != (b < 0)));
 }
 
-static int64_t
-days_from_civil(int64_t year, int month, int day)
+int64_t
+sb_days_from_civil(int64_t year, int month, int day)
 {
     year -= month <= 2;
     int64_t era = floor_div(year, 400);
@@ -95,12 +95,12 @@ month_days(int64_t year, int month)
 static int64_t
 rule_day(const struct rule_date *r, int64_t year)
 {
-    int64_t jan1 = days_from_civil(year, 1, 1);
+    int64_t jan1 = sb_days_from_civil(year, 1, 1);
     if (r->kind == 'J')
         return jan1 + r->n - 1 + (is_leap(year) && r->n >= 60);
     if (r->kind == 'D')
         return jan1 + r->n;
-    int64_t first = days_from_civil(year, r->m, 1);
+    int64_t first = sb_days_from_civil(year, r->m, 1);
     int first_wday = (int)(first + 4 - floor_div(first + 4, 7) * 7); /* 1970-01-01: Thursday */
     int64_t day = first + (r->d - first_wday + 7) % 7 + (int64_t)(r->w - 1) * 7;
     while (day >= first + month_days(year, r->m))
