@@ -370,13 +370,15 @@ cmd_daemon(struct sb_cli *cli, struct sb_error *err)
     sb_log(SB_LOG_INFO, "daemon_start", "daemon started for app '%s' (pid %ld, time zone %s)",
            cli->cfg->app, (long)getpid(),
            cli->cfg->schedule.timezone ? cli->cfg->schedule.timezone : "local");
+    /* A job that missed a run while the daemon was down is due at once, plus its jitter like
+     * any fire (after a reboot of many hosts, their catch-ups spread out too); the loop runs it
+     * once. */
     for (int idx = 0; idx < JOB_COUNT && !got_term; idx++)
         if (sched.cron[idx] && missed(cli->cfg, sched.cron[idx], job_names[idx], now)) {
             sb_log(SB_LOG_INFO, "catch_up",
-                   "%s missed a run while the daemon was down: "
-                   "running it once now",
-                   job_names[idx]);
-            run_job(cli, job_names[idx]);
+                   "%s missed a run while the daemon was down: running it once now%s",
+                   job_names[idx], sched.delay[idx] ? " (after its jitter)" : "");
+            sched.next[idx] = now;
         }
     while (!got_term) {
         if (got_hup) {

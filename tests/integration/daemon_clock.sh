@@ -345,6 +345,24 @@ check "spring forward: verify runs once, at 03:00 CEST = 01:00Z (ran at: $RAN)" 
 dst_walk "$(date -u -d 2026-10-24T23:50:00Z +%s)" 150
 check "fall back: verify runs once, at the first 02:30 = 00:30Z (ran at: $RAN)" test "$RAN" = "00:30Z "
 
+# a daemon started after it missed runs (a reboot): the job catches up once, not once per
+# missed run, through the main loop (so with its jitter, when one is set)
+# (the journal records when jobs really ran, so the start is three real days ahead)
+before=$(verifies)
+T=$(($(date +%s) / 60 * 60 + 3 * 86400))
+printf '%s\n' "$T" >"$CLOCK"
+DLOG=$WORK/daemon-catchup.err
+SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_CLOCK=$CLOCK \
+    "$SNAPBACK" --config "$CFG" --no-progress daemon >"$WORK/daemon.out" 2>"$DLOG" &
+DPID=$!
+wait_idle "$T"
+set_clock $((T + 60))
+kill -TERM "$DPID"
+wait "$DPID" || fail "the catch-up daemon did not exit 0 on SIGTERM"
+check "at start, the verify missed on three days runs once (ran $(($(verifies) - before)) times)" \
+    test $(($(verifies) - before)) = 1
+check "the catch-up is logged" grep -q "missed a run while the daemon was down" "$DLOG"
+
 # the daemons and their jobs: no sanitizer report in any log (ASan+UBSan builds)
 if grep -lE "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK"/daemon*.err; then
     fail "a sanitizer report in a daemon log: $(grep -hE -A5 "AddressSanitizer|LeakSanitizer|runtime error:" "$WORK"/daemon*.err | head -n 20)"
