@@ -139,8 +139,14 @@ before=$(tree_digest "$APP")
 expect_exit 74 sb rollback --to R2 --no-safety-snapshot
 expect_err_contains "timed out after 1 s and was killed"
 [[ $(tree_digest "$APP") == "$before" ]] || fail "a timed-out hook left changes"
-sleep 0.2
-if pgrep -f "sleep 30[01]" >/dev/null; then fail "the hook's children survived the timeout"; fi
+# the hook's process group was killed: its members vanish (polled, bounded: a loaded machine
+# may take a moment to reap them)
+for ((tries = 0; tries < 100; tries++)); do
+    pgrep -f '^sleep 30[01]$' >/dev/null || break
+    sleep 0.05
+done
+CHECKS=$((CHECKS + 1))
+if pgrep -f '^sleep 30[01]$' >/dev/null; then fail "the hook's children survived the timeout"; fi
 CHECKS=$((CHECKS + 2))
 
 # a rollback while another run holds the app lock exits 75 and changes nothing
