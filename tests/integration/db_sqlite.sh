@@ -235,6 +235,7 @@ py '
 path, go, out = sys.argv[1], sys.argv[2], sys.argv[3]
 c = connect(path)
 c.execute("SELECT count(*) FROM items").fetchone()
+open(out + ".ready", "w").close()
 while not os.path.exists(go) and os.path.isdir(os.path.dirname(go)):
     time.sleep(0.05)
 extra = c.execute("SELECT count(*) FROM sqlite_master WHERE name = \"extra\"").fetchone()[0]
@@ -242,7 +243,11 @@ bal = c.execute("SELECT bal FROM acc WHERE id = 1").fetchone()[0]
 open(out, "w").write("%d %d\n" % (extra, bal))
 ' "$S_DB" "$WORK/held.go" "$WORK/held.out" &
 HELD=$!
-sleep 0.2
+for ((tries = 0; tries < 400; tries++)); do # the connection is open and has read (bounded)
+    [[ -e $WORK/held.out.ready ]] && break
+    sleep 0.05
+done
+[[ -e $WORK/held.out.ready ]] || fail "the held-open connection did not start"
 expect_ok sb restore "$SNAP1" --only db --in-place
 touch "$READERS_STOP" "$WORK/held.go"
 wait "$READER" || fail "the reader failed: $(cat "$WORK/readers.log" 2>/dev/null)"
