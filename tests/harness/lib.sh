@@ -348,3 +348,26 @@ flip_byte() {
 truncate_to() { truncate -s "$2" "$1"; }
 
 file_size() { stat -c %s "$1"; }
+
+# soft_check MESSAGE CMD...: like check, but the test goes on and fails at the end (in
+# soft_report), so that one bug does not hide the next.
+SOFT_FAILURES=()
+soft_check() {
+    local what=$1
+    shift
+    CHECKS=$((CHECKS + 1))
+    if ! "$@"; then
+        printf '[%s] SOFT FAIL: %s\n' "$TEST_NAME" "$what" >&2
+        SOFT_FAILURES+=("$what")
+    fi
+}
+
+# soft_report: fails the test when a soft_check failed, listing them all.
+soft_report() {
+    if ((${#SOFT_FAILURES[@]})); then
+        LAST_CMD=
+        printf '[%s] %d soft check(s) failed:\n' "$TEST_NAME" "${#SOFT_FAILURES[@]}" >&2
+        printf '    - %s\n' "${SOFT_FAILURES[@]}" >&2
+        fail "${#SOFT_FAILURES[@]} soft check(s) failed (listed above)"
+    fi
+}

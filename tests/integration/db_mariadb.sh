@@ -28,16 +28,6 @@ KEY=$WORK/key
 STATE=$WORK/state
 CFG=$WORK/snapback.json
 
-SOFT_FAILURES=()
-soft_check() { # MESSAGE CMD...
-    local what=$1
-    shift
-    CHECKS=$((CHECKS + 1))
-    if ! "$@"; then
-        printf '[%s] SOFT FAIL: %s\n' "$TEST_NAME" "$what" >&2
-        SOFT_FAILURES+=("$what")
-    fi
-}
 
 # my_config FILE [USER [PASSWORD_FILE]]
 my_config() {
@@ -296,9 +286,4 @@ check "no manifest was written" test "$(manifest_count)" = "$N_MANIFESTS"
 check "nothing is left in state_dir/tmp" test -z "$(ls -A "$STATE/tmp" 2>/dev/null)"
 expect_exit 69 sb restore "$SNAP1" --only db --db-target main=shop_down
 
-if ((${#SOFT_FAILURES[@]})); then
-    LAST_CMD=
-    printf '[%s] %d soft check(s) failed:\n' "$TEST_NAME" "${#SOFT_FAILURES[@]}" >&2
-    printf '    - %s\n' "${SOFT_FAILURES[@]}" >&2
-    fail "${#SOFT_FAILURES[@]} soft check(s) failed (listed above)"
-fi
+soft_report

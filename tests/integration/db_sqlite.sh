@@ -49,16 +49,6 @@ EOF
 }
 sqlite_config "$CFG" "$S_DB" "$W_DB"
 
-SOFT_FAILURES=()
-soft_check() { # MESSAGE CMD...: like check, but the test goes on and fails at the end
-    local what=$1
-    shift
-    CHECKS=$((CHECKS + 1))
-    if ! "$@"; then
-        printf '[%s] SOFT FAIL: %s\n' "$TEST_NAME" "$what" >&2
-        SOFT_FAILURES+=("$what")
-    fi
-}
 
 # py SCRIPT ARGS...: runs a Python snippet with the helpers below in scope.
 py() {
@@ -409,9 +399,4 @@ check "no manifest was written" test "$(manifest_count)" = "$N"
 check "the missing file was not created" test ! -e "$WORK/live/nope.sqlite3"
 check "nothing is left in state_dir/tmp" test -z "$(ls -A "$STATE/tmp" 2>/dev/null)"
 
-if ((${#SOFT_FAILURES[@]})); then
-    LAST_CMD=
-    printf '[%s] %d soft check(s) failed:\n' "$TEST_NAME" "${#SOFT_FAILURES[@]}" >&2
-    printf '    - %s\n' "${SOFT_FAILURES[@]}" >&2
-    fail "${#SOFT_FAILURES[@]} soft check(s) failed (listed above)"
-fi
+soft_report
