@@ -14,6 +14,8 @@
 #define SB_CHUNK_SIZE_DEFAULT (1u << 20)
 #define SB_CHUNK_SIZE_MIN (1u << 12)
 #define SB_CHUNK_SIZE_MAX (1u << 24)
+/* bytes a stored chunk has over its plaintext: the secretstream tag byte and MAC */
+#define SB_CHUNK_OVERHEAD 17u
 
 /* A key (docs/FORMAT.md §1). Symmetric (key mode 1): the 32-byte repository key K, which
  * writes and reads. Sealed (key mode 2, write-only hosts): an X25519 recipient key pair; with

@@ -22,6 +22,17 @@ struct sb_ostream_ops {
     int (*write)(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err);
     int (*close)(struct sb_ostream *s, struct sb_error *err);
     void (*free)(struct sb_ostream *s);
+    /* Optional (NULL: not offered), so that bulk data is not copied between stages:
+     * write_more: a write after which more data follows before close (a stage that must treat
+     *   the last bytes of the stream specially, like the final chunk of the encryption, can
+     *   then process whole blocks in place instead of keeping a copy);
+     * reserve/commit: the stream lends the writer at least `min` bytes of its own buffer at
+     *   *buf (*cap bytes in all) to produce into, and commit(len) then takes the first len of
+     *   them as written. Nothing else may be called on the stream between the two. */
+    int (*write_more)(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err);
+    int (*reserve)(struct sb_ostream *s, size_t min, unsigned char **buf, size_t *cap,
+                   struct sb_error *err);
+    int (*commit)(struct sb_ostream *s, size_t len, struct sb_error *err);
 };
 
 struct sb_ostream {
@@ -40,6 +51,15 @@ struct sb_istream {
 
 int sb_ostream_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err);
 int sb_ostream_close(struct sb_ostream *s, struct sb_error *err);
+/* A write after which more data follows before close (see write_more above); a plain write
+ * for streams that do not care. */
+int sb_ostream_write_more(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err);
+/* Borrows at least min bytes of the stream's buffer: 1 when lent (then sb_ostream_commit must
+ * follow), 0 when the stream does not lend buffers or not that many bytes (use write), -1 on
+ * error. */
+int sb_ostream_reserve(struct sb_ostream *s, size_t min, unsigned char **buf, size_t *cap,
+                       struct sb_error *err);
+int sb_ostream_commit(struct sb_ostream *s, size_t len, struct sb_error *err);
 void sb_ostream_free(struct sb_ostream *s);
 int sb_istream_read(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err);
 /* Reads exactly cap bytes unless the stream ends first; *got tells how many were read. */

@@ -196,7 +196,8 @@ proc_ofree(struct sb_ostream *s)
     (void)s;
 }
 
-static const struct sb_ostream_ops proc_out_ops = {proc_write, proc_oclose, proc_ofree};
+static const struct sb_ostream_ops proc_out_ops = {
+    .write = proc_write, .close = proc_oclose, .free = proc_ofree};
 
 static int
 set_nonblock(int fd)

@@ -13,7 +13,6 @@
 
 #include "snapback/core.h"
 
-#define THREAD_BLOCK (1u << 20)
 #define THREAD_DEPTH 4
 #define THREAD_READ_BLOCK (256u << 10)
 
@@ -59,7 +58,7 @@ pc_free(struct sb_ostream *s)
     free(pc);
 }
 
-static const struct sb_ostream_ops pc_ops = {pc_write, pc_close, pc_free};
+static const struct sb_ostream_ops pc_ops = {.write = pc_write, .close = pc_close, .free = pc_free};
 
 int
 sb_object_writer_new(struct sb_ostream *sink, const struct sb_key *key,
@@ -79,11 +78,21 @@ sb_object_writer_new(struct sb_ostream *sink, const struct sb_key *key,
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
     }
     uint32_t chunk = params->chunk_size ? params->chunk_size : SB_CHUNK_SIZE_DEFAULT;
+    /* With threads, encryption and hashing + storing each get a thread of their own (on two
+     * cores BLAKE2b and XChaCha20-Poly1305 are each about as costly as zstd on data that does
+     * not compress), and blocks are chunk-sized so that nothing is copied between stages:
+     * zstd writes into the first queue, the encryption reads whole chunks from it in place
+     * and writes into the second. */
+    if (params->threads != 1 &&
+        !(s = sb_thread_ostream_new(s, chunk + SB_CHUNK_OVERHEAD, THREAD_DEPTH, err))) {
+        free(pc);
+        return -1;
+    }
     if (!(s = sb_encrypt_ostream_new(s, key, chunk, err))) {
         free(pc);
         return -1;
     }
-    if (params->threads != 1 && !(s = sb_thread_ostream_new(s, THREAD_BLOCK, THREAD_DEPTH, err))) {
+    if (params->threads != 1 && !(s = sb_thread_ostream_new(s, chunk, THREAD_DEPTH, err))) {
         free(pc);
         return -1;
     }

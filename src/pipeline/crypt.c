@@ -28,6 +28,7 @@
 #define HEADER_MAX SEALED_HEADER_LEN
 #define RECIPIENT_ID_PREFIX "snapback-recipient"
 #define ABYTES crypto_secretstream_xchacha20poly1305_ABYTES
+_Static_assert(ABYTES == SB_CHUNK_OVERHEAD, "SB_CHUNK_OVERHEAD is the secretstream overhead");
 
 #define KDF_CONTEXT "snapback"
 #define KDF_ID_WRAP 1
@@ -176,30 +177,58 @@ struct encrypt_ostream {
     unsigned char *cipher; /* chunk_size + ABYTES bytes */
 };
 
+/* Encrypts one chunk from `plain` and hands it on: straight into the buffer of the stage below
+ * when it lends one (a thread queue), else through our cipher buffer. */
 static int
-encrypt_flush(struct encrypt_ostream *es, unsigned char tag, struct sb_error *err)
+encrypt_chunk(struct encrypt_ostream *es, const unsigned char *plain, size_t len, unsigned char tag,
+              struct sb_error *err)
 {
     unsigned long long clen = 0;
     const unsigned char *ad = es->first ? es->header : NULL;
     size_t adlen = es->first ? es->header_len : 0;
-    crypto_secretstream_xchacha20poly1305_push(es->state, es->cipher, &clen, es->plain,
-                                               es->plain_len, ad, adlen, tag);
+    unsigned char *dst = NULL;
+    size_t cap = 0;
+    int lent = sb_ostream_reserve(es->down, len + ABYTES, &dst, &cap, err);
+    if (lent < 0)
+        return -1;
+    crypto_secretstream_xchacha20poly1305_push(es->state, lent ? dst : es->cipher, &clen, plain,
+                                               len, ad, adlen, tag);
     es->first = false;
-    es->plain_len = 0;
+    if (lent)
+        return sb_ostream_commit(es->down, (size_t)clen, err);
     return sb_ostream_write(es->down, es->cipher, (size_t)clen, err);
 }
 
 static int
-encrypt_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err)
+encrypt_flush(struct encrypt_ostream *es, unsigned char tag, struct sb_error *err)
+{
+    size_t len = es->plain_len;
+    es->plain_len = 0;
+    return encrypt_chunk(es, es->plain, len, tag, err);
+}
+
+/* more: the caller promises more data after this (sb_ostream_write_more). */
+static int
+encrypt_input(struct sb_ostream *s, const void *data, size_t len, bool more, struct sb_error *err)
 {
     struct encrypt_ostream *es = (struct encrypt_ostream *)s;
     const unsigned char *p = data;
     while (len > 0) {
-        /* A full chunk is only sent once more data arrives, so the final chunk (which may be
-         * full) is always the one sent by close. */
+        /* A full chunk is only sent once more data is known to follow, so the final chunk
+         * (which may be full) is always the one sent by close. */
         if (es->plain_len == es->chunk_size &&
             encrypt_flush(es, crypto_secretstream_xchacha20poly1305_TAG_MESSAGE, err) < 0)
             return -1;
+        /* Whole chunks that are known not to be the last are encrypted in place. */
+        while (es->plain_len == 0 && len >= es->chunk_size && (len > es->chunk_size || more)) {
+            if (encrypt_chunk(es, p, es->chunk_size,
+                              crypto_secretstream_xchacha20poly1305_TAG_MESSAGE, err) < 0)
+                return -1;
+            p += es->chunk_size;
+            len -= es->chunk_size;
+        }
+        if (len == 0)
+            break;
         size_t n = es->chunk_size - es->plain_len;
         if (n > len)
             n = len;
@@ -209,6 +238,18 @@ encrypt_write(struct sb_ostream *s, const void *data, size_t len, struct sb_erro
         len -= n;
     }
     return 0;
+}
+
+static int
+encrypt_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err)
+{
+    return encrypt_input(s, data, len, false, err);
+}
+
+static int
+encrypt_write_more(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err)
+{
+    return encrypt_input(s, data, len, true, err);
 }
 
 static int
@@ -232,7 +273,10 @@ encrypt_free(struct sb_ostream *s)
     free(es);
 }
 
-static const struct sb_ostream_ops encrypt_ops = {encrypt_write, encrypt_close, encrypt_free};
+static const struct sb_ostream_ops encrypt_ops = {.write = encrypt_write,
+                                                  .close = encrypt_close,
+                                                  .free = encrypt_free,
+                                                  .write_more = encrypt_write_more};
 
 static void
 put_u32le(unsigned char *p, uint32_t v)

@@ -49,7 +49,8 @@ hash_free(struct sb_ostream *s)
     free(hs);
 }
 
-static const struct sb_ostream_ops hash_ostream_ops = {hash_write, hash_close, hash_free};
+static const struct sb_ostream_ops hash_ostream_ops = {
+    .write = hash_write, .close = hash_close, .free = hash_free};
 
 struct sb_ostream *
 sb_hash_ostream_new(struct sb_ostream *down, struct sb_digest *result)

@@ -19,6 +19,31 @@ sb_ostream_write(struct sb_ostream *s, const void *data, size_t len, struct sb_e
 }
 
 int
+sb_ostream_write_more(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err)
+{
+    if (len == 0)
+        return 0;
+    if (s->ops->write_more)
+        return s->ops->write_more(s, data, len, err);
+    return s->ops->write(s, data, len, err);
+}
+
+int
+sb_ostream_reserve(struct sb_ostream *s, size_t min, unsigned char **buf, size_t *cap,
+                   struct sb_error *err)
+{
+    if (!s->ops->reserve)
+        return 0;
+    return s->ops->reserve(s, min, buf, cap, err);
+}
+
+int
+sb_ostream_commit(struct sb_ostream *s, size_t len, struct sb_error *err)
+{
+    return s->ops->commit(s, len, err);
+}
+
+int
 sb_ostream_close(struct sb_ostream *s, struct sb_error *err)
 {
     return s->ops->close(s, err);
@@ -152,7 +177,8 @@ fd_ofree(struct sb_ostream *s)
     free(s);
 }
 
-static const struct sb_ostream_ops fd_ostream_ops = {fd_write, fd_oclose, fd_ofree};
+static const struct sb_ostream_ops fd_ostream_ops = {
+    .write = fd_write, .close = fd_oclose, .free = fd_ofree};
 
 static void
 copy_name(char *dst, size_t cap, const char *name)
@@ -250,7 +276,8 @@ mem_free(struct sb_ostream *s)
     free(s);
 }
 
-static const struct sb_ostream_ops mem_ostream_ops = {mem_write, mem_close, mem_free};
+static const struct sb_ostream_ops mem_ostream_ops = {
+    .write = mem_write, .close = mem_close, .free = mem_free};
 
 struct sb_ostream *
 sb_mem_ostream_new(unsigned char **out, size_t *out_len)
@@ -342,7 +369,8 @@ count_free(struct sb_ostream *s)
     free(cs);
 }
 
-static const struct sb_ostream_ops count_ostream_ops = {count_write, count_close, count_free};
+static const struct sb_ostream_ops count_ostream_ops = {
+    .write = count_write, .close = count_close, .free = count_free};
 
 struct sb_ostream *
 sb_count_ostream_new(struct sb_ostream *down, uint64_t *count)

@@ -64,6 +64,10 @@ struct thread_ostream {
     struct sb_error werr;
 };
 
+/* The worker hands a block on only when the one after it is queued too or the producer has
+ * closed: it then knows whether more data follows, so a stage below that treats the end of
+ * the stream specially (the final chunk of the encryption) takes whole blocks in place
+ * (sb_ostream_write_more) instead of keeping a copy of each. */
 static void *
 ostream_worker(void *arg)
 {
@@ -71,13 +75,15 @@ ostream_worker(void *arg)
     struct queue *q = &ts->q;
     pthread_mutex_lock(&q->mu);
     for (;;) {
-        while (q->count == 0 && !q->closed && !q->aborted)
+        while (!q->aborted && !q->closed && q->count < 2)
             pthread_cond_wait(&q->changed, &q->mu);
         if (q->aborted || (q->count == 0 && q->closed))
             break;
         struct block *b = &q->slots[q->head];
+        bool more = q->count >= 2;
         pthread_mutex_unlock(&q->mu);
-        int rc = sb_ostream_write(ts->down, b->data, b->len, &ts->werr);
+        int rc = more ? sb_ostream_write_more(ts->down, b->data, b->len, &ts->werr)
+                      : sb_ostream_write(ts->down, b->data, b->len, &ts->werr);
         pthread_mutex_lock(&q->mu);
         if (rc < 0) {
             ts->failed = true;
@@ -145,6 +151,31 @@ thread_owrite(struct sb_ostream *s, const void *data, size_t len, struct sb_erro
     return 0;
 }
 
+/* Lends the rest of the filling block (a fresh one when fewer than min bytes are left), so the
+ * stage above produces straight into the queue. */
+static int
+thread_oreserve(struct sb_ostream *s, size_t min, unsigned char **buf, size_t *cap,
+                struct sb_error *err)
+{
+    struct thread_ostream *ts = (struct thread_ostream *)s;
+    if (min > ts->block_size)
+        return 0;
+    if ((!ts->filling || ts->block_size - ts->filling->len < min) && ostream_push(ts, err) < 0)
+        return -1;
+    *buf = ts->filling->data + ts->filling->len;
+    *cap = ts->block_size - ts->filling->len;
+    return 1;
+}
+
+static int
+thread_ocommit(struct sb_ostream *s, size_t len, struct sb_error *err)
+{
+    (void)err;
+    struct thread_ostream *ts = (struct thread_ostream *)s;
+    ts->filling->len += len;
+    return 0;
+}
+
 static void
 ostream_stop(struct thread_ostream *ts, bool abort_queue)
 {
@@ -190,8 +221,11 @@ thread_ofree(struct sb_ostream *s)
     free(ts);
 }
 
-static const struct sb_ostream_ops thread_ostream_ops = {thread_owrite, thread_oclose,
-                                                         thread_ofree};
+static const struct sb_ostream_ops thread_ostream_ops = {.write = thread_owrite,
+                                                         .close = thread_oclose,
+                                                         .free = thread_ofree,
+                                                         .reserve = thread_oreserve,
+                                                         .commit = thread_ocommit};
 
 struct sb_ostream *
 sb_thread_ostream_new(struct sb_ostream *down, size_t block_size, size_t depth,
@@ -206,7 +240,8 @@ sb_thread_ostream_new(struct sb_ostream *down, size_t block_size, size_t depth,
     ts->base.ops = &thread_ostream_ops;
     ts->down = down;
     ts->block_size = block_size;
-    if (queue_init(&ts->q, depth) < 0) {
+    /* the worker looks one block ahead, so the queue needs room for two */
+    if (queue_init(&ts->q, depth < 2 ? 2 : depth) < 0) {
         thread_ofree(&ts->base);
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate pipeline buffers");
         return NULL;

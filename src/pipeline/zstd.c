@@ -19,17 +19,31 @@ struct zstd_ostream {
     size_t out_cap;
 };
 
+/* Compressed bytes go straight into the buffer of the stage below when it lends one (a thread
+ * queue), else through our own output buffer. */
 static int
 zstd_pump(struct zstd_ostream *zs, ZSTD_inBuffer *in, ZSTD_EndDirective mode, struct sb_error *err)
 {
     for (;;) {
-        ZSTD_outBuffer out = {zs->out, zs->out_cap, 0};
+        unsigned char *dst = NULL;
+        size_t cap = 0;
+        int lent = sb_ostream_reserve(zs->down, 1, &dst, &cap, err);
+        if (lent < 0)
+            return -1;
+        ZSTD_outBuffer out = {lent ? dst : zs->out, lent ? cap : zs->out_cap, 0};
         size_t left = ZSTD_compressStream2(zs->cctx, &out, in, mode);
-        if (ZSTD_isError(left))
+        if (ZSTD_isError(left)) {
+            if (lent)
+                (void)sb_ostream_commit(zs->down, 0, err);
             return sb_error_set(err, SB_E_INTERNAL, 0, "zstd compression failed: %s",
                                 ZSTD_getErrorName(left));
-        if (out.pos && sb_ostream_write(zs->down, zs->out, out.pos, err) < 0)
+        }
+        if (lent) {
+            if (sb_ostream_commit(zs->down, out.pos, err) < 0)
+                return -1;
+        } else if (out.pos && sb_ostream_write(zs->down, zs->out, out.pos, err) < 0) {
             return -1;
+        }
         if (mode == ZSTD_e_continue) {
             if (in->pos == in->size)
                 return 0;
@@ -67,7 +81,8 @@ zstd_ofree(struct sb_ostream *s)
     free(zs);
 }
 
-static const struct sb_ostream_ops zstd_ostream_ops = {zstd_owrite, zstd_oclose, zstd_ofree};
+static const struct sb_ostream_ops zstd_ostream_ops = {
+    .write = zstd_owrite, .close = zstd_oclose, .free = zstd_ofree};
 
 struct sb_ostream *
 sb_zstd_ostream_new(struct sb_ostream *down, int level, int threads, struct sb_error *err)

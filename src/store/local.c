@@ -102,7 +102,8 @@ writer_free(struct sb_ostream *s)
     free(lw);
 }
 
-static const struct sb_ostream_ops writer_ops = {writer_write, writer_close, writer_free};
+static const struct sb_ostream_ops writer_ops = {
+    .write = writer_write, .close = writer_close, .free = writer_free};
 
 static int
 local_open_write(struct sb_store *st, const char *path, unsigned flags, struct sb_ostream **out,

@@ -1608,7 +1608,8 @@ writer_free(struct sb_ostream *s)
     free(w);
 }
 
-static const struct sb_ostream_ops writer_ops = {writer_write, writer_close, writer_free};
+static const struct sb_ostream_ops writer_ops = {
+    .write = writer_write, .close = writer_close, .free = writer_free};
 
 static int
 op_open_write(struct sftp_store *ss, void *arg, struct sb_error *err)

@@ -565,6 +565,62 @@ test_manifest_roundtrip_and_malformed(void)
     }
 }
 
+/* The threaded chain (thread queue -> encryption -> thread queue, blocks lent and whole chunks
+ * encrypted in place) must store exactly the bytes of the serial one: same chunks, the final
+ * chunk the same (full when the data is a multiple of the chunk size, never an extra empty
+ * one), for every way the data can arrive. */
+static int
+encrypt_chain(const struct sb_key *key, bool threaded, const unsigned char *data, size_t len,
+              size_t step, unsigned char **out, size_t *out_len)
+{
+    struct sb_error err = SB_ERROR_INIT;
+    rng_reset();
+    struct sb_ostream *s = sb_mem_ostream_new(out, out_len);
+    if (threaded && !(s = sb_thread_ostream_new(s, 4096 + SB_CHUNK_OVERHEAD, 2, &err)))
+        return -1;
+    if (!(s = sb_encrypt_ostream_new(s, key, 4096, &err)))
+        return -1;
+    if (threaded && !(s = sb_thread_ostream_new(s, 4096, 3, &err)))
+        return -1;
+    int rc = 0;
+    for (size_t at = 0; rc == 0 && at < len; at += step)
+        rc = sb_ostream_write(s, data + at, len - at < step ? len - at : step, &err);
+    if (rc == 0)
+        rc = sb_ostream_close(s, &err);
+    sb_ostream_free(s);
+    return rc;
+}
+
+static void
+test_threaded_chain_matches_serial(void)
+{
+    struct sb_key *key = test_key();
+    static const size_t sizes[] = {0, 1, 4095, 4096, 4097, 3 * 4096, 3 * 4096 + 5, 40 * 4096};
+    static const size_t steps[] = {1000, 4096, 4097, 8192, 1 << 20};
+    unsigned char *data = random_data(40 * 4096);
+    size_t mismatches = 0, failures = 0;
+    for (size_t si = 0; si < sizeof(sizes) / sizeof(*sizes); si++) {
+        for (size_t st = 0; st < sizeof(steps) / sizeof(*steps); st++) {
+            unsigned char *a = NULL, *b = NULL;
+            size_t alen = 0, blen = 0;
+            if (encrypt_chain(key, false, data, sizes[si], steps[st], &a, &alen) < 0 ||
+                encrypt_chain(key, true, data, sizes[si], steps[st], &b, &blen) < 0)
+                failures++;
+            else if (alen != blen || memcmp(a, b, alen) != 0)
+                mismatches++;
+            /* a multiple of the chunk size ends in a full final chunk */
+            if (sizes[si] % 4096 == 0 && sizes[si] > 0)
+                EXPECT_INT(blen, HDR + sizes[si] / 4096 * (4096 + SB_CHUNK_OVERHEAD));
+            free(a);
+            free(b);
+        }
+    }
+    EXPECT_INT(failures, 0);
+    EXPECT_INT(mismatches, 0);
+    free(data);
+    sb_key_free(key);
+}
+
 int
 main(void)
 {
@@ -576,6 +632,7 @@ main(void)
     RUN(test_vector1_decode);
     RUN(test_header_layout);
     RUN(test_roundtrip_sizes);
+    RUN(test_threaded_chain_matches_serial);
     RUN(test_every_flip_detected);
     RUN(test_every_truncation_detected);
     RUN(test_chunk_swap_detected);
