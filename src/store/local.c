@@ -41,7 +41,26 @@ struct local_writer {
     char *partial_path;
     unsigned flags;
     bool committed;
+    uint64_t written, flushed; /* bytes written; bytes handed to writeback */
 };
+
+/* Writeback is started for every 8 MiB as it is written (asynchronously: nothing waits), so
+ * the fsync at close finds little left to flush instead of the whole object: on a 4 GiB
+ * snapshot the final fsync took 0.9 s before. Where sync_file_range is not supported the
+ * fsync does it all, as before. */
+#define WRITEBACK_STEP (8u << 20)
+
+static void
+start_writeback(struct local_writer *lw)
+{
+    if (lw->written - lw->flushed < WRITEBACK_STEP)
+        return;
+#ifdef SYNC_FILE_RANGE_WRITE
+    (void)sync_file_range(lw->fd, (off_t)lw->flushed, (off_t)(lw->written - lw->flushed),
+                          SYNC_FILE_RANGE_WRITE);
+#endif
+    lw->flushed = lw->written;
+}
 
 static int
 writer_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err)
@@ -60,7 +79,9 @@ writer_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error
         }
         p += n;
         len -= (size_t)n;
+        lw->written += (uint64_t)n;
     }
+    start_writeback(lw);
     return 0;
 }
 
