@@ -66,6 +66,10 @@ int sb_check_stop(struct sb_error *err);
  * process SIGKILL it, so crash tests hit every step of an operation deterministically
  * (tests/integration/prune_crash.sh). Without both variables it does nothing. --- */
 void sb_test_kill_point(const char *name);
+/* Test hook, never for production: with SNAPBACK_TEST_HOOKS=1 and
+ * SNAPBACK_TEST_PAUSE_AT=NAME:FILE, sb_test_pause_point(NAME) creates FILE and waits until the
+ * test removes it (at most 60 s), so a test can change things at that exact point. */
+void sb_test_pause_point(const char *name);
 
 /* --- misc --- */
 void sb_hex_encode(const unsigned char *in, size_t len, char *out /* 2*len+1 */);

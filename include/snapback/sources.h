@@ -3,14 +3,24 @@
 #ifndef SNAPBACK_SOURCES_H
 #define SNAPBACK_SOURCES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "snapback/stream.h"
+
+/* The metadata of a tree in any order: the sum (mod 2^128) of a hash of every entry's
+ * fingerprint line, and the number of entries. Two walks that saw the same entries with the
+ * same metadata have equal digests, whatever order they read the directories in. */
+struct sb_tree_digest {
+    uint64_t sum[2];
+    uint64_t entries;
+};
 
 struct sb_tree_fp {
     char hex[33];     /* 16 bytes of BLAKE2b, hex */
     uint64_t entries; /* entries below the root */
     uint64_t bytes;   /* sum of regular file sizes */
+    struct sb_tree_digest digest;
 };
 
 /* Fingerprint of (relative path, type, size, mtime, mode, symlink target) of every entry
@@ -20,9 +30,12 @@ int sb_tree_fingerprint(const char *dir, struct sb_tree_fp *out, struct sb_error
 /* Writes the tree under dir as a pax tar stream into out (not closed). Paths in the archive
  * are relative to dir; the root itself is the entry "." (not counted in *entries). Hard links
  * within the tree are kept; symlinks are stored as symlinks. *entries receives the number of
- * entries written. */
+ * entries written; *seen (when not NULL) the digest of the metadata each entry had when it
+ * was archived (its stat before its data was read), to compare with a fingerprint taken
+ * after the archive. */
 int sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries,
-                    struct sb_error *err);
+                    struct sb_tree_digest *seen, struct sb_error *err);
+bool sb_tree_digest_equal(const struct sb_tree_digest *a, const struct sb_tree_digest *b);
 
 enum sb_extract_mode {
     SB_EXTRACT_WRITE, /* write to dest */

@@ -2,12 +2,14 @@
 #include "snapback/core.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 void
 sb_hex_encode(const unsigned char *in, size_t len, char *out)
@@ -130,6 +132,26 @@ sb_test_kill_point(const char *name)
         return;
     if (++calls == want)
         raise(SIGKILL);
+}
+
+void
+sb_test_pause_point(const char *name)
+{
+    const char *hooks = getenv("SNAPBACK_TEST_HOOKS");
+    const char *spec = getenv("SNAPBACK_TEST_PAUSE_AT");
+    if (!hooks || strcmp(hooks, "1") != 0 || !spec)
+        return;
+    size_t len = strlen(name);
+    if (strncmp(spec, name, len) != 0 || spec[len] != ':' || !spec[len + 1])
+        return;
+    const char *file = spec + len + 1;
+    int fd = open(file, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    close(fd);
+    /* bounded: a test that dies never leaves a snapshot hanging for long */
+    for (int waited = 0; waited < 3000 && access(file, F_OK) == 0; waited++)
+        usleep(20000);
 }
 
 static volatile sig_atomic_t stop_signal;

@@ -60,10 +60,11 @@ make_id(struct sb_repo *repo, char out[32], struct sb_error *err)
     return rc;
 }
 
-/* Archives the tree at dir into the object `name` of the app, and records it in m. */
+/* Archives the tree at dir into the object `name` of the app; *obj receives its sizes and hash
+ * (its name is left NULL), *seen (when not NULL) the metadata digest of the archive walk. */
 static int
-store_tree(struct sb_repo *repo, struct sb_manifest *m, const char *dir, const char *name,
-           uint64_t *entries, struct sb_error *err)
+archive_tree(struct sb_repo *repo, const char *dir, const char *name, struct sb_tree_digest *seen,
+             uint64_t *entries, struct sb_manifest_object *obj, struct sb_error *err)
 {
     char *path = sb_repo_object_path(repo, name);
     struct sb_ostream *out = NULL;
@@ -78,18 +79,12 @@ store_tree(struct sb_repo *repo, struct sb_manifest *m, const char *dir, const c
     if (sb_object_create(sb_repo_write_store(repo), path, repo->key, &repo->params, &res, &out,
                          err) < 0)
         goto out;
-    if (sb_tree_archive(dir, out, entries, err) < 0)
+    if (sb_tree_archive(dir, out, entries, seen, err) < 0)
         goto out;
     if (sb_ostream_close(out, err) < 0)
         goto out;
-    struct sb_manifest_object obj = {(char *)name, res.stored.size, res.plain_size, {0}};
-    memcpy(obj.blake2b, res.stored.hash, SB_HASH_BYTES);
-    if (sb_manifest_add_object(m, &obj, err) < 0)
-        goto out;
-    char stored[32], plain[32];
-    sb_format_size(res.stored.size, stored);
-    sb_format_size(res.plain_size, plain);
-    sb_info("stored '%s': %s of tar in %s", name, plain, stored);
+    *obj = (struct sb_manifest_object){NULL, res.stored.size, res.plain_size, {0}};
+    memcpy(obj->blake2b, res.stored.hash, SB_HASH_BYTES);
     rc = 0;
 out:
     sb_ostream_free(out); /* aborts (removes the partial file) unless closed */
@@ -97,11 +92,56 @@ out:
     return rc;
 }
 
-/* Finds a manifest that already references the release object and still exists, newest
- * first, and copies its entry. Returns 1 when found, 0 when not, -1 on error. */
 static int
-find_stored_release(struct sb_repo *repo, const char *object, struct sb_manifest_object *found,
-                    uint64_t *entries, struct sb_error *err)
+record_object(struct sb_manifest *m, const char *name, struct sb_manifest_object *obj,
+              struct sb_error *err)
+{
+    char stored[32], plain[32];
+    sb_format_size(obj->stored_size, stored);
+    sb_format_size(obj->plain_size, plain);
+    sb_info("stored '%s': %s of tar in %s", name, plain, stored);
+    obj->name = (char *)name;
+    int rc = sb_manifest_add_object(m, obj, err);
+    obj->name = NULL;
+    return rc;
+}
+
+/* Archives the tree at dir into the object `name` of the app, and records it in m. */
+static int
+store_tree(struct sb_repo *repo, struct sb_manifest *m, const char *dir, const char *name,
+           uint64_t *entries, struct sb_error *err)
+{
+    struct sb_manifest_object obj;
+    if (archive_tree(repo, dir, name, NULL, entries, &obj, err) < 0)
+        return -1;
+    return record_object(m, name, &obj, err);
+}
+
+static void
+remove_object(struct sb_repo *repo, const char *name)
+{
+    char *path = sb_repo_object_path(repo, name);
+    if (path)
+        sb_store_remove(sb_repo_write_store(repo), path, NULL);
+    free(path);
+}
+
+static int
+release_changed(const char *dir, struct sb_error *err)
+{
+    return sb_error_set(err, SB_E_TEMPFAIL, 0,
+                        "release '%s' changed while it was archived (releases must not change "
+                        "once deployed); run the snapshot again",
+                        dir);
+}
+
+/* Finds a manifest that already references the release object and still exists, newest
+ * first, and copies its entry. Returns 1 when found, 0 when not, -1 on error. With object
+ * NULL, only tells (*named) whether any snapshot has a release called `release`. */
+static int
+find_stored_release(struct sb_repo *repo, const char *release, const char *object,
+                    struct sb_manifest_object *found, uint64_t *entries, bool *named,
+                    struct sb_error *err)
 {
     char **ids = NULL;
     size_t n = 0;
@@ -115,7 +155,9 @@ find_stored_release(struct sb_repo *repo, const char *object, struct sb_manifest
             sb_warn("skipping unreadable manifest of snapshot '%s': %s", ids[idx], ignored.msg);
             continue;
         }
-        const struct sb_manifest_object *o = sb_manifest_find_object(prev, object);
+        if (prev->has_release && prev->release.name && strcmp(prev->release.name, release) == 0)
+            *named = true;
+        const struct sb_manifest_object *o = object ? sb_manifest_find_object(prev, object) : NULL;
         if (o && prev->has_release && strcmp(prev->release.object, object) == 0) {
             char *path = sb_repo_object_path(repo, object);
             struct sb_store_stat st;
@@ -152,27 +194,77 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         goto out;
     }
-    struct sb_tree_fp fp;
-    if (sb_tree_fingerprint(dir, &fp, err) < 0)
-        goto out;
     /* After a key rotation, a release stored under an older key is not reused: the current
      * key's objects carry its id, so they never take the name of an older key's object. */
     char key_tag[16] = "";
     if (repo->meta.retired_count)
         snprintf(key_tag, sizeof(key_tag), "-k%.8s", repo->meta.key_id);
-    snprintf(object, sizeof(object), "releases/%s-%s%s.snpb", name, fp.hex, key_tag);
+    struct sb_manifest_object existing;
+    uint64_t entries = 0;
+    bool named = false;
+    if (find_stored_release(repo, name, NULL, &existing, &entries, &named, err) < 0)
+        goto out;
     m->has_release = true;
     m->release.name = name;
     name = NULL;
+    if (!named) {
+        /* No snapshot has a release of this name (the first snapshot after a deploy): there is
+         * nothing to reuse, so the tree is archived at once, under a name of this snapshot,
+         * and walked once afterwards for its fingerprint, which names the object. The digest
+         * of the metadata each entry had when it was archived must equal that walk's: a file
+         * written, added or removed meanwhile fails the snapshot as below. One walk instead
+         * of two (docs/PERFORMANCE.md). */
+        char pending[PATH_MAX];
+        snprintf(pending, sizeof(pending), "releases/%s-new-%s%s.snpb", m->release.name, m->id,
+                 key_tag);
+        struct sb_tree_digest seen = {{0, 0}, 0};
+        struct sb_manifest_object obj;
+        if (archive_tree(repo, dir, pending, &seen, &m->release.entries, &obj, err) < 0) {
+            sb_error_wrap(err, "release '%s'", m->release.name);
+            goto out;
+        }
+        sb_test_kill_point("release-archived");
+        sb_test_pause_point("release-archived");
+        struct sb_tree_fp after;
+        if (sb_tree_fingerprint(dir, &after, err) < 0 ||
+            (!sb_tree_digest_equal(&seen, &after.digest) && release_changed(dir, err) < 0)) {
+            remove_object(repo, pending);
+            goto out;
+        }
+        snprintf(object, sizeof(object), "releases/%s-%s%s.snpb", m->release.name, after.hex,
+                 key_tag);
+        char *from = sb_repo_object_path(repo, pending), *to = sb_repo_object_path(repo, object);
+        int renamed = from && to ? sb_store_rename(sb_repo_write_store(repo), from, to, err)
+                                 : sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        free(from);
+        free(to);
+        if (renamed < 0) {
+            remove_object(repo, pending);
+            goto out;
+        }
+        m->release.fingerprint = sb_strdup(after.hex);
+        m->release.object = sb_strdup(object);
+        if (!m->release.fingerprint || !m->release.object) {
+            sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+            goto out;
+        }
+        if (record_object(m, object, &obj, err) < 0)
+            goto out;
+        rc = 0;
+        goto out;
+    }
+    struct sb_tree_fp fp;
+    if (sb_tree_fingerprint(dir, &fp, err) < 0)
+        goto out;
+    snprintf(object, sizeof(object), "releases/%s-%s%s.snpb", m->release.name, fp.hex, key_tag);
     m->release.fingerprint = sb_strdup(fp.hex);
     m->release.object = sb_strdup(object);
     if (!m->release.fingerprint || !m->release.object) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         goto out;
     }
-    struct sb_manifest_object existing;
-    uint64_t entries = 0;
-    int found = find_stored_release(repo, object, &existing, &entries, err);
+    int found =
+        find_stored_release(repo, m->release.name, object, &existing, &entries, &named, err);
     if (found < 0)
         goto out;
     if (found) {
@@ -190,20 +282,16 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
         sb_error_wrap(err, "release '%s'", m->release.name);
         goto out;
     }
+    sb_test_kill_point("release-archived");
+    sb_test_pause_point("release-archived");
     /* A release is immutable once deployed; if it changed while we read it, the object may
      * mix two states, so we refuse it rather than store a lie under this fingerprint. */
     struct sb_tree_fp after;
     if (sb_tree_fingerprint(dir, &after, err) < 0)
         goto out;
     if (strcmp(after.hex, fp.hex) != 0) {
-        char *path = sb_repo_object_path(repo, object);
-        if (path)
-            sb_store_remove(sb_repo_write_store(repo), path, NULL);
-        free(path);
-        sb_error_set(err, SB_E_TEMPFAIL, 0,
-                     "release '%s' changed while it was archived (releases must not change "
-                     "once deployed); run the snapshot again",
-                     dir);
+        remove_object(repo, object);
+        release_changed(dir, err);
         goto out;
     }
     rc = 0;

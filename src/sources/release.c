@@ -36,6 +36,45 @@ struct fp_walk {
     char *root;
 };
 
+/* The fingerprint line of one entry: "PATH\0MODE SIZE MTIME" then the symlink target (if
+ * any) and "\n"; returns its length. */
+static size_t
+fp_line(char *line, size_t cap, const char *path, unsigned mode, long long size, long long sec,
+        long nsec, const char *target, size_t target_len)
+{
+    int len = snprintf(line, cap, "%s%c%o %lld %lld.%09ld", path, 0, mode, size, sec, nsec);
+    size_t n = len < 0 ? 0 : (size_t)len < cap ? (size_t)len : cap - 1;
+    if (target && target_len && n + target_len < cap) {
+        memcpy(line + n, target, target_len);
+        n += target_len;
+    }
+    if (n + 1 < cap)
+        line[n++] = '\n';
+    return n;
+}
+
+static void
+digest_add(struct sb_tree_digest *d, const char *line, size_t len)
+{
+    unsigned char h[16];
+    crypto_generichash(h, sizeof(h), (const unsigned char *)line, len, NULL, 0);
+    uint64_t lo = 0, hi = 0;
+    for (int idx = 7; idx >= 0; idx--) {
+        lo = lo << 8 | h[idx];
+        hi = hi << 8 | h[8 + idx];
+    }
+    uint64_t old = d->sum[0];
+    d->sum[0] += lo;
+    d->sum[1] += hi + (d->sum[0] < old);
+    d->entries++;
+}
+
+bool
+sb_tree_digest_equal(const struct sb_tree_digest *a, const struct sb_tree_digest *b)
+{
+    return a->sum[0] == b->sum[0] && a->sum[1] == b->sum[1] && a->entries == b->entries;
+}
+
 static int
 fp_dir(struct fp_walk *w, int dir_fd, const char *rel)
 {
@@ -72,18 +111,16 @@ fp_dir(struct fp_walk *w, int dir_fd, const char *rel)
             sb_error_set(w->err, SB_E_IO, errno, "cannot stat '%s/%s'", w->root, path);
             goto out;
         }
-        char line[PATH_MAX + 200];
-        int len =
-            snprintf(line, sizeof(line), "%s%c%o %lld %lld.%09ld", path, 0, (unsigned)st.st_mode,
-                     (long long)st.st_size, (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
-        crypto_generichash_update(&w->state, (const unsigned char *)line, (size_t)len);
-        if (S_ISLNK(st.st_mode)) {
-            char target[PATH_MAX];
-            ssize_t tl = readlinkat(dirfd(d), names[idx], target, sizeof(target));
-            if (tl > 0)
-                crypto_generichash_update(&w->state, (const unsigned char *)target, (size_t)tl);
-        }
-        crypto_generichash_update(&w->state, (const unsigned char *)"\n", 1);
+        char target[PATH_MAX];
+        ssize_t tl = 0;
+        if (S_ISLNK(st.st_mode))
+            tl = readlinkat(dirfd(d), names[idx], target, sizeof(target));
+        char line[2 * PATH_MAX + 200];
+        size_t len = fp_line(line, sizeof(line), path, (unsigned)st.st_mode, (long long)st.st_size,
+                             (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, target,
+                             tl > 0 ? (size_t)tl : 0);
+        crypto_generichash_update(&w->state, (const unsigned char *)line, len);
+        digest_add(&w->out->digest, line, len);
         w->out->entries++;
         if (S_ISREG(st.st_mode))
             w->out->bytes += (uint64_t)st.st_size;
@@ -149,7 +186,8 @@ tar_write_cb(struct archive *a, void *client, const void *buf, size_t len)
 }
 
 int
-sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries, struct sb_error *err)
+sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries,
+                struct sb_tree_digest *seen, struct sb_error *err)
 {
     struct tar_sink ts = {out, err, 0};
     struct archive *disk = archive_read_disk_new();
@@ -228,6 +266,18 @@ sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries, stru
         archive_entry_unset_atime(entry);
         archive_entry_unset_ctime(entry);
         archive_entry_unset_birthtime(entry);
+        if (seen && !is_root) {
+            /* the metadata as archived: the stat libarchive took before reading the data */
+            const char *target =
+                archive_entry_filetype(entry) == AE_IFLNK ? archive_entry_symlink(entry) : NULL;
+            char line[2 * PATH_MAX + 200];
+            size_t len =
+                fp_line(line, sizeof(line), archive_entry_pathname(entry),
+                        (unsigned)archive_entry_mode(entry), (long long)archive_entry_size(entry),
+                        (long long)archive_entry_mtime(entry), archive_entry_mtime_nsec(entry),
+                        target, target ? strlen(target) : 0);
+            digest_add(seen, line, len);
+        }
         /* The disk reader opened the file to read its metadata; keep it for the data. */
         struct archive_entry *spare = NULL;
         struct archive_entry *to_write = entry;

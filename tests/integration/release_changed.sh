@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# A release must not change while it is archived (DESIGN §4): a file rewritten, added or
+# removed after the archive walk passed it fails the snapshot with exit 75 and "changed while
+# it was archived", and leaves no manifest, no release object and no partial file; the next
+# run succeeds. Both ways a release is stored are covered: the first snapshot of a release name
+# (archived at once, then one fingerprint walk compared with what the archive walk saw) and a
+# release name seen before (fingerprint walks before and after). The change is made at the
+# exact point between the archive and the walk after it (test hook SNAPBACK_TEST_PAUSE_AT), so
+# nothing here depends on timing.
+# shellcheck source=tests/harness/lib.sh disable=SC2119
+source "$(dirname "$0")/../harness/lib.sh"
+sb_setup "$@"
+sb_env
+sb_init
+export SNAPBACK_TEST_HOOKS=1
+PAUSE=$WORK/paused
+
+# paused_snapshot CMD...: a snapshot that stops after its archive, CMD, then the snapshot goes
+# on; sets RC, OUT, ERR.
+paused_snapshot() {
+    rm -f "$PAUSE"
+    SNAPBACK_TEST_PAUSE_AT="release-archived:$PAUSE" "$SNAPBACK" --config "$CFG" --no-progress \
+        snapshot >"$WORK/.out" 2>"$WORK/.err" &
+    local pid=$! n
+    for ((n = 0; n < 1500; n++)); do
+        [[ -e $PAUSE ]] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.02
+    done
+    check "the snapshot reached the point after its archive" test -e "$PAUSE"
+    "$@"
+    rm -f "$PAUSE"
+    RC=0
+    wait "$pid" || RC=$?
+    OUT=$(cat "$WORK/.out")
+    ERR=$(cat "$WORK/.err")
+    check "no sanitizer report" test -z "$(grep -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORK/.err" || true)"
+}
+release_objects() { find "$REPO/demo/releases" -maxdepth 1 -type f 2>/dev/null | wc -l || true; }
+manifests() { find "$REPO/demo/snapshots" -maxdepth 1 -type f -name '*.manifest' 2>/dev/null | wc -l || true; }
+nothing_left() { # $1: manifests expected, $2: release objects expected
+    check "exit 75 (temporary: run again)" test "$RC" = 75
+    expect_err_contains "changed while it was archived"
+    check "no new manifest" test "$(manifests)" -eq "$1"
+    check "no new release object" test "$(release_objects)" -eq "$2"
+    check "no partial file" test -z "$(find "$REPO" "$STATE" -name '*.partial' -o -name '*-new-*')"
+}
+R2=$APP/releases/20260102T000000Z
+R1=$APP/releases/20260101T000000Z
+
+log "first snapshot of a release name, a file rewritten after it was archived"
+paused_snapshot sh -c "printf 'changed\n' >>'$R2/app/main.rb'"
+nothing_left 0 0
+sb_snapshot
+first=$SNAP_ID
+check "the next run stores the release" test "$(release_objects)" -eq 1
+
+log "a release name seen before (walks before and after), a file added meanwhile"
+printf 'hotfix\n' >"$R2/HOTFIX" # the release differs from the stored one: archived again
+paused_snapshot touch "$R2/app/added-meanwhile.rb"
+nothing_left 1 1
+
+log "first snapshot of another release name, a file removed meanwhile"
+ln -sfn releases/20260101T000000Z "$APP/current"
+paused_snapshot rm "$R1/REVISION"
+nothing_left 1 1
+
+log "the same point with no change: the snapshot is stored and restores"
+paused_snapshot true
+check "exit 0" test "$RC" = 0
+check "a second release object" test "$(release_objects)" -eq 2
+id=$(printf '%s\n' "$OUT" | tail -n 1)
+expect_ok sb verify "$id"
+expect_ok sb restore "$id" --target "$WORK/restored" --only release
+compare_trees "$R1" "$WORK/restored/releases/20260101T000000Z"
+expect_ok sb verify "$first"
+
