@@ -6,12 +6,15 @@
 # <= 64 MiB).
 #
 #   tests/bench/snapshot.sh DIR [--repeat N] [--snapback PATH] [--workdir DIR] [--keep]
+#                               [--snapshot-only]
 #
 #   --repeat N     run every measurement N times, alternating tools, and report the median
 #   --snapback     the binary (default: $SNAPBACK, then build/snapback in the source tree)
 #   --workdir      where repositories and restores go (default: a mktemp -d in $TMPDIR; put it
 #                  on the same kind of disk as DIR for fair numbers)
 #   --keep         keep the work directory
+#   --snapshot-only  time the snapshots only (no restores, no restic): a tree of many small
+#                  files spends most of a restore creating inodes, which takes minutes
 #
 # DIR becomes the release of a temp app: bind-mounted into its releases/ when run as root and
 # mount works, else copied there (all tools then read the copy). The page cache is warmed
@@ -19,13 +22,14 @@
 # shell pipeline is that of its largest process, as getrusage(RUSAGE_CHILDREN) reports it.
 set -euo pipefail
 
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SRC=
 REPEAT=1
 SB=${SNAPBACK:-$ROOT/build/snapback}
 WORKBASE=${TMPDIR:-/tmp}
 KEEP=0
+SNAPSHOT_ONLY=0
 while (($#)); do
     case $1 in
     --repeat)
@@ -41,6 +45,7 @@ while (($#)); do
         shift
         ;;
     --keep) KEEP=1 ;;
+    --snapshot-only) SNAPSHOT_ONLY=1 ;;
     -h | --help)
         usage
         exit 0
@@ -166,7 +171,8 @@ for run in $(seq 1 "$REPEAT"); do
     measure snapback-snapshot "$SB" --config "$W/sb-$run.json" --quiet --no-progress snapshot
     id=$(tail -n1 "$W/cmd.out")
     du -sb "$W/sb-repo-$run" | cut -f1 >"$W/size.snapback"
-    measure snapback-restore "$SB" --config "$W/sb-$run.json" --quiet --no-progress restore "$id" --target "$W/restore-sb"
+    ((SNAPSHOT_ONLY)) ||
+        measure snapback-restore "$SB" --config "$W/sb-$run.json" --quiet --no-progress restore "$id" --target "$W/restore-sb"
     rm -rf "$W/restore-sb" "$W/sb-repo-$run" "$W/sb-state-$run"
 
     # shellcheck disable=SC2016 # expanded by the inner bash
@@ -175,11 +181,12 @@ for run in $(seq 1 "$REPEAT"); do
     stat -c %s "$W/out.tar.zst.age" >"$W/size.pipeline"
     mkdir -p "$W/restore-pipe"
     # shellcheck disable=SC2016
-    measure pipeline-restore bash -c 'set -o pipefail; age -d -i "$1" "$2" | zstd -d -q | tar -x -C "$3"' \
+    ((SNAPSHOT_ONLY)) ||
+        measure pipeline-restore bash -c 'set -o pipefail; age -d -i "$1" "$2" | zstd -d -q | tar -x -C "$3"' \
         _ "$W/age.key" "$W/out.tar.zst.age" "$W/restore-pipe"
     rm -rf "$W/restore-pipe" "$W/out.tar.zst.age"
 
-    if ((HAVE_RESTIC)); then
+    if ((HAVE_RESTIC && !SNAPSHOT_ONLY)); then
         export RESTIC_PASSWORD_FILE=$W/restic.pass RESTIC_CACHE_DIR=$W/restic-cache
         restic init --repo "$W/restic-repo" >/dev/null 2>&1
         measure restic-backup restic --repo "$W/restic-repo" --quiet backup "$DATA"
@@ -214,11 +221,13 @@ for label in ("snapback-snapshot", "pipeline-snapshot", "restic-backup",
                                              "%.1f" % (st / 1048576) if st else ""))
 print()
 for op, other in (("snapshot", "pipeline-snapshot"), ("restore", "pipeline-restore")):
+    if other not in rows:
+        continue
     a, b = med("snapback-" + op, 0), med(other, 0)
     print("snapback %-8s / tar|zstd|age: %.2f  (target <= 0.90)" % (op, a / b if b else float("nan")))
 if "restic-backup" in rows:
     print("snapback snapshot / restic backup: %.2f" % (med("snapback-snapshot", 0) / med("restic-backup", 0)))
     print("snapback restore  / restic restore: %.2f" % (med("snapback-restore", 0) / med("restic-restore", 0)))
-rss = max(med("snapback-snapshot", 1), med("snapback-restore", 1)) / 1024
+rss = max(med(l, 1) for l in ("snapback-snapshot", "snapback-restore") if l in rows) / 1024
 print("snapback peak RSS: %.1f MiB  (target <= 64)" % rss)
 PY
