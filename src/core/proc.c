@@ -85,21 +85,22 @@ drain_err(struct sb_proc *p)
 
 /* Waits until data_fd is ready for `events`, draining stderr meanwhile.
  *
- * Writing into a full pipe (POLLOUT) is paced instead: the kernel reports a pipe writable as
- * soon as the reader took one page, so a child that reads 4 KiB at a time (pg_restore, psql)
- * would wake us for every 4 KiB, and both processes would switch back and forth 125,000 times
- * for 500 MiB (1-1.8 s of system time per PostgreSQL restore, on the cores the server needs).
- * We wait 1 ms instead (stderr still drained meanwhile) and then write what has room: with a
- * 1 MiB pipe that keeps a reader up to ~1 GB/s fed, and a child that stopped reading costs a
- * thousand cheap retries a second until it exits. */
-#define WRITE_PACE_MS 1
+ * The first wait after progress is paced: 1 ms, then the caller tries again. The kernel
+ * reports a pipe readable as soon as the child wrote anything, and writable as soon as the
+ * child read one page, so with a child that writes or reads 4-8 KiB at a time (pg_dump,
+ * pg_restore, psql) a plain poll wakes us, and the child, for every 4-8 KiB: 125,000 switches
+ * for 500 MiB, 1-1.8 s of system time per PostgreSQL restore on the cores the server needs.
+ * After 1 ms the pipe holds (or has room for) up to ~1 MiB, so each wake-up moves a batch.
+ * When the child is slow (still nothing after the 1 ms), the next wait is a plain poll, so
+ * an idle child costs nothing. */
+#define PACE_MS 1
 
 static int
-wait_ready(struct sb_proc *p, short events, struct sb_error *err)
+wait_ready(struct sb_proc *p, short events, int attempt, struct sb_error *err)
 {
-    if (events == POLLOUT) {
+    if (attempt == 0) {
         struct pollfd fds[1] = {{p->err_fd, POLLIN, 0}};
-        int r = poll(fds, p->err_fd >= 0 ? 1 : 0, WRITE_PACE_MS);
+        int r = poll(fds, p->err_fd >= 0 ? 1 : 0, PACE_MS);
         if (r < 0 && errno != EINTR)
             return sb_error_set(err, SB_E_IO, errno, "cannot wait for %s", p->name);
         if (r < 0 && sb_check_stop(err) < 0)
@@ -135,6 +136,7 @@ proc_read(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_er
         *got = 0;
         return 0;
     }
+    int waits = 0;
     for (;;) {
         ssize_t n = read(p->data_fd, buf, cap);
         if (n >= 0) {
@@ -149,7 +151,7 @@ proc_read(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_er
             continue;
         if (errno != EAGAIN)
             return sb_error_set(err, SB_E_IO, errno, "cannot read the output of %s", p->name);
-        if (wait_ready(p, POLLIN, err) < 0)
+        if (wait_ready(p, POLLIN, waits++, err) < 0)
             return -1;
     }
 }
@@ -167,6 +169,7 @@ proc_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error *
 {
     struct sb_proc *p = ((struct proc_out *)s)->proc;
     const unsigned char *ptr = data;
+    int waits = 0;
     while (len > 0) {
         if (p->data_fd < 0)
             return sb_error_set(err, SB_E_IO, 0, "%s closed its input", p->name);
@@ -174,6 +177,7 @@ proc_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error *
         if (n >= 0) {
             ptr += n;
             len -= (size_t)n;
+            waits = 0;
             continue;
         }
         if (errno == EINTR)
@@ -193,7 +197,7 @@ proc_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error *
         }
         if (errno != EAGAIN)
             return sb_error_set(err, SB_E_IO, errno, "cannot write to %s", p->name);
-        if (wait_ready(p, POLLOUT, err) < 0)
+        if (wait_ready(p, POLLOUT, waits++, err) < 0)
             return -1;
     }
     return 0;
