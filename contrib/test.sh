@@ -8,10 +8,13 @@
 # 3. asan: a --werror build with ASan+UBSan in build-asan/, and `meson test` of every suite
 #    (unit, integration, fuzz) with sanitizer reports fatal;
 # 4. valgrind: a --werror release build in build-valgrind/, and the unit suite under
-#    valgrind (definite leaks and memory errors fail).
+#    valgrind (definite leaks and memory errors fail);
+# 5. tsan: a --werror ThreadSanitizer build in build-tsan/, the unit suite (which runs the
+#    threaded object chain) and two integration tests that snapshot, restore and verify
+#    through every pipeline thread, with any data race fatal.
 # Every stage runs even when an earlier one failed (unless it needs that one's build); the
 # summary at the end lists each stage's result, and the exit status is non-zero when any
-# failed. STAGE is one of format, asan, valgrind. Environment: MESON_TEST_ARGS adds arguments
+# failed. STAGE is one of format, asan, valgrind, tsan. Environment: MESON_TEST_ARGS adds arguments
 # to both `meson test` runs (e.g. "--suite integration"), FUZZ_SECONDS is passed to the
 # build (-Dfuzz_seconds) when set.
 # shellcheck disable=SC2317 # the stage functions are called through `stage`
@@ -20,7 +23,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 INSTALL=1
-STAGES=format,asan,valgrind
+STAGES=format,asan,valgrind,tsan
 while (($#)); do
     case $1 in
     --no-install) INSTALL=0 ;;
@@ -156,6 +159,15 @@ valgrind_unit() {
         ${MESON_TEST_ARGS:-}
 }
 
+tsan() {
+    setup_build build-tsan -Db_sanitize=thread --werror || return
+    ninja -C build-tsan || return
+    export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+    # shellcheck disable=SC2086
+    meson test -C build-tsan --suite unit --print-errorlogs ${MESON_TEST_ARGS:-} || return
+    meson test -C build-tsan --print-errorlogs dedupe release_changed
+}
+
 banner "snapback test suite in $ROOT"
 echo "stages: $STAGES; $(nproc) cores; $(uname -srm); user $(id -un)"
 stage dependencies install_missing
@@ -166,12 +178,13 @@ fi
 want format && stage format format_check
 want asan && stage "asan+ubsan (all suites)" asan
 want valgrind && stage "valgrind (unit suite)" valgrind_unit
+want tsan && stage "tsan (unit + 2 integration)" tsan
 
 banner "summary ($((SECONDS - T_START)) s)"
 for name in "${ORDER[@]}"; do
     printf '  %-28s %s\n' "$name" "${RESULT[$name]}"
 done
-for dir in build-asan build-valgrind; do
+for dir in build-asan build-valgrind build-tsan; do
     [[ -f $dir/meson-logs/testlog.txt ]] && echo "  test log: $ROOT/$dir/meson-logs/testlog.txt"
 done
 exit "$FAILED"

@@ -246,12 +246,14 @@ sb_thread_ostream_new(struct sb_ostream *down, size_t block_size, size_t depth,
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate pipeline buffers");
         return NULL;
     }
+    /* set before the worker runs: it shares a word with flags the worker reads */
+    ts->started = true;
     if (pthread_create(&ts->worker, NULL, ostream_worker, ts) != 0) {
+        ts->started = false;
         thread_ofree(&ts->base);
         sb_error_set(err, SB_E_INTERNAL, errno, "cannot start a pipeline thread");
         return NULL;
     }
-    ts->started = true;
     return &ts->base;
 }
 
@@ -380,11 +382,13 @@ sb_thread_istream_new(struct sb_istream *up, size_t block_size, size_t depth, st
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate pipeline buffers");
         return NULL;
     }
+    /* set before the worker runs: it shares a word with flags the worker reads */
+    ts->started = true;
     if (pthread_create(&ts->worker, NULL, istream_worker, ts) != 0) {
+        ts->started = false;
         thread_ifree(&ts->base);
         sb_error_set(err, SB_E_INTERNAL, errno, "cannot start a pipeline thread");
         return NULL;
     }
-    ts->started = true;
     return &ts->base;
 }
