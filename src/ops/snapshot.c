@@ -61,10 +61,13 @@ make_id(struct sb_repo *repo, char out[32], struct sb_error *err)
 }
 
 /* Archives the tree at dir into the object `name` of the app; *obj receives its sizes and hash
- * (its name is left NULL), *seen (when not NULL) the metadata digest of the archive walk. */
+ * (its name is left NULL), *seen (when not NULL) the metadata digest of the archive walk.
+ * bytes: the size of its files when a fingerprint walk already told (for the progress line),
+ * else 0. */
 static int
-archive_tree(struct sb_repo *repo, const char *dir, const char *name, struct sb_tree_digest *seen,
-             uint64_t *entries, struct sb_manifest_object *obj, struct sb_error *err)
+archive_tree(struct sb_repo *repo, const char *dir, const char *name, uint64_t bytes,
+             struct sb_tree_digest *seen, uint64_t *entries, struct sb_manifest_object *obj,
+             struct sb_error *err)
 {
     char *path = sb_repo_object_path(repo, name);
     struct sb_ostream *out = NULL;
@@ -74,8 +77,10 @@ archive_tree(struct sb_repo *repo, const char *dir, const char *name, struct sb_
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
     struct sb_tree_fp size;
     struct sb_error ignored = SB_ERROR_INIT;
-    if (sb_progress_enabled() && sb_tree_fingerprint(dir, &size, &ignored) == 0)
-        sb_progress_expect(size.bytes); /* the tar is a little more: headers */
+    if (sb_progress_enabled() && !bytes && sb_tree_fingerprint(dir, &size, &ignored) == 0)
+        bytes = size.bytes;
+    if (sb_progress_enabled() && bytes)
+        sb_progress_expect(bytes); /* the tar is a little more: headers */
     if (sb_object_create(sb_repo_write_store(repo), path, repo->key, &repo->params, &res, &out,
                          err) < 0)
         goto out;
@@ -109,10 +114,10 @@ record_object(struct sb_manifest *m, const char *name, struct sb_manifest_object
 /* Archives the tree at dir into the object `name` of the app, and records it in m. */
 static int
 store_tree(struct sb_repo *repo, struct sb_manifest *m, const char *dir, const char *name,
-           uint64_t *entries, struct sb_error *err)
+           uint64_t bytes, uint64_t *entries, struct sb_error *err)
 {
     struct sb_manifest_object obj;
-    if (archive_tree(repo, dir, name, NULL, entries, &obj, err) < 0)
+    if (archive_tree(repo, dir, name, bytes, NULL, entries, &obj, err) < 0)
         return -1;
     return record_object(m, name, &obj, err);
 }
@@ -219,7 +224,7 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
                  key_tag);
         struct sb_tree_digest seen = {{0, 0}, 0};
         struct sb_manifest_object obj;
-        if (archive_tree(repo, dir, pending, &seen, &m->release.entries, &obj, err) < 0) {
+        if (archive_tree(repo, dir, pending, 0, &seen, &m->release.entries, &obj, err) < 0) {
             sb_error_wrap(err, "release '%s'", m->release.name);
             goto out;
         }
@@ -278,7 +283,7 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
         rc = 0;
         goto out;
     }
-    if (store_tree(repo, m, dir, object, &m->release.entries, err) < 0) {
+    if (store_tree(repo, m, dir, object, fp.bytes, &m->release.entries, err) < 0) {
         sb_error_wrap(err, "release '%s'", m->release.name);
         goto out;
     }
@@ -326,7 +331,7 @@ snapshot_shared(const struct sb_config *cfg, struct sb_repo *repo, struct sb_man
             return -1;
         }
         uint64_t entries = 0;
-        int rc = store_tree(repo, m, dir, object, &entries, err);
+        int rc = store_tree(repo, m, dir, object, 0, &entries, err);
         free(dir);
         if (rc < 0)
             return sb_error_wrap(err, "shared path '%s'", rel);
