@@ -134,19 +134,24 @@ CHECKS=$((CHECKS + 1))
 # rollback is aborted before anything changed
 rmdir "$APP/current"
 ln -s releases/R1 "$APP/current"
-write_config "\"hooks\": { \"before_rollback\": \"sleep 300 & sleep 301; echo never\", \"timeout_s\": 1 }"
+# durations no other process on the machine uses, so pgrep finds only the hook's children
+write_config "\"hooks\": { \"before_rollback\": \"sleep 300.0731 & sleep 301.0731; echo never\", \"timeout_s\": 1 }"
 before=$(tree_digest "$APP")
 expect_exit 74 sb rollback --to R2 --no-safety-snapshot
 expect_err_contains "timed out after 1 s and was killed"
 [[ $(tree_digest "$APP") == "$before" ]] || fail "a timed-out hook left changes"
-# the hook's process group was killed: its members vanish (polled, bounded: a loaded machine
-# may take a moment to reap them)
-for ((tries = 0; tries < 100; tries++)); do
-    pgrep -f '^sleep 30[01]$' >/dev/null || break
+# the hook's process group was killed: its members vanish (polled, bounded at 20 s: a loaded
+# machine with a slow disk may take a moment to deliver SIGKILL and reap them)
+hook_children() { pgrep -f '^sleep 30[01][.]0731$' || true; }
+for ((tries = 0; tries < 400; tries++)); do
+    [[ -z $(hook_children) ]] && break
     sleep 0.05
 done
 CHECKS=$((CHECKS + 1))
-if pgrep -f '^sleep 30[01]$' >/dev/null; then fail "the hook's children survived the timeout"; fi
+if [[ -n $(hook_children) ]]; then
+    ps -o pid,ppid,pgid,stat,etime,cmd -p "$(hook_children | paste -sd,)" >&2 || true
+    fail "the hook's children survived the timeout"
+fi
 CHECKS=$((CHECKS + 2))
 
 # a rollback while another run holds the app lock exits 75 and changes nothing
