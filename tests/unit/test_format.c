@@ -1,6 +1,7 @@
 /* Object format tests: the test vectors of docs/FORMAT.md, and every way an object can be
  * damaged (each byte flipped, cut at every offset, chunks swapped, wrong key), each of which
  * must be refused with SB_E_CORRUPT before any plaintext is trusted. */
+#include <errno.h>
 #include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -621,6 +622,75 @@ test_threaded_chain_matches_serial(void)
     sb_key_free(key);
 }
 
+/* A sink that fails like a full disk after `room` bytes. */
+struct full_sink {
+    struct sb_ostream base;
+    size_t room, used;
+};
+
+static int
+full_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err)
+{
+    (void)data;
+    struct full_sink *fs = (struct full_sink *)s;
+    if (fs->used + len > fs->room)
+        return sb_error_set(err, SB_E_IO, ENOSPC, "cannot write 'sink' (free some space)");
+    fs->used += len;
+    return 0;
+}
+
+static int
+full_close(struct sb_ostream *s, struct sb_error *err)
+{
+    (void)s;
+    (void)err;
+    return 0;
+}
+
+static void
+full_free(struct sb_ostream *s)
+{
+    free(s);
+}
+
+static const struct sb_ostream_ops full_ops = {
+    .write = full_write, .close = full_close, .free = full_free};
+
+/* A full disk under every thread of the chain: the error reaches the writer (from a write or
+ * from close), with the sink's message, for every point at which the disk fills up; nothing
+ * hangs or leaks. */
+static void
+test_full_disk_through_threads(void)
+{
+    struct sb_key *key = test_key();
+    static const size_t rooms[] = {0, 50, 200, 4096, 5000, 50000, 200000};
+    unsigned char *data = random_data(300 * 1024);
+    size_t wrong = 0;
+    for (int threads = 1; threads <= 2; threads++) {
+        for (size_t idx = 0; idx < sizeof(rooms) / sizeof(*rooms); idx++) {
+            struct full_sink *sink = calloc(1, sizeof(*sink));
+            sink->base.ops = &full_ops;
+            sink->room = rooms[idx];
+            struct sb_ostream *w = NULL;
+            struct sb_object_result res;
+            struct sb_object_params params = {3, threads, 4096};
+            struct sb_error err = SB_ERROR_INIT;
+            int rc = sb_object_writer_new(&sink->base, key, &params, &res, &w, &err);
+            for (size_t at = 0; rc == 0 && at < 300 * 1024; at += 8192)
+                rc = sb_ostream_write(w, data + at, 8192, &err);
+            if (rc == 0)
+                rc = sb_ostream_close(w, &err);
+            if (rc == 0 || err.code != SB_E_IO || err.sys_errno != ENOSPC ||
+                !strstr(err.msg, "free some space"))
+                wrong++;
+            sb_ostream_free(w);
+        }
+    }
+    EXPECT_INT(wrong, 0);
+    free(data);
+    sb_key_free(key);
+}
+
 int
 main(void)
 {
@@ -633,6 +703,7 @@ main(void)
     RUN(test_header_layout);
     RUN(test_roundtrip_sizes);
     RUN(test_threaded_chain_matches_serial);
+    RUN(test_full_disk_through_threads);
     RUN(test_every_flip_detected);
     RUN(test_every_truncation_detected);
     RUN(test_chunk_swap_detected);
