@@ -75,3 +75,20 @@ expect_ok sb restore "$id" --target "$WORK/restored" --only release
 compare_trees "$R1" "$WORK/restored/releases/20260101T000000Z"
 expect_ok sb verify "$first"
 
+log "killed right after the archive of a new release name: the next run stores it, prune removes the orphan"
+mkdir -p "$APP/releases/R3" && printf 'r3\n' >"$APP/releases/R3/REVISION"
+ln -sfn releases/R3 "$APP/current"
+expect_exit 137 env SNAPBACK_TEST_KILL_AT=release-archived:1 "$SNAPBACK" --config "$CFG" --no-progress snapshot
+check "the killed run left its archive under a pending name" test -n "$(find "$REPO/demo/releases" -name 'R3-new-*.snpb')"
+manifests_before=$(manifests)
+sb_snapshot
+check "the next run stored R3 under its fingerprint" test -n "$(find "$REPO/demo/releases" -name 'R3-[0-9a-f]*.snpb' ! -name '*-new-*')"
+check "one more snapshot" test "$(manifests)" -eq $((manifests_before + 1))
+"$PYTHON" -c 'import json, sys
+c = json.load(open(sys.argv[1])); c["retention"] = {"keep_last": 100}
+json.dump(c, open(sys.argv[1], "w"))' "$CFG"
+find "$REPO/demo" -type f -exec touch -d '7 hours ago' {} +
+expect_ok sb prune
+check "prune removed the orphaned pending archive" test -z "$(find "$REPO/demo/releases" -name '*-new-*')"
+expect_ok sb verify --all
+
