@@ -677,7 +677,8 @@ test_full_disk_through_threads(void)
             struct sb_error err = SB_ERROR_INIT;
             int rc = sb_object_writer_new(&sink->base, key, &params, &res, &w, &err);
             for (size_t at = 0; rc == 0 && at < 300 * 1024; at += 8192)
-                rc = sb_ostream_write(w, data + at, 8192, &err);
+                rc = sb_ostream_write(w, data + at, 300 * 1024 - at < 8192 ? 300 * 1024 - at : 8192,
+                                      &err);
             if (rc == 0)
                 rc = sb_ostream_close(w, &err);
             if (rc == 0 || err.code != SB_E_IO || err.sys_errno != ENOSPC ||
