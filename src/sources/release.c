@@ -278,6 +278,14 @@ sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries,
                         target, target ? strlen(target) : 0);
             digest_add(seen, line, len);
         }
+        /* A socket cannot be stored (pax has no type for it) and means nothing once its
+         * listener is gone: like tar, skip it with a warning rather than fail the snapshot
+         * over a stale tmp/sockets/app.sock. It stays in the metadata digest above, which
+         * the fingerprint walk also counts it in. */
+        if (archive_entry_filetype(entry) == AE_IFSOCK) {
+            sb_warn("'%s/%s' is a socket: not archived", dir, archive_entry_pathname(entry));
+            continue;
+        }
         /* The disk reader opened the file to read its metadata; keep it for the data. */
         struct archive_entry *spare = NULL;
         struct archive_entry *to_write = entry;

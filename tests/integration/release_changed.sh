@@ -92,3 +92,13 @@ expect_ok sb prune
 check "prune removed the orphaned pending archive" test -z "$(find "$REPO/demo/releases" -name '*-new-*')"
 expect_ok sb verify --all
 
+
+log "a socket in the release (a stale app.sock) is skipped with a warning, not a failure"
+"$PYTHON" -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$APP/releases/R3/app.sock"
+sb_snapshot
+expect_err_contains "app.sock' is a socket: not archived"
+expect_ok sb restore "$SNAP_ID" --target "$WORK/with-socket" --only release
+check "the release is restored" test -f "$WORK/with-socket/releases/R3/REVISION"
+check "without the socket" test ! -e "$WORK/with-socket/releases/R3/app.sock"
+sb_snapshot
+expect_err_contains "unchanged since an earlier snapshot"
