@@ -165,7 +165,7 @@ tsan() {
     export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
     # shellcheck disable=SC2086
     meson test -C build-tsan --suite unit --print-errorlogs ${MESON_TEST_ARGS:-} || return
-    meson test -C build-tsan --print-errorlogs dedupe release_changed
+    meson test -C build-tsan --print-errorlogs dedupe release_changed tree_churn
 }
 
 banner "snapback test suite in $ROOT"

@@ -70,6 +70,9 @@ void sb_test_kill_point(const char *name);
  * SNAPBACK_TEST_PAUSE_AT=NAME:FILE, sb_test_pause_point(NAME) creates FILE and waits until the
  * test removes it (at most 60 s), so a test can change things at that exact point. */
 void sb_test_pause_point(const char *name);
+/* Whether SNAPBACK_TEST_PAUSE_AT is set with the hooks on (read once): lets a per-file pause
+ * point ("entry:PATH", the archive walk) cost nothing but this test in production. */
+bool sb_test_pause_armed(void);
 
 /* --- misc --- */
 void sb_hex_encode(const unsigned char *in, size_t len, char *out /* 2*len+1 */);

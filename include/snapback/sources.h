@@ -27,14 +27,27 @@ struct sb_tree_fp {
  * under dir, in sorted order, without reading file contents. */
 int sb_tree_fingerprint(const char *dir, struct sb_tree_fp *out, struct sb_error *err);
 
+/* How sb_tree_archive treats a tree that changes under it. */
+enum sb_tree_mode {
+    /* A release: immutable once deployed. An entry that vanishes, or a file that shrinks
+     * while it is read, fails the archive with SB_E_TEMPFAIL (run it again). */
+    SB_TREE_STRICT,
+    /* A shared path (uploads, caches): written by the app while we read it. An entry that
+     * vanishes before it is read is skipped with a warning (it no longer exists, so there is
+     * nothing to lose); a file that shrinks while it is read is stored padded with zeros to
+     * the size its header declared, with a warning naming it. */
+    SB_TREE_VOLATILE,
+};
+
 /* Writes the tree under dir as a pax tar stream into out (not closed). Paths in the archive
  * are relative to dir; the root itself is the entry "." (not counted in *entries). Hard links
  * within the tree are kept; symlinks are stored as symlinks. *entries receives the number of
  * entries written; *seen (when not NULL) the digest of the metadata each entry had when it
  * was archived (its stat before its data was read), to compare with a fingerprint taken
- * after the archive. */
-int sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries,
-                    struct sb_tree_digest *seen, struct sb_error *err);
+ * after the archive. A file that grows while it is read is stored with the size its stat
+ * gave (a prefix of what it became). */
+int sb_tree_archive(const char *dir, enum sb_tree_mode mode, struct sb_ostream *out,
+                    uint64_t *entries, struct sb_tree_digest *seen, struct sb_error *err);
 bool sb_tree_digest_equal(const struct sb_tree_digest *a, const struct sb_tree_digest *b);
 
 enum sb_extract_mode {

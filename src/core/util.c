@@ -154,6 +154,17 @@ sb_test_pause_point(const char *name)
         usleep(20000);
 }
 
+bool
+sb_test_pause_armed(void)
+{
+    static int armed = -1;
+    if (armed < 0) {
+        const char *hooks = getenv("SNAPBACK_TEST_HOOKS");
+        armed = hooks && strcmp(hooks, "1") == 0 && getenv("SNAPBACK_TEST_PAUSE_AT");
+    }
+    return armed == 1;
+}
+
 static volatile sig_atomic_t stop_signal;
 
 void

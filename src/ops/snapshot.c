@@ -65,9 +65,9 @@ make_id(struct sb_repo *repo, char out[32], struct sb_error *err)
  * bytes: the size of its files when a fingerprint walk already told (for the progress line),
  * else 0. */
 static int
-archive_tree(struct sb_repo *repo, const char *dir, const char *name, uint64_t bytes,
-             struct sb_tree_digest *seen, uint64_t *entries, struct sb_manifest_object *obj,
-             struct sb_error *err)
+archive_tree(struct sb_repo *repo, const char *dir, enum sb_tree_mode mode, const char *name,
+             uint64_t bytes, struct sb_tree_digest *seen, uint64_t *entries,
+             struct sb_manifest_object *obj, struct sb_error *err)
 {
     char *path = sb_repo_object_path(repo, name);
     struct sb_ostream *out = NULL;
@@ -84,7 +84,7 @@ archive_tree(struct sb_repo *repo, const char *dir, const char *name, uint64_t b
     if (sb_object_create(sb_repo_write_store(repo), path, repo->key, &repo->params, &res, &out,
                          err) < 0)
         goto out;
-    if (sb_tree_archive(dir, out, entries, seen, err) < 0)
+    if (sb_tree_archive(dir, mode, out, entries, seen, err) < 0)
         goto out;
     if (sb_ostream_close(out, err) < 0)
         goto out;
@@ -113,11 +113,11 @@ record_object(struct sb_manifest *m, const char *name, struct sb_manifest_object
 
 /* Archives the tree at dir into the object `name` of the app, and records it in m. */
 static int
-store_tree(struct sb_repo *repo, struct sb_manifest *m, const char *dir, const char *name,
-           uint64_t bytes, uint64_t *entries, struct sb_error *err)
+store_tree(struct sb_repo *repo, struct sb_manifest *m, const char *dir, enum sb_tree_mode mode,
+           const char *name, uint64_t bytes, uint64_t *entries, struct sb_error *err)
 {
     struct sb_manifest_object obj;
-    if (archive_tree(repo, dir, name, bytes, NULL, entries, &obj, err) < 0)
+    if (archive_tree(repo, dir, mode, name, bytes, NULL, entries, &obj, err) < 0)
         return -1;
     return record_object(m, name, &obj, err);
 }
@@ -224,7 +224,8 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
                  key_tag);
         struct sb_tree_digest seen = {{0, 0}, 0};
         struct sb_manifest_object obj;
-        if (archive_tree(repo, dir, pending, 0, &seen, &m->release.entries, &obj, err) < 0) {
+        if (archive_tree(repo, dir, SB_TREE_STRICT, pending, 0, &seen, &m->release.entries, &obj,
+                         err) < 0) {
             sb_error_wrap(err, "release '%s'", m->release.name);
             goto out;
         }
@@ -283,7 +284,7 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
         rc = 0;
         goto out;
     }
-    if (store_tree(repo, m, dir, object, fp.bytes, &m->release.entries, err) < 0) {
+    if (store_tree(repo, m, dir, SB_TREE_STRICT, object, fp.bytes, &m->release.entries, err) < 0) {
         sb_error_wrap(err, "release '%s'", m->release.name);
         goto out;
     }
@@ -331,7 +332,7 @@ snapshot_shared(const struct sb_config *cfg, struct sb_repo *repo, struct sb_man
             return -1;
         }
         uint64_t entries = 0;
-        int rc = store_tree(repo, m, dir, object, 0, &entries, err);
+        int rc = store_tree(repo, m, dir, SB_TREE_VOLATILE, object, 0, &entries, err);
         free(dir);
         if (rc < 0)
             return sb_error_wrap(err, "shared path '%s'", rel);

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sodium.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,7 +109,13 @@ fp_dir(struct fp_walk *w, int dir_fd, const char *rel)
         char path[PATH_MAX];
         snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", names[idx]);
         if (fstatat(dirfd(d), names[idx], &st, AT_SYMLINK_NOFOLLOW) < 0) {
-            sb_error_set(w->err, SB_E_IO, errno, "cannot stat '%s/%s'", w->root, path);
+            if (errno == ENOENT)
+                sb_error_set(w->err, SB_E_TEMPFAIL, errno,
+                             "'%s/%s' vanished while the release was read (releases must not "
+                             "change once deployed); run the snapshot again",
+                             w->root, path);
+            else
+                sb_error_set(w->err, SB_E_IO, errno, "cannot stat '%s/%s'", w->root, path);
             goto out;
         }
         char target[PATH_MAX];
@@ -127,8 +134,15 @@ fp_dir(struct fp_walk *w, int dir_fd, const char *rel)
         if (S_ISDIR(st.st_mode)) {
             int fd = openat(dirfd(d), names[idx], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
             if (fd < 0) {
-                sb_error_set(w->err, sb_error_from_errno(errno), errno, "cannot open '%s/%s'",
-                             w->root, path);
+                if (errno == EACCES || errno == EPERM)
+                    sb_error_set(w->err, SB_E_PERM, errno,
+                                 "cannot open '%s/%s'; run snapback as a user who can read every "
+                                 "file under it (often the app's deploy user, or root), or fix "
+                                 "the permissions",
+                                 w->root, path);
+                else
+                    sb_error_set(w->err, sb_error_from_errno(errno), errno, "cannot open '%s/%s'",
+                                 w->root, path);
                 goto out;
             }
             if (fp_dir(w, fd, path) < 0)
@@ -185,8 +199,71 @@ tar_write_cb(struct archive *a, void *client, const void *buf, size_t len)
     return (la_ssize_t)len;
 }
 
+/* The errno of the walk's failure. Most failures carry it; a directory the walk could not
+ * enter (removed between its entry and its visit, or unreadable) is reported as "PATH:
+ * Couldn't visit directory" with none (libarchive 3.6), so the directory of exactly that
+ * message is opened again to learn why. 0 when unknown. */
+static int
+walk_errno(struct archive *disk)
+{
+    int e = archive_errno(disk);
+    if (e > 0)
+        return e;
+    static const char suffix[] = ": Couldn't visit directory";
+    const char *msg = archive_error_string(disk);
+    size_t len = msg ? strlen(msg) : 0, slen = sizeof(suffix) - 1;
+    if (len <= slen || len - slen >= PATH_MAX || strcmp(msg + len - slen, suffix) != 0)
+        return 0;
+    char path[PATH_MAX];
+    memcpy(path, msg, len - slen);
+    path[len - slen] = '\0';
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    return errno;
+}
+
+/* The walk or a read failed (not a vanished entry): one the user can fix (permissions) gets
+ * 77 and says how. */
+static int
+walk_failed(struct archive *disk, const char *dir, const char *rel, struct sb_error *err)
+{
+    int e = walk_errno(disk);
+    const char *msg = archive_error_string(disk);
+    if (e == EACCES || e == EPERM)
+        return sb_error_set(err, SB_E_PERM, e,
+                            "cannot read the tree '%s': %s; run snapback as a user who can "
+                            "read every file under it (often the app's deploy user, or root), "
+                            "or fix the permissions",
+                            dir, msg ? msg : "permission denied");
+    if (rel)
+        return sb_error_set(err, SB_E_IO, e, "cannot read '%s/%s': %s", dir, rel,
+                            msg ? msg : "read error");
+    return sb_error_set(err, SB_E_IO, e, "cannot read the tree '%s': %s", dir,
+                        msg ? msg : "read error");
+}
+
+/* An entry that no longer exists (ENOENT from the walk or the first read of a file's data):
+ * skipped with a warning in a volatile tree, a changed release otherwise. Returns 0 to skip
+ * it, -1 with err set. */
+static int
+entry_vanished(struct archive *disk, const char *dir, enum sb_tree_mode mode, struct sb_error *err)
+{
+    if (mode == SB_TREE_VOLATILE) {
+        sb_warn("in '%s': %s: it vanished while the tree was archived and is skipped", dir,
+                archive_error_string(disk));
+        return 0;
+    }
+    return sb_error_set(err, SB_E_TEMPFAIL, ENOENT,
+                        "in '%s': %s: it vanished while the release was archived (releases "
+                        "must not change once deployed); run the snapshot again",
+                        dir, archive_error_string(disk));
+}
+
 int
-sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries,
+sb_tree_archive(const char *dir, enum sb_tree_mode mode, struct sb_ostream *out, uint64_t *entries,
                 struct sb_tree_digest *seen, struct sb_error *err)
 {
     struct tar_sink ts = {out, err, 0};
@@ -241,9 +318,22 @@ sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries,
         if (r == ARCHIVE_EOF)
             break;
         if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-            sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot read the tree '%s': %s", dir,
-                         archive_error_string(disk));
+            if (r == ARCHIVE_FAILED && walk_errno(disk) == ENOENT) {
+                if (entry_vanished(disk, dir, mode, err) < 0)
+                    goto out;
+                continue;
+            }
+            walk_failed(disk, dir, NULL, err);
             goto out;
+        }
+        if (sb_test_pause_armed()) {
+            /* test hook: "entry:PATH" pauses after the walk's stat of PATH, before it is
+             * read or (a directory) visited */
+            char point[PATH_MAX + 8];
+            const char *full = archive_entry_pathname(entry);
+            const char *rel = full && strlen(full) > dir_len ? full + dir_len + 1 : ".";
+            snprintf(point, sizeof(point), "entry:%s", rel);
+            sb_test_pause_point(point);
         }
         archive_read_disk_descend(disk);
         const char *full = archive_entry_pathname(entry);
@@ -286,7 +376,24 @@ sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries,
             sb_warn("'%s/%s' is a socket: not archived", dir, archive_entry_pathname(entry));
             continue;
         }
-        /* The disk reader opened the file to read its metadata; keep it for the data. */
+        /* The first block of a file's data is read before its header is written: a file
+         * that vanished between the walk's stat and its open is then skipped (or fails a
+         * release) with nothing of it in the archive. Blocks come straight from libarchive's
+         * read buffer (no copy into ours). */
+        const void *block = NULL;
+        size_t n = 0;
+        la_int64_t offset = 0;
+        int r2 = ARCHIVE_EOF;
+        int64_t declared =
+            archive_entry_filetype(entry) == AE_IFREG ? archive_entry_size(entry) : 0;
+        if (declared > 0) {
+            r2 = archive_read_data_block(disk, &block, &n, &offset);
+            if (r2 == ARCHIVE_FAILED && archive_errno(disk) == ENOENT) {
+                if (entry_vanished(disk, dir, mode, err) < 0)
+                    goto out;
+                continue;
+            }
+        }
         struct archive_entry *spare = NULL;
         struct archive_entry *to_write = entry;
         archive_entry_linkify(resolver, &to_write, &spare);
@@ -300,33 +407,56 @@ sb_tree_archive(const char *dir, struct sb_ostream *out, uint64_t *entries,
         }
         if (!is_root)
             count++;
-        if (archive_entry_filetype(to_write) == AE_IFREG && archive_entry_size(to_write) > 0) {
-            /* Blocks straight from libarchive's read buffer (no copy into ours). The disk
-             * reader does not probe for holes (NO_SPARSE), so blocks are contiguous; a gap
-             * would still be written as the zeros it stands for. */
+        /* A later hard link of a file is stored as a link (size 0): its data is not read. */
+        int64_t size =
+            archive_entry_filetype(to_write) == AE_IFREG ? archive_entry_size(to_write) : 0;
+        if (size > 0) {
+            /* The disk reader does not probe for holes (NO_SPARSE), so blocks are
+             * contiguous; a gap would still be written as the zeros it stands for. Reading
+             * stops at the size the header declared: a file that grows meanwhile (a log) is
+             * stored as the prefix its stat described. */
             int64_t at = 0;
             for (;;) {
-                const void *block = NULL;
-                size_t n = 0;
-                la_int64_t offset = 0;
-                int r2 = archive_read_data_block(disk, &block, &n, &offset);
                 if (r2 == ARCHIVE_EOF)
                     break;
                 if (r2 != ARCHIVE_OK && r2 != ARCHIVE_WARN) {
-                    sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot read '%s/%s': %s", dir,
-                                 archive_entry_pathname(to_write), archive_error_string(disk));
+                    walk_failed(disk, dir, archive_entry_pathname(to_write), err);
                     goto out;
                 }
-                while (at < offset) {
-                    size_t z = offset - at < READ_STEP ? (size_t)(offset - at) : READ_STEP;
+                while (at < offset && at < size) {
+                    int64_t gap = (offset < size ? offset : size) - at;
+                    size_t z = gap < READ_STEP ? (size_t)gap : READ_STEP;
                     memset(buf, 0, z);
                     if (archive_write_data(tar, buf, z) < 0)
                         goto write_failed;
                     at += (int64_t)z;
                 }
+                if ((int64_t)n > size - at)
+                    n = (size_t)(size - at);
                 if (n > 0 && archive_write_data(tar, block, n) < 0)
                     goto write_failed;
                 at += (int64_t)n;
+                if (at >= size)
+                    break;
+                r2 = archive_read_data_block(disk, &block, &n, &offset);
+            }
+            if (at < size) {
+                /* It shrank while it was read: the header promised `size` bytes, and
+                 * archive_write_finish_entry pads the rest with zeros. */
+                if (mode == SB_TREE_STRICT) {
+                    sb_error_set(err, SB_E_TEMPFAIL, 0,
+                                 "'%s/%s' shrank from %lld to %lld bytes while the release was "
+                                 "archived (releases must not change once deployed); run the "
+                                 "snapshot again",
+                                 dir, archive_entry_pathname(to_write), (long long)size,
+                                 (long long)at);
+                    goto out;
+                }
+                sb_warn("'%s/%s' shrank from %lld to %lld bytes while it was read: stored with "
+                        "its last %lld bytes as zeros; the next snapshot will have it as it is "
+                        "then",
+                        dir, archive_entry_pathname(to_write), (long long)size, (long long)at,
+                        (long long)(size - at));
             }
         }
         if (archive_write_finish_entry(tar) != ARCHIVE_OK && ts.failed)

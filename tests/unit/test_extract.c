@@ -286,7 +286,7 @@ test_tree_roundtrip(void)
     size_t len = 0;
     struct sb_ostream *out = sb_mem_ostream_new(&tar, &len);
     uint64_t written = 0, read_back = 0;
-    EXPECT_OK(sb_tree_archive(src, out, &written, NULL, &err), &err);
+    EXPECT_OK(sb_tree_archive(src, SB_TREE_STRICT, out, &written, NULL, &err), &err);
     sb_ostream_free(out);
     EXPECT_INT(written, 5);
     struct sb_istream *in = sb_mem_istream_new(tar, len);

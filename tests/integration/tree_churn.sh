@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Trees that change while the walk is inside them. A shared path (uploads, caches) is written
+# by the running app: an entry that vanishes between the walk's stat and its read is skipped
+# with a warning naming it, a file that shrinks while it is read is stored padded to the size
+# its header declared (with a warning), one that grows is stored as the prefix its stat gave;
+# the snapshot succeeds, verifies and restores. A release must not change: the same events fail
+# its snapshot with exit 75, no manifest and no partial file. Each change is made at the exact
+# point between the walk's stat of an entry and its read (test hook "entry:PATH" of
+# SNAPBACK_TEST_PAUSE_AT), so nothing here depends on timing.
+# shellcheck source=tests/harness/lib.sh disable=SC2119
+source "$(dirname "$0")/../harness/lib.sh"
+sb_setup "$@"
+sb_env
+sb_init
+export SNAPBACK_TEST_HOOKS=1
+PAUSE=$WORK/paused
+UP=$APP/shared/uploads
+R2=$APP/releases/20260102T000000Z
+
+# paused_snapshot ENTRY ONLY CMD...: `snapshot --only ONLY` paused after the walk's stat of
+# ENTRY (relative to the tree), CMD run there, then the snapshot goes on; sets RC, OUT, ERR, ID.
+paused_snapshot() {
+    local entry=$1 only=$2
+    shift 2
+    rm -f "$PAUSE"
+    SNAPBACK_TEST_PAUSE_AT="entry:$entry:$PAUSE" "$SNAPBACK" --config "$CFG" --no-progress \
+        snapshot --only "$only" >"$WORK/.out" 2>"$WORK/.err" &
+    local pid=$! n
+    for ((n = 0; n < 1500; n++)); do
+        [[ -e $PAUSE ]] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.02
+    done
+    check "the walk paused at '$entry'" test -e "$PAUSE"
+    "$@"
+    rm -f "$PAUSE"
+    RC=0
+    wait "$pid" || RC=$?
+    OUT=$(cat "$WORK/.out")
+    ERR=$(cat "$WORK/.err")
+    ID=$(printf '%s\n' "$OUT" | tail -n 1)
+    check "no sanitizer report" test -z "$(grep -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORK/.err" || true)"
+}
+manifests() { find "$REPO/demo/snapshots" -maxdepth 1 -type f -name '*.manifest' | wc -l; }
+restored_uploads() { # restores the shared path of $ID into a fresh directory, prints its path
+    local dest=$WORK/restored.$1
+    expect_ok sb restore "$ID" --target "$dest" --only shared
+    printf '%s\n' "$dest/shared/uploads"
+}
+
+mkdir -p "$UP/cache/d1/d2"
+for i in 1 2 3 4 5; do printf 'file %s\n' "$i" >"$UP/cache/f$i"; done
+printf 'deep\n' >"$UP/cache/d1/d2/x"
+head -c 300000 /dev/urandom >"$UP/big.bin"
+cp "$UP/big.bin" "$WORK/big.orig"
+
+log "shared: a file removed between the walk's stat and its read is skipped with a warning"
+paused_snapshot cache/f3 shared rm "$UP/cache/f3"
+check "exit 0" test "$RC" = 0
+expect_err_contains "cache/f3: it vanished while the tree was archived and is skipped"
+expect_ok sb verify "$ID"
+dest=$(restored_uploads a)
+check "the vanished file is not restored" test ! -e "$dest/cache/f3"
+for i in 1 2 4 5; do
+    check "f$i is restored whole" cmp -s "$UP/cache/f$i" "$dest/cache/f$i"
+done
+check "the rest of the tree is restored" cmp -s "$UP/big.bin" "$dest/big.bin"
+
+log "shared: a directory removed after its entry, before its visit: skipped with a warning"
+paused_snapshot cache/d1 shared rm -rf "$UP/cache/d1"
+check "exit 0" test "$RC" = 0
+expect_err_contains "cache/d1: Couldn't visit directory: it vanished while the tree was archived and is skipped"
+expect_ok sb verify "$ID"
+dest=$(restored_uploads b)
+check "nothing of its contents is restored" test ! -e "$dest/cache/d1/d2"
+check "its siblings are restored" cmp -s "$UP/cache/f1" "$dest/cache/f1"
+
+log "shared: a file that shrinks after its stat is stored at its declared size, with a warning"
+paused_snapshot big.bin shared truncate -s 1000 "$UP/big.bin"
+check "exit 0" test "$RC" = 0
+expect_err_contains "big.bin' shrank from 300000 to 1000 bytes while it was read"
+expect_ok sb verify "$ID"
+dest=$(restored_uploads c)
+check "restored at the size of its header" test "$(stat -c %s "$dest/big.bin")" = 300000
+check "its first 1000 bytes are the file's" cmp -s -n 1000 "$WORK/big.orig" "$dest/big.bin"
+check "the rest is zeros" test "$(tail -c +1001 "$dest/big.bin" | tr -d '\0' | wc -c)" = 0
+
+log "shared: a file that grows after its stat is stored as the prefix its stat described"
+cp "$WORK/big.orig" "$UP/big.bin"
+paused_snapshot big.bin shared sh -c "head -c 5000000 /dev/zero >>'$UP/big.bin'"
+check "exit 0" test "$RC" = 0
+check "no warning" test -z "$(grep -i warning <<<"$ERR" || true)"
+expect_ok sb verify "$ID"
+dest=$(restored_uploads d)
+check "restored as it was at its stat" cmp -s "$WORK/big.orig" "$dest/big.bin"
+cp "$WORK/big.orig" "$UP/big.bin"
+
+before=$(manifests)
+log "release: a file removed between the walk's stat and its read fails the snapshot with 75"
+paused_snapshot app/main.rb release rm "$R2/app/main.rb"
+check "exit 75 (temporary: run again)" test "$RC" = 75
+expect_err_contains "app/main.rb: it vanished while the release was archived (releases must not change once deployed); run the snapshot again"
+check "no new manifest" test "$(manifests)" = "$before"
+check "no partial file or release object" test -z "$(find "$REPO" "$STATE" -name '*.partial' -o -name '*.snpb' -path '*releases*')"
+printf 'restored\n' >"$R2/app/main.rb"
+
+log "release: a file that shrinks while it is read fails the snapshot with 75"
+head -c 200000 /dev/urandom >"$R2/app/asset.bin"
+paused_snapshot app/asset.bin release truncate -s 10 "$R2/app/asset.bin"
+check "exit 75" test "$RC" = 75
+expect_err_contains "asset.bin' shrank from 200000 to 10 bytes while the release was archived"
+check "no new manifest" test "$(manifests)" = "$before"
+check "no partial file or release object" test -z "$(find "$REPO" "$STATE" -name '*.partial' -o -name '*.snpb' -path '*releases*')"
+
+log "release: the next run, with nothing changing, is stored and restores"
+paused_snapshot app/asset.bin release true
+check "exit 0" test "$RC" = 0
+expect_ok sb verify "$ID"
+expect_ok sb restore "$ID" --target "$WORK/restored.release" --only release
+compare_trees "$R2" "$WORK/restored.release/releases/20260102T000000Z"
+
+log "an unreadable file or directory fails with 77 and says what to do"
+# root without capabilities obeys file modes (no second user needed); skipped where setpriv
+# cannot drop them (not root, or no util-linux setpriv)
+if setpriv --bounding-set=-all true 2>/dev/null && [[ $(id -u) == 0 ]]; then
+    noperm() { setpriv --bounding-set=-all "$SNAPBACK" --config "$CFG" --no-progress "$@"; }
+    printf 'secret\n' >"$UP/locked.txt"
+    chmod 000 "$UP/locked.txt"
+    expect_exit 77 noperm snapshot --only shared
+    expect_err_contains "locked.txt; run snapback as a user who can read every file under it"
+    expect_err_contains "Permission denied"
+    rm -f "$UP/locked.txt"
+    mkdir -p "$R2/private" && printf 'p\n' >"$R2/private/x" && chmod 000 "$R2/private"
+    before=$(manifests)
+    # a release name seen before: the fingerprint walk meets it first
+    expect_exit 77 noperm snapshot --only release
+    expect_err_contains "private'; run snapback as a user who can read every file under it"
+    check "no new manifest" test "$(manifests)" = "$before"
+    chmod 755 "$R2/private"
+    # a new release name: the archive walk meets it first
+    mkdir -p "$APP/releases/R4/private" && printf 'p\n' >"$APP/releases/R4/private/x"
+    chmod 000 "$APP/releases/R4/private"
+    ln -sfn releases/R4 "$APP/current"
+    expect_exit 77 noperm snapshot --only release
+    expect_err_contains "private: Couldn't visit directory; run snapback as a user who can read every file under it"
+    check "no new manifest" test "$(manifests)" = "$before"
+    check "no partial file or pending object" test -z "$(find "$REPO" "$STATE" -name '*.partial' -o -name '*-new-*')"
+    chmod 755 "$APP/releases/R4/private"
+else
+    log "SKIP: the permission cases need root and util-linux setpriv"
+fi
