@@ -346,8 +346,18 @@ parse_release(const cJSON *obj, struct sb_config *cfg, struct sb_error *err)
                 return -1;
             cfg->release.shared_count = path_idx + 1;
             for (size_t prev_idx = 0; prev_idx < path_idx; prev_idx++) {
-                if (strcmp(cfg->release.shared_paths[prev_idx], *slot) == 0)
+                const char *prev = cfg->release.shared_paths[prev_idx];
+                size_t plen = strlen(prev), len = strlen(*slot);
+                if (strcmp(prev, *slot) == 0)
                     return config_fail(err, path, "duplicate path '%s'", *slot);
+                /* one inside another would be stored twice, and restoring the inner one
+                 * would follow a symlink the outer one may have at that place */
+                if ((len > plen && !strncmp(*slot, prev, plen) && (*slot)[plen] == '/') ||
+                    (plen > len && !strncmp(prev, *slot, len) && prev[len] == '/'))
+                    return config_fail(err, path,
+                                       "'%s' and '%s' (shared_paths[%zu]) are nested; list only "
+                                       "the outer one",
+                                       *slot, prev, prev_idx);
             }
         }
     }

@@ -50,6 +50,11 @@ check_name(const char *name, const char *what, struct sb_error *err)
     if (!name || !*name)
         return sb_error_set(err, SB_E_CORRUPT, 0, "refusing an archive entry with an empty %s",
                             what);
+    /* the symlink checks compare whole names in 4096-byte buffers; Linux paths are shorter */
+    if (strlen(name) >= 4096)
+        return sb_error_set(err, SB_E_CORRUPT, 0,
+                            "refusing archive entry '%.64s...': its %s is longer than 4095 bytes",
+                            name, what);
     char *copy = sb_strdup(name);
     if (!copy)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
@@ -74,10 +79,16 @@ check_name(const char *name, const char *what, struct sb_error *err)
     return rc;
 }
 
-/* The symlinks the archive created so far, so that an entry (or a hard-link target) whose
- * path goes through one is refused in every mode, verify included: restoring it would write
- * through the link (libarchive's SECURE_SYMLINKS refuses it too, but only when writing).
- * Memory grows with the number of symlinks, not with the data. */
+/* The symlinks the archive created so far (and hard links to them, which are symlinks too),
+ * so that an entry (or a hard-link target) whose path goes through one, or that lands on
+ * one, is refused in every mode, verify included: restoring it would write through the link.
+ * This is the only symlink check when writing: dest is a fresh directory snapback created
+ * (mkdtemp, or a new directory inside one) that no other user can write to, so the only
+ * symlinks under it are the archive's own, and every entry name is already clean (relative,
+ * no '.', '..' or empty components: check_name). libarchive's SECURE_SYMLINKS, which lstats
+ * every component of every path on disk, cost a third of the restore time of a tree of
+ * small files (docs/PERFORMANCE.md). Memory grows with the number of symlinks, not with the
+ * data. */
 struct link_set {
     char **slots;
     size_t cap, count;
@@ -155,8 +166,11 @@ normalise(const char *name, char *buf, size_t cap)
     return buf;
 }
 
+/* Refuses name when a proper prefix of it is a symlink of the archive (writing it would go
+ * through the link) and, with whole, when name itself is one (an entry that lands on a
+ * symlink: a directory entry would change the mode and times of what the link points at). */
 static int
-check_through_links(const struct link_set *ls, const char *name, const char *what,
+check_through_links(const struct link_set *ls, const char *name, const char *what, bool whole,
                     struct sb_error *err)
 {
     char buf[4096];
@@ -167,6 +181,11 @@ check_through_links(const struct link_set *ls, const char *name, const char *wha
                                 "refusing archive entry '%s': its %s goes through the symlink "
                                 "'%.*s' (the archive is hostile or corrupt)",
                                 name, what, (int)(slash - n), n);
+    if (whole && link_set_has(ls, n, strlen(n)))
+        return sb_error_set(err, SB_E_CORRUPT, 0,
+                            "refusing archive entry '%s': its %s is a symlink an earlier entry "
+                            "created (the archive is hostile or corrupt)",
+                            name, what);
     return 0;
 }
 
@@ -194,9 +213,11 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
             sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
             goto out;
         }
+        /* No ARCHIVE_EXTRACT_SECURE_SYMLINKS: the link set above does that job without a
+         * syscall per path component (see struct link_set). */
         int flags = ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_ACL |
                     ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-                    ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
+                    ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
         if (geteuid() == 0)
             flags |= ARCHIVE_EXTRACT_OWNER;
         archive_write_disk_set_options(disk, flags);
@@ -245,11 +266,19 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
             sb_error_wrap(err, "entry '%s'", name);
             goto out;
         }
-        if (!is_root &&
-            (check_through_links(&links, name, "path", err) < 0 ||
-             (hardlink && check_through_links(&links, hardlink, "hard link target", err) < 0)))
+        if (!is_root && (check_through_links(&links, name, "path", true, err) < 0 ||
+                         (hardlink && check_through_links(&links, hardlink, "hard link target",
+                                                          false, err) < 0)))
             goto out;
-        if (!is_root && archive_entry_filetype(entry) == AE_IFLNK && !hardlink) {
+        /* a hard link to a symlink is a symlink to the same place */
+        bool link_to_link = false;
+        if (hardlink) {
+            char hbuf[4096];
+            const char *h = normalise(hardlink, hbuf, sizeof(hbuf));
+            link_to_link = link_set_has(&links, h, strlen(h));
+        }
+        if (!is_root &&
+            ((archive_entry_filetype(entry) == AE_IFLNK && !hardlink) || link_to_link)) {
             char buf[4096];
             if (link_set_add(&links, normalise(name, buf, sizeof(buf))) < 0) {
                 sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");

@@ -87,6 +87,14 @@ def cases(outside):
         ("pax", "safe", "../pax-x")]
     yield "gnu-longname-dotdot", "a GNU long name starting with '../'", "refuse", [
         ("gnu", "../" + "l" * 150)]
+    yield "symlink-then-dir-same-name", "symlink 'd -> <outside>' then a directory entry 'd' (mode 0777) and a file in it", "refuse", [
+        sym("d", outside), dirent("d", 0o777), reg("d/pwned")]
+    yield "symlink-then-dir-alone", "symlink 'd -> <outside>' then only a directory entry 'd' (mode 0700)", "refuse", [
+        sym("d", outside), dirent("d", 0o700)]
+    yield "hardlink-to-symlink-then-file", "symlink 's -> <outside>', hard link 'h -> s', then a file 'h/pwned'", "refuse", [
+        sym("s", outside), hard("h", "s"), reg("h/pwned")]
+    yield "dotslash-symlink-then-file", "symlink './lnk -> <outside>' then a file 'lnk/pwned'", "refuse", [
+        sym("./lnk", outside), reg("lnk/pwned")]
     yield "file-over-symlink", "symlink 's -> <outside>/victim' then a regular file 's'", "contain", [
         sym("s", outside + "/victim"), reg("s", b"written over a symlink entry\n")]
     yield "symlink-absolute-alone", "a symlink to an absolute path outside (legitimate in releases)", "contain", [

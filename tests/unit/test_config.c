@@ -261,6 +261,15 @@ test_database_only(void)
     if (cfg)
         EXPECT_INT(cfg->database_count, 0);
     sb_config_free(cfg);
+    cfg = NULL;
+    /* names that share a prefix are not nested */
+    EXPECT_OK(parse_q("{" APP "," REPO
+                      ",'release':{'root':'/srv/shop','shared_paths':['ab','a','a-b','b/a']}}",
+                      &cfg, &err),
+              &err);
+    if (cfg)
+        EXPECT_INT(cfg->release.shared_count, 4);
+    sb_config_free(cfg);
 }
 
 static void
@@ -404,6 +413,12 @@ test_bad_configs(void)
          "release.shared_paths[0]: must not contain '.', '..' or empty components"},
         {"{" APP "," REPO ",'release':{'root':'/srv/shop','shared_paths':['a','b','a']}}",
          "release.shared_paths[2]: duplicate path 'a'"},
+        {"{" APP "," REPO ",'release':{'root':'/srv/shop','shared_paths':['shared/x','shared']}}",
+         "release.shared_paths[1]: 'shared' and 'shared/x' (shared_paths[0]) are nested; list "
+         "only the outer one"},
+        {"{" APP "," REPO ",'release':{'root':'/srv/shop','shared_paths':['a','a/b/c']}}",
+         "release.shared_paths[1]: 'a/b/c' and 'a' (shared_paths[0]) are nested; list only the "
+         "outer one"},
         /* databases */
         {"{" APP "," REPO ",'databases':{}}", "databases: expected an array of objects"},
         {"{" APP "," REPO ",'databases':[5]}", "databases[0]: expected an object"},
