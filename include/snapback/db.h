@@ -33,12 +33,17 @@ int sb_db_probe(const struct sb_db_config *db, const char *state_dir, struct sb_
  * db (the caller probes every database before it writes anything). */
 int sb_db_dump(const struct sb_db_config *db, const char *state_dir,
                const struct sb_db_info *probed, struct sb_ostream *out, struct sb_error *err);
+enum sb_db_restore_mode {
+    SB_DB_RESTORE_NEW,      /* into a target that must not exist yet */
+    SB_DB_RESTORE_IN_PLACE, /* replace the contents of an existing target */
+    SB_DB_RESTORE_SCRATCH,  /* a new, throwaway target (verify): PostgreSQL skips GRANTs */
+};
 /* Restores a dump read from in into target: a database name on the configured server
  * (postgresql, mysql) or a file path (sqlite). A target that exists is refused unless
- * in_place (then postgresql uses --clean --if-exists --single-transaction, sqlite copies
- * the checked dump into the live file with the online backup API, mysql loads into the
- * existing database). */
-int sb_db_restore(const struct sb_db_config *db, const char *target, bool in_place,
+ * SB_DB_RESTORE_IN_PLACE (then postgresql uses --clean --if-exists --single-transaction,
+ * sqlite copies the checked dump into the live file with the online backup API, mysql loads
+ * into the existing database). */
+int sb_db_restore(const struct sb_db_config *db, const char *target, enum sb_db_restore_mode mode,
                   const char *state_dir, struct sb_istream *in, struct sb_error *err);
 /* Drops a database created for a scratch restore (postgresql, mysql) or removes the file. */
 int sb_db_drop(const struct sb_db_config *db, const char *target, const char *state_dir,

@@ -236,6 +236,14 @@ check "the snapshot is a point between the start and the end of the run" \
     test "$X_RESTORED" -ge "$X_BEFORE" -a "$X_RESTORED" -le "$X_AFTER"
 
 # --- passwords ---
+log "a dump damaged near its end: 65, and the half-restored database is dropped"
+cp -a "$REPO/demo/data/$SNAP1/db-main.snpb" "$WORK/db-main.snpb.orig"
+flip_byte "$REPO/demo/data/$SNAP1/db-main.snpb" $(($(file_size "$REPO/demo/data/$SNAP1/db-main.snpb") - 100))
+expect_exit 65 sb restore "$SNAP1" --only db --db-target main=shop_damaged
+expect_err_contains "dropped the partly restored database 'shop_damaged'"
+check "the half-restored database is gone" test -z "$(my_query mysql "SHOW DATABASES LIKE 'shop_damaged'")"
+cp -a "$WORK/db-main.snpb.orig" "$REPO/demo/data/$SNAP1/db-main.snpb"
+
 log "a user with a password"
 my_sql -e "CREATE USER 'shop'@'localhost' IDENTIFIED BY 'right-pw'; GRANT ALL PRIVILEGES ON *.* TO 'shop'@'localhost'"
 printf 'right-pw\n' >"$WORK/right.password"

@@ -263,6 +263,36 @@ check "every restored account agrees with the restored transfer log" test "$(pg_
 check "the snapshot is a point between the start and the end of the run" \
     test "$X_RESTORED" -ge "$X_BEFORE" -a "$X_RESTORED" -le "$X_AFTER"
 
+# --- a dump that does not apply to the server ---
+log "GRANTs to a role the restoring server lacks: verify passes, restore names the role and drops its half"
+pg_psql postgres -c 'CREATE ROLE report_reader'
+pg_psql shop -c 'GRANT SELECT ON items TO report_reader'
+sb_snapshot --only db
+SNAP_GRANT=$SNAP_ID
+pg_psql shop -c 'REVOKE ALL ON items FROM report_reader'
+pg_psql postgres -c 'DROP ROLE report_reader' # as on a CI server that never had it
+expect_ok sb verify "$SNAP_GRANT" --restore-db
+expect_exit 74 sb restore "$SNAP_GRANT" --only db --db-target main=shop_grant
+expect_err_contains "the dump refers to a role this server does not have"
+expect_err_contains 'role "report_reader" does not exist'
+expect_err_contains "dropped the partly restored database 'shop_grant'"
+check "the half-restored database is gone" test -z "$(pg_query postgres "SELECT 1 FROM pg_database WHERE datname = 'shop_grant'")"
+pg_psql postgres -c 'CREATE ROLE report_reader'
+expect_ok sb restore "$SNAP_GRANT" --only db --db-target main=shop_grant
+check "with the role back, the GRANT is restored" \
+    test "$(pg_query shop_grant "SELECT has_table_privilege('report_reader', 'items', 'SELECT')")" = t
+pg_psql postgres -c 'DROP DATABASE shop_grant'
+pg_psql shop -c 'REVOKE ALL ON items FROM report_reader'
+pg_psql postgres -c 'DROP ROLE report_reader'
+
+log "a dump damaged past its first MiB: 65, and the half-restored database is dropped"
+cp -a "$REPO/demo/data/$SNAP1/db-main.snpb" "$WORK/db-main.snpb.orig"
+flip_byte "$REPO/demo/data/$SNAP1/db-main.snpb" $(($(file_size "$REPO/demo/data/$SNAP1/db-main.snpb") - 100))
+expect_exit 65 sb restore "$SNAP1" --only db --db-target main=shop_damaged
+expect_err_contains "dropped the partly restored database 'shop_damaged'"
+check "the half-restored database is gone" test -z "$(pg_query postgres "SELECT 1 FROM pg_database WHERE datname = 'shop_damaged'")"
+cp -a "$WORK/db-main.snpb.orig" "$REPO/demo/data/$SNAP1/db-main.snpb"
+
 # --- failures ---
 log "password_file mode 0644 -> 77"
 chmod 0644 "$PWFILE"
