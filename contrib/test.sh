@@ -178,7 +178,7 @@ fi
 want format && stage format format_check
 want asan && stage "asan+ubsan (all suites)" asan
 want valgrind && stage "valgrind (unit suite)" valgrind_unit
-want tsan && stage "tsan (unit + 2 integration)" tsan
+want tsan && stage "tsan (unit + 3 integration)" tsan
 
 banner "summary ($((SECONDS - T_START)) s)"
 for name in "${ORDER[@]}"; do

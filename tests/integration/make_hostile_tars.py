@@ -95,6 +95,8 @@ def cases(outside):
         sym("s", outside), hard("h", "s"), reg("h/pwned")]
     yield "dotslash-symlink-then-file", "symlink './lnk -> <outside>' then a file 'lnk/pwned'", "refuse", [
         sym("./lnk", outside), reg("lnk/pwned")]
+    yield "dir-then-symlink-same-name", "a directory 'd' (mode 0777) replaced by a symlink 'd -> <outside>': its deferred mode and times must not follow the link", "contain", [
+        dirent("d", 0o777), sym("d", outside)]
     yield "file-over-symlink", "symlink 's -> <outside>/victim' then a regular file 's'", "contain", [
         sym("s", outside + "/victim"), reg("s", b"written over a symlink entry\n")]
     yield "symlink-absolute-alone", "a symlink to an absolute path outside (legitimate in releases)", "contain", [
