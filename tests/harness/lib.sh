@@ -230,6 +230,37 @@ sb_snapshot() {
     [[ $SNAP_ID =~ ^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{4}$ ]] || fail "snapshot printed '$SNAP_ID', not an id"
 }
 
+# paused_snapshot_at POINT [SNAPSHOT_ARGS...] -- CMD...: `snapshot SNAPSHOT_ARGS` stopped at
+# the test hook POINT (SNAPBACK_TEST_PAUSE_AT, e.g. release-archived or entry:PATH), CMD run
+# there, then the snapshot goes on; sets RC, OUT, ERR and ID (the last line it printed).
+paused_snapshot_at() {
+    local point=$1 pause=$WORK/.paused args=() n pid
+    shift
+    while (($#)) && [[ $1 != -- ]]; do
+        args+=("$1")
+        shift
+    done
+    shift
+    rm -f "$pause"
+    SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_PAUSE_AT="$point:$pause" "$SNAPBACK" --config "$CFG" \
+        --no-progress snapshot "${args[@]}" >"$WORK/.out" 2>"$WORK/.err" &
+    pid=$!
+    for ((n = 0; n < 1500; n++)); do
+        [[ -e $pause ]] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.02
+    done
+    check "the snapshot paused at '$point'" test -e "$pause"
+    "$@"
+    rm -f "$pause"
+    RC=0
+    wait "$pid" || RC=$?
+    OUT=$(cat "$WORK/.out")
+    ERR=$(cat "$WORK/.err")
+    ID=$(printf '%s\n' "$OUT" | tail -n 1)
+    check "no sanitizer report" test -z "$(grep -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORK/.err" || true)"
+}
+
 # manifest_count: how many manifests the repository holds (finished snapshots).
 manifest_count() {
     find "$REPO/demo/snapshots" -maxdepth 1 -type f -name '*.manifest' 2>/dev/null | wc -l

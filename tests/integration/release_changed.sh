@@ -13,29 +13,10 @@ sb_setup "$@"
 sb_env
 sb_init
 export SNAPBACK_TEST_HOOKS=1
-PAUSE=$WORK/paused
 
 # paused_snapshot CMD...: a snapshot that stops after its archive, CMD, then the snapshot goes
 # on; sets RC, OUT, ERR.
-paused_snapshot() {
-    rm -f "$PAUSE"
-    SNAPBACK_TEST_PAUSE_AT="release-archived:$PAUSE" "$SNAPBACK" --config "$CFG" --no-progress \
-        snapshot >"$WORK/.out" 2>"$WORK/.err" &
-    local pid=$! n
-    for ((n = 0; n < 1500; n++)); do
-        [[ -e $PAUSE ]] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.02
-    done
-    check "the snapshot reached the point after its archive" test -e "$PAUSE"
-    "$@"
-    rm -f "$PAUSE"
-    RC=0
-    wait "$pid" || RC=$?
-    OUT=$(cat "$WORK/.out")
-    ERR=$(cat "$WORK/.err")
-    check "no sanitizer report" test -z "$(grep -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORK/.err" || true)"
-}
+paused_snapshot() { paused_snapshot_at release-archived -- "$@"; }
 release_objects() { find "$REPO/demo/releases" -maxdepth 1 -type f 2>/dev/null | wc -l || true; }
 manifests() { find "$REPO/demo/snapshots" -maxdepth 1 -type f -name '*.manifest' 2>/dev/null | wc -l || true; }
 nothing_left() { # $1: manifests expected, $2: release objects expected

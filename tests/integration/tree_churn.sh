@@ -13,7 +13,6 @@ sb_setup "$@"
 sb_env
 sb_init
 export SNAPBACK_TEST_HOOKS=1
-PAUSE=$WORK/paused
 UP=$APP/shared/uploads
 R2=$APP/releases/20260102T000000Z
 
@@ -22,24 +21,7 @@ R2=$APP/releases/20260102T000000Z
 paused_snapshot() {
     local entry=$1 only=$2
     shift 2
-    rm -f "$PAUSE"
-    SNAPBACK_TEST_PAUSE_AT="entry:$entry:$PAUSE" "$SNAPBACK" --config "$CFG" --no-progress \
-        snapshot --only "$only" >"$WORK/.out" 2>"$WORK/.err" &
-    local pid=$! n
-    for ((n = 0; n < 1500; n++)); do
-        [[ -e $PAUSE ]] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.02
-    done
-    check "the walk paused at '$entry'" test -e "$PAUSE"
-    "$@"
-    rm -f "$PAUSE"
-    RC=0
-    wait "$pid" || RC=$?
-    OUT=$(cat "$WORK/.out")
-    ERR=$(cat "$WORK/.err")
-    ID=$(printf '%s\n' "$OUT" | tail -n 1)
-    check "no sanitizer report" test -z "$(grep -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORK/.err" || true)"
+    paused_snapshot_at "entry:$entry" --only "$only" -- "$@"
 }
 manifests() { find "$REPO/demo/snapshots" -maxdepth 1 -type f -name '*.manifest' | wc -l; }
 restored_uploads() { # restores the shared path of $ID into a fresh directory, prints its path
