@@ -124,6 +124,8 @@ int sb_config_parse(const char *json, size_t len, const char *path, struct sb_co
 /* Reads the file and parses it. A missing file is SB_E_CONFIG with a hint. */
 int sb_config_load(const char *path, struct sb_config **out, struct sb_error *err);
 void sb_config_free(struct sb_config *cfg);
+/* The configured database called name, or NULL (also when cfg is NULL). */
+const struct sb_db_config *sb_config_find_db(const struct sb_config *cfg, const char *name);
 /* Parses a duration like "90s", "90m", "2h", "1d", "2w" into seconds. */
 int sb_parse_duration(const char *text, int64_t *seconds);
 /* Checks that a secret file (key, password, identity) exists, is a regular file owned by the

@@ -1207,6 +1207,15 @@ command_release(struct sb_command_spec *spec)
     }
 }
 
+const struct sb_db_config *
+sb_config_find_db(const struct sb_config *cfg, const char *name)
+{
+    for (size_t idx = 0; cfg && idx < cfg->database_count; idx++)
+        if (!strcmp(cfg->databases[idx].name, name))
+            return &cfg->databases[idx];
+    return NULL;
+}
+
 void
 sb_config_free(struct sb_config *cfg)
 {

@@ -238,6 +238,7 @@ spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
     int data_pipe[2] = {-1, -1}, err_pipe[2] = {-1, -1}, exec_pipe[2] = {-1, -1};
     struct sb_proc *p = calloc(1, sizeof(*p));
     char **envp = NULL;
+    int rc = -1;
     if (!p)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
     p->data_fd = p->err_fd = -1;
@@ -257,7 +258,7 @@ spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
     envp = calloc(nenv + nextra + 1, sizeof(*envp));
     if (!envp) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
-        goto fail;
+        goto out;
     }
     size_t ne = 0;
     for (size_t idx = 0; idx < nextra; idx++)
@@ -277,7 +278,7 @@ spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
     if ((io != SB_PROC_NONE && pipe2(data_pipe, O_CLOEXEC) < 0) || pipe2(err_pipe, O_CLOEXEC) < 0 ||
         pipe2(exec_pipe, O_CLOEXEC) < 0) {
         sb_error_set(err, SB_E_INTERNAL, errno, "cannot create pipes for %s", argv[0]);
-        goto fail;
+        goto out;
     }
     /* A dump streams hundreds of MiB through the data pipe: 1 MiB instead of 64 KiB cuts the
      * context switches between the client and us (best effort: the limit is
@@ -287,7 +288,7 @@ spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
     p->pid = fork();
     if (p->pid < 0) {
         sb_error_set(err, SB_E_INTERNAL, errno, "cannot start %s", argv[0]);
-        goto fail;
+        goto out;
     }
     if (p->pid == 0) {
         /* child: only async-signal-safe calls until exec */
@@ -337,7 +338,7 @@ spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
             sb_error_set(err, SB_E_UNAVAILABLE, 0, "'%s' is not installed or not in PATH", argv[0]);
         else
             sb_error_set(err, SB_E_UNAVAILABLE, child_errno, "cannot run '%s'", argv[0]);
-        goto fail;
+        goto out;
     }
     if (io == SB_PROC_STDOUT) {
         p->data_fd = data_pipe[0];
@@ -350,8 +351,11 @@ spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
     err_pipe[0] = -1;
     if ((p->data_fd >= 0 && set_nonblock(p->data_fd) < 0) || set_nonblock(p->err_fd) < 0) {
         sb_error_set(err, SB_E_INTERNAL, errno, "cannot configure pipes for %s", argv[0]);
-        goto fail;
+        goto out;
     }
+    rc = 0;
+out:
+    /* the pipe ends the parent keeps were moved into p and set to -1 here */
     for (int idx = 0; idx < 2; idx++) {
         if (data_pipe[idx] >= 0)
             close(data_pipe[idx]);
@@ -361,20 +365,11 @@ spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
             close(exec_pipe[idx]);
     }
     free(envp);
-    *out = p;
-    return 0;
-fail:
-    for (int idx = 0; idx < 2; idx++) {
-        if (data_pipe[idx] >= 0)
-            close(data_pipe[idx]);
-        if (err_pipe[idx] >= 0)
-            close(err_pipe[idx]);
-        if (exec_pipe[idx] >= 0)
-            close(exec_pipe[idx]);
-    }
-    free(envp);
-    sb_proc_free(p);
-    return -1;
+    if (rc < 0)
+        sb_proc_free(p);
+    else
+        *out = p;
+    return rc;
 }
 
 int

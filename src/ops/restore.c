@@ -131,22 +131,13 @@ out:
     return rc;
 }
 
-static const struct sb_db_config *
-config_db(const struct sb_config *cfg, const char *name)
-{
-    for (size_t idx = 0; cfg && idx < cfg->database_count; idx++)
-        if (!strcmp(cfg->databases[idx].name, name))
-            return &cfg->databases[idx];
-    return NULL;
-}
-
 /* Restores one dump into a database (or SQLite file). */
 static int
 dump_to_database(struct sb_repo *repo, const struct sb_manifest *m, const struct sb_manifest_db *d,
                  const struct sb_restore_opts *opts, const char *target, bool in_place,
                  struct sb_error *err)
 {
-    const struct sb_db_config *db = config_db(opts->cfg, d->name);
+    const struct sb_db_config *db = sb_config_find_db(opts->cfg, d->name);
     if (!db)
         return sb_error_set(err, SB_E_CONFIG, 0,
                             "database '%s' of the snapshot is not in the config; add it to "
@@ -245,7 +236,7 @@ sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
                     target = opts->db_targets[idx].target;
             bool in_place = false;
             if (!target && opts->in_place) {
-                const struct sb_db_config *db = config_db(opts->cfg, m->dbs[d].name);
+                const struct sb_db_config *db = sb_config_find_db(opts->cfg, m->dbs[d].name);
                 if (db)
                     target = db->engine == SB_DB_SQLITE ? db->path : db->dbname;
                 in_place = true;

@@ -42,15 +42,6 @@ db_of_object(const struct sb_manifest *m, const char *name)
     return NULL;
 }
 
-static const struct sb_db_config *
-config_db(const struct sb_config *cfg, const char *name)
-{
-    for (size_t idx = 0; cfg && idx < cfg->database_count; idx++)
-        if (!strcmp(cfg->databases[idx].name, name))
-            return &cfg->databases[idx];
-    return NULL;
-}
-
 /* --full: extract into a temp dir under state_dir and count what is there. */
 static int
 verify_full_tree(const struct sb_verify_opts *opts, struct sb_istream *in, uint64_t *entries,
@@ -179,7 +170,7 @@ verify_restore_db_locked(const struct sb_verify_opts *opts, const struct sb_mani
                          struct sb_verify_object *v, struct sb_verify_result *res,
                          struct sb_error *perr, struct sb_error *err)
 {
-    const struct sb_db_config *db = config_db(opts->cfg, d->name);
+    const struct sb_db_config *db = sb_config_find_db(opts->cfg, d->name);
     if (!db)
         return sb_error_set(err, SB_E_CONFIG, 0,
                             "database '%s' is not in the config: snapback does not know which "

@@ -456,17 +456,19 @@ pg_database_exists(const struct sb_db_config *db, const struct client_env *ce, c
     return rc;
 }
 
+/* name as an SQL identifier between quote characters ('"' PostgreSQL, '`' MySQL), the quote
+ * doubled inside; cut to fit cap. */
 static void
-pg_quote_ident(char *buf, size_t cap, const char *name)
+quote_ident(char *buf, size_t cap, const char *name, char quote)
 {
     size_t pos = 0;
-    buf[pos++] = '"';
+    buf[pos++] = quote;
     for (const char *c = name; *c && pos + 3 < cap; c++) {
-        if (*c == '"')
-            buf[pos++] = '"';
+        if (*c == quote)
+            buf[pos++] = quote;
         buf[pos++] = *c;
     }
-    buf[pos++] = '"';
+    buf[pos++] = quote;
     buf[pos] = '\0';
 }
 
@@ -702,8 +704,8 @@ pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, co
                            : kind == 'f' ? "FOREIGN TABLE"
                                          : "TABLE";
         char schema[300], name[300], stmt[700];
-        pg_quote_ident(schema, sizeof(schema), tab1 + 1);
-        pg_quote_ident(name, sizeof(name), tab2 + 1);
+        quote_ident(schema, sizeof(schema), tab1 + 1, '"');
+        quote_ident(name, sizeof(name), tab2 + 1, '"');
         if (kind == 'n')
             snprintf(stmt, sizeof(stmt), "DROP SCHEMA IF EXISTS %s CASCADE;\n", name);
         else
@@ -849,7 +851,7 @@ pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const
     if (pg_database_exists(db, ce, target, &exists, err) < 0)
         return -1;
     char sql[600], ident[300];
-    pg_quote_ident(ident, sizeof(ident), target);
+    quote_ident(ident, sizeof(ident), target, '"');
     if (exists && !in_place)
         return sb_error_set(err, SB_E_CANTCREATE, 0,
                             "database '%s' already exists; restore into a new name, or pass "
@@ -1007,20 +1009,6 @@ mysql_dump_run(const struct sb_db_config *db, const struct client_env *ce,
     return rc;
 }
 
-static void
-mysql_quote_ident(char *buf, size_t cap, const char *name)
-{
-    size_t pos = 0;
-    buf[pos++] = '`';
-    for (const char *c = name; *c && pos + 3 < cap; c++) {
-        if (*c == '`')
-            buf[pos++] = '`';
-        buf[pos++] = *c;
-    }
-    buf[pos++] = '`';
-    buf[pos] = '\0';
-}
-
 static int
 mysql_sql(const struct client_env *ce, const char *sql, char **out, struct sb_error *err)
 {
@@ -1086,7 +1074,7 @@ mysql_restore_run(const struct client_env *ce, const char *target, enum sb_db_re
     if (missing_client(prog, "mariadb-client", err) < 0)
         return -1;
     char ident[300], sql[700], *out = NULL;
-    mysql_quote_ident(ident, sizeof(ident), target);
+    quote_ident(ident, sizeof(ident), target, '`');
     snprintf(sql, sizeof(sql), "SHOW DATABASES LIKE '%s'", target);
     if (strchr(target, '\'') || strchr(target, '\\'))
         return sb_error_set(err, SB_E_USAGE, 0, "database name '%s' has quotes or backslashes",
@@ -1470,12 +1458,12 @@ sb_db_drop(const struct sb_db_config *db, const char *target, const char *state_
     char sql[700], ident[300];
     int rc;
     if (db->engine == SB_DB_POSTGRESQL) {
-        pg_quote_ident(ident, sizeof(ident), target);
+        quote_ident(ident, sizeof(ident), target, '"');
         snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", ident);
         rc = pg_admin_sql(db, &ce, sql, err);
     } else {
         char *out = NULL;
-        mysql_quote_ident(ident, sizeof(ident), target);
+        quote_ident(ident, sizeof(ident), target, '`');
         snprintf(sql, sizeof(sql), "DROP DATABASE IF EXISTS %s", ident);
         rc = mysql_sql(&ce, sql, &out, err);
         free(out);
