@@ -153,7 +153,9 @@ find_stored_release(struct sb_repo *repo, const char *release, const char *objec
     if (sb_repo_list_ids(repo, &ids, &n, err) < 0)
         return -1;
     int rc = 0;
-    for (size_t idx = n; idx-- > 0 && rc == 0;) {
+    /* newest first, and only as far as needed: a release is almost always in the newest
+     * snapshot, so a repository of thousands of snapshots costs one manifest here */
+    for (size_t idx = n; idx-- > 0 && rc == 0 && !(object == NULL && *named);) {
         struct sb_manifest *prev = NULL;
         struct sb_error ignored = SB_ERROR_INIT;
         if (sb_repo_load_manifest_cached(repo, ids[idx], &prev, &ignored) < 0) {

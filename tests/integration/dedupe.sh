@@ -86,3 +86,16 @@ check "list shows 7 snapshots" test "$(json_get "$OUT" 'len(j)')" = 7
 check "list is newest first" test "$(json_get "$OUT" 'j[0]["id"]')" = "$SNAP_ID"
 expect_ok sb verify --all
 
+
+# Release reuse reads manifests newest first and stops at the answer: an unreadable old
+# manifest is not even opened (a repository of thousands of snapshots costs one manifest).
+expect_ok sb list --json
+first=$(json_get "$OUT" 'j[-1]["id"]')
+cp -a "$REPO/demo/snapshots/$first.manifest" "$WORK/first.manifest"
+flip_byte "$REPO/demo/snapshots/$first.manifest" 40
+sleep 1.1
+sb_snapshot
+j8=$(show_json "$SNAP_ID")
+check "8th snapshot: the release is reused" test "$(json_get "$j8" 'j["release"]["reused"]')" = true
+check "8th snapshot: the oldest manifest was not read" bash -c "! grep -q 'unreadable manifest' <<<\"\$1\"" _ "$ERR"
+cp -a "$WORK/first.manifest" "$REPO/demo/snapshots/$first.manifest"
