@@ -188,9 +188,19 @@ in_list(char **list, size_t count, const char *name)
     return false;
 }
 
-/* Removes one stored object if unreferenced and old enough. */
+/* Whether this run deleted the manifest of snapshot id. */
+static bool
+removed_now(const struct sb_prune_result *res, const char *id)
+{
+    for (size_t idx = 0; idx < res->count; idx++)
+        if (!res->items[idx].keep && !strcmp(res->items[idx].id, id))
+            return true;
+    return false;
+}
+
+/* Removes one stored object if unreferenced and, with grace, old enough. */
 static int
-sweep_one(struct sb_repo *repo, const char *rel, char **refs, size_t nrefs, time_t now,
+sweep_one(struct sb_repo *repo, const char *rel, char **refs, size_t nrefs, time_t now, bool grace,
           struct sb_prune_result *res, struct sb_error *err)
 {
     size_t len = strlen(rel);
@@ -219,7 +229,7 @@ sweep_one(struct sb_repo *repo, const char *rel, char **refs, size_t nrefs, time
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
     if (sb_store_stat(repo->store, path, &st, err) < 0)
         goto out;
-    if (!st.exists || st.is_dir || now - st.mtime < ORPHAN_GRACE_S) {
+    if (!st.exists || st.is_dir || (grace && now - st.mtime < ORPHAN_GRACE_S)) {
         rc = 0;
         goto out;
     }
@@ -284,7 +294,7 @@ sb_prune_execute(struct sb_repo *repo, struct sb_prune_result *res, struct sb_er
     for (size_t idx = 0; idx < nnames; idx++) {
         char rel[512];
         snprintf(rel, sizeof(rel), "releases/%s", names[idx]);
-        if (sweep_one(repo, rel, refs, nrefs, now, res, err) < 0)
+        if (sweep_one(repo, rel, refs, nrefs, now, true, res, err) < 0)
             goto out;
     }
     sb_store_names_free(names, nnames);
@@ -299,11 +309,15 @@ sb_prune_execute(struct sb_repo *repo, struct sb_prune_result *res, struct sb_er
         if (sb_store_list(repo->store, subdir, &sub, &nsub, err) < 0)
             goto out;
         size_t left = nsub;
+        /* The data of a snapshot whose manifest this run deleted goes at once: no other
+         * snapshot references another's data/<ID>/, and a snapshot in progress has an ID no
+         * manifest has yet. Without this, prune on a full disk freed nothing for hours. */
+        bool grace = !removed_now(res, names[idx]);
         for (size_t s = 0; s < nsub; s++) {
             char rel[768];
             snprintf(rel, sizeof(rel), "data/%s/%s", names[idx], sub[s]);
             uint64_t before = res->objects_deleted;
-            if (sweep_one(repo, rel, refs, nrefs, now, res, err) < 0)
+            if (sweep_one(repo, rel, refs, nrefs, now, grace, res, err) < 0)
                 goto out;
             if (res->objects_deleted > before)
                 left--;
@@ -330,7 +344,7 @@ sb_prune_execute(struct sb_repo *repo, struct sb_prune_result *res, struct sb_er
             strstr(names[idx], ".replaced-")) {
             char rel[512];
             snprintf(rel, sizeof(rel), "snapshots/%s", names[idx]);
-            if (sweep_one(repo, rel, refs, nrefs, now, res, err) < 0)
+            if (sweep_one(repo, rel, refs, nrefs, now, true, res, err) < 0)
                 goto out;
         }
     }

@@ -2,7 +2,8 @@
 # prune and status (DESIGN §9, issue #6): the retention policy keeps what it says with the
 # rule that keeps it, never the newest or a snapshot tagged keep; manifests go first and
 # objects after; an object a surviving snapshot references (the shared release object)
-# stays; orphans go only after the grace period; every survivor still verifies. status exits
+# stays; the data of a removed snapshot goes at once, other orphans only after the grace
+# period; every survivor still verifies. status exits
 # 1 when the newest snapshot is older than max_age and 66 when there is none.
 source "$(dirname "$0")/../harness/lib.sh"
 sb_setup "$@"
@@ -38,17 +39,25 @@ printf '%s\n' "$OUT" | grep -q "^keep    $KEEP .*tag keep" || fail "keep tag not
 printf '%s\n' "$OUT" | grep -q "^remove  ${ids[0]}" || fail "oldest untagged not removed"
 CHECKS=$((CHECKS + 4))
 
-# objects of removed snapshots are orphans now; make them older than the grace period
+# The data of the removed snapshots goes at once (their manifests are gone, and no snapshot
+# references another's data/<ID>/): prune frees space when the disk is full. An orphan of a
+# snapshot in progress (objects, no manifest yet) stays until the grace period.
+INPROGRESS=$REPO/demo/data/20991231T000000Z-ffff
+mkdir -p "$INPROGRESS"
+printf 'written by a snapshot in progress\n' >"$INPROGRESS/shared-0.snpb"
 expect_ok sb prune
-expect_out_contains "deleted 2 snapshot(s)"
+expect_out_contains "deleted 2 snapshot(s) and 2 object(s)"
 [[ $(manifest_count) == 3 ]] || fail "expected 3 manifests after prune"
-[[ -f $REPO/demo/data/${ids[0]}/shared-0.snpb ]] || fail "a young orphan was deleted before the grace period"
+[[ ! -e $REPO/demo/data/${ids[0]} && ! -e $REPO/demo/data/${ids[1]} ]] || fail "the data of a pruned snapshot is still there"
+[[ -f $INPROGRESS/shared-0.snpb ]] || fail "a young orphan (a snapshot in progress) was deleted before the grace period"
+CHECKS=$((CHECKS + 2))
+# objects that are orphans now, made older than the grace period
 find "$REPO/demo" -type f -exec touch -d '7 hours ago' {} +
 : >"$REPO/demo/data/${ids[3]}/stale.snpb.partial"
 touch -d '7 hours ago' "$REPO/demo/data/${ids[3]}/stale.snpb.partial"
 expect_ok sb prune
 expect_out_contains "0 to remove"
-[[ ! -e $REPO/demo/data/${ids[0]} ]] || fail "orphans of a pruned snapshot are still there"
+[[ ! -e $INPROGRESS ]] || fail "an orphan older than the grace period is still there"
 [[ ! -e $REPO/demo/data/${ids[3]}/stale.snpb.partial ]] || fail "stale partial file not removed"
 [[ $(find "$REPO/demo/releases" -name '*.snpb' | wc -l) == 1 ]] || fail "the shared release object was deleted"
 CHECKS=$((CHECKS + 4))
