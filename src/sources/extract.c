@@ -304,9 +304,13 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
         r = archive_write_header(disk, entry);
         if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
             int e = archive_errno(disk);
-            sb_error_set(err, e == ENOSPC ? SB_E_IO : SB_E_CORRUPT, 0,
-                         "refusing or unable to restore '%s': %s", name,
-                         archive_error_string(disk));
+            sb_error_set(err, e == ENOSPC || e == EDQUOT ? SB_E_IO : SB_E_CORRUPT, 0,
+                         "refusing or unable to restore '%s': %s%s", name,
+                         archive_error_string(disk),
+                         e == ENOSPC || e == EDQUOT
+                             ? "; free some space there or restore to another --target (nothing "
+                               "was left behind)"
+                             : "");
             goto out;
         }
         if (archive_entry_size(entry) > 0) {
@@ -324,8 +328,13 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
                     goto out;
                 }
                 if (archive_write_data_block(disk, block, size, offset) != ARCHIVE_OK) {
-                    sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot write '%s/%s': %s",
-                                 dest, name, archive_error_string(disk));
+                    int e = archive_errno(disk);
+                    sb_error_set(err, SB_E_IO, e, "cannot write '%s/%s': %s%s", dest, name,
+                                 archive_error_string(disk),
+                                 e == ENOSPC || e == EDQUOT
+                                     ? "; free some space there or restore to another --target "
+                                       "(nothing was left behind)"
+                                     : "");
                     goto out;
                 }
             }

@@ -12,7 +12,8 @@ sb_env
 mkdir -p "$REPO"
 mount -t tmpfs -o size=3m,mode=0700 snapback-test "$REPO" 2>/dev/null || skip "cannot mount a tmpfs"
 # unmount before lib.sh removes $WORK, keeping the test's exit status
-trap 'st=$?; umount -l "$REPO" 2>/dev/null; (exit $st); _cleanup' EXIT
+SMALL=$WORK/small-target
+trap 'st=$?; umount -l "$REPO" 2>/dev/null; umount -l "$SMALL" 2>/dev/null; (exit $st); _cleanup' EXIT
 sb_init
 sb_snapshot
 first=$SNAP_ID
@@ -33,3 +34,15 @@ log "with room again, the next run succeeds"
 rm "$REL/big.bin"
 sb_snapshot
 expect_ok sb verify latest
+
+log "a restore into a filesystem without room: 74, says what to do, leaves nothing"
+mkdir -p "$SMALL"
+mount -t tmpfs -o size=1m,mode=0755 snapback-test-target "$SMALL" || fail "cannot mount a second tmpfs"
+head -c $((3 << 20)) /dev/zero >"$REL/zeros.bin" # compresses to nothing: fits the repository
+sb_snapshot
+expect_exit 74 sb restore "$SNAP_ID" --target "$SMALL/out"
+expect_err_contains "free some space there or restore to another --target"
+expect_err_contains "No space left on device"
+check "no target and no temp dir left" test -z "$(ls -A "$SMALL")"
+expect_ok sb restore "$SNAP_ID" --target "$WORK/roomy"
+check "restored elsewhere in full" cmp -s "$REL/zeros.bin" "$WORK/roomy/releases/20260102T000000Z/zeros.bin"
