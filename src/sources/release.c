@@ -457,6 +457,21 @@ sb_tree_archive(const char *dir, enum sb_tree_mode mode, struct sb_ostream *out,
                         "then",
                         dir, archive_entry_pathname(to_write), (long long)size, (long long)at,
                         (long long)(size - at));
+            } else if (mode == SB_TREE_VOLATILE) {
+                /* Replaced (a new upload renamed over it) or rewritten in place between the
+                 * walk's stat and the end of the read: the copy may mix two versions. A file
+                 * that only grew (a log) is a clean prefix and not reported. A release needs
+                 * no such check: the walk after the archive compares every entry. */
+                struct stat now;
+                const char *src = archive_entry_sourcepath(to_write);
+                if (src && lstat(src, &now) == 0 &&
+                    ((ino_t)archive_entry_ino64(to_write) != now.st_ino ||
+                     (now.st_size == size &&
+                      (now.st_mtim.tv_sec != archive_entry_mtime(to_write) ||
+                       now.st_mtim.tv_nsec != archive_entry_mtime_nsec(to_write)))))
+                    sb_warn("'%s/%s' changed while it was read: the stored copy may mix two "
+                            "versions of it; the next snapshot will have it whole",
+                            dir, archive_entry_pathname(to_write));
             }
         }
         if (archive_write_finish_entry(tar) != ARCHIVE_OK && ts.failed)

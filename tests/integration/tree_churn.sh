@@ -2,7 +2,8 @@
 # Trees that change while the walk is inside them. A shared path (uploads, caches) is written
 # by the running app: an entry that vanishes between the walk's stat and its read is skipped
 # with a warning naming it, a file that shrinks while it is read is stored padded to the size
-# its header declared (with a warning), one that grows is stored as the prefix its stat gave;
+# its header declared (with a warning), one that grows is stored as the prefix its stat gave,
+# one replaced or rewritten in place while it is read is stored with a warning;
 # the snapshot succeeds, verifies and restores. A release must not change: the same events fail
 # its snapshot with exit 75, no manifest and no partial file. Each change is made at the exact
 # point between the walk's stat of an entry and its read (test hook "entry:PATH" of
@@ -76,6 +77,24 @@ expect_ok sb verify "$ID"
 dest=$(restored_uploads d)
 check "restored as it was at its stat" cmp -s "$WORK/big.orig" "$dest/big.bin"
 cp "$WORK/big.orig" "$UP/big.bin"
+
+log "shared: a file replaced (a new version renamed over it) after its stat: a warning"
+printf 'version one\n' >"$UP/cache/f1"
+paused_snapshot cache/f1 shared sh -c "printf 'the second, longer version\n' >'$UP/cache/f1.new' && mv '$UP/cache/f1.new' '$UP/cache/f1'"
+check "exit 0" test "$RC" = 0
+expect_err_contains "cache/f1' changed while it was read: the stored copy may mix two versions"
+expect_ok sb verify "$ID"
+
+log "shared: a file rewritten in place with the same size after its stat: a warning"
+printf 'aaaa\n' >"$UP/cache/f2"
+paused_snapshot cache/f2 shared sh -c "sleep 0.01; printf 'bbbb\n' >'$UP/cache/f2'"
+check "exit 0" test "$RC" = 0
+expect_err_contains "cache/f2' changed while it was read"
+
+log "shared: nothing changed: no warning"
+paused_snapshot cache/f2 shared true
+check "exit 0" test "$RC" = 0
+check "no warning" test -z "$(grep -i warning <<<"$ERR" || true)"
 
 before=$(manifests)
 log "release: a file removed between the walk's stat and its read fails the snapshot with 75"
