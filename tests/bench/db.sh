@@ -27,49 +27,25 @@
 # every command the largest process of its tree (GNU time's maximum resident set size, which
 # for snapback includes its pg_dump child), and for snapback its own VmHWM (sampled from
 # /proc every 10 ms until it exits).
-set -euo pipefail
-
-usage() { sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; }
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+USAGE_END=29
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SCALE=50
 REPEAT=1
-SB=${SNAPBACK:-$ROOT/build/snapback}
-WORKBASE=${TMPDIR:-/tmp}
-KEEP=0
 while (($#)); do
     case $1 in
     --scale) SCALE=${2:?}; shift ;;
     --repeat) REPEAT=${2:?}; shift ;;
-    --snapback) SB=${2:?}; shift ;;
-    --workdir) WORKBASE=${2:?}; shift ;;
-    --keep) KEEP=1 ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "db.sh: unknown argument '$1' (see --help)" >&2; exit 64 ;;
+    *) bench_option "$@" || bench_bad_arg "$1"; shift $((BENCH_SHIFT - 1)) ;;
     esac
     shift
 done
-SB=$(cd "$(dirname "$SB")" && pwd)/$(basename "$SB")
-[[ -x $SB ]] || { echo "db.sh: $SB is not executable (build it: ninja -C build)" >&2; exit 64; }
+bench_positive --scale "$SCALE" --repeat "$REPEAT"
+bench_resolve_sb
 [[ -x /usr/bin/time ]] || { echo "db.sh: needs GNU time (apt-get install time)" >&2; exit 69; }
-for tool in zstd age age-keygen pgbench pg_dump pg_restore psql createdb; do
-    command -v "$tool" >/dev/null || { echo "db.sh: '$tool' is not installed" >&2; exit 69; }
-done
+bench_require zstd age age-keygen pgbench pg_dump pg_restore psql createdb
 
-# shellcheck disable=SC2034 # TEST_NAME, PYTHON: read by tests/harness/pg.sh
-TEST_NAME=bench-db
-# shellcheck disable=SC2034
-if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
-WORK=$(mktemp -d "$WORKBASE/snapback-bench-db.XXXXXX")
-chmod 0755 "$WORK"
-# shellcheck source=../harness/pg.sh
-source "$ROOT/tests/harness/pg.sh"
-cleanup() {
-    local status=$?
-    pg_cleanup
-    if ((KEEP)); then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
-    exit "$status"
-}
-trap cleanup EXIT
+bench_pg_init bench-db
 pg_setup
 
 PGARGS=(-h "$PG_SOCK" -p "$PG_PORT" -U postgres)
@@ -81,17 +57,7 @@ printf 'loaded in %.1f s; database size %s\n' "$(bc -l <<<"$EPOCHREALTIME - $t0"
 
 age-keygen -o "$WORK/age.key" 2>/dev/null
 RECIPIENT=$(age-keygen -y "$WORK/age.key")
-cat >"$WORK/snapback.json" <<EOF
-{
-  "app": "bench",
-  "databases": [ { "name": "main", "engine": "postgresql", "host": "$PG_SOCK", "port": $PG_PORT,
-                   "dbname": "postgres", "user": "postgres" } ],
-  "repository": { "url": "$WORK/repo" },
-  "key_file": "$WORK/key",
-  "state_dir": "$WORK/state",
-  "compression": { "level": 3, "threads": 0 }
-}
-EOF
+bench_config "$WORK/snapback.json" "" "{ \"name\": \"main\", \"engine\": \"postgresql\", \"host\": \"$PG_SOCK\", \"port\": $PG_PORT, \"dbname\": \"postgres\", \"user\": \"postgres\" }"
 SBC=("$SB" --config "$WORK/snapback.json" --no-progress --quiet)
 "${SBC[@]}" keygen >/dev/null 2>&1
 "${SBC[@]}" init >/dev/null
@@ -139,7 +105,6 @@ measure_sb() {
     RSS[$key]+="$(tail -n 1 "$WORK/time.$key") "
     OWN[$key]+="$hwm "
 }
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 # settle: no dirty pages or checkpoint of an earlier step in the next measurement.
 settle() {

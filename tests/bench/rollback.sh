@@ -27,53 +27,28 @@
 # --no-owner` of the same dump file (the snapshot's dump restored with `restore --target`)
 # into the same database. The default rollback (with the safety snapshot, which adds a
 # pg_dump of the live database) is reported too.
-set -euo pipefail
-
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+USAGE_END=29
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SCALE=10
 RUNS=30
 DB_RUNS=3
-SB=${SNAPBACK:-$ROOT/build/snapback}
-WORKBASE=${TMPDIR:-/tmp}
-KEEP=0
 WITH_DB=1
 while (($#)); do
     case $1 in
     --scale) SCALE=${2:?}; shift ;;
     --runs) RUNS=${2:?}; shift ;;
     --db-runs) DB_RUNS=${2:?}; shift ;;
-    --snapback) SB=${2:?}; shift ;;
-    --workdir) WORKBASE=${2:?}; shift ;;
-    --keep) KEEP=1 ;;
     --no-db) WITH_DB=0 ;;
-    -h | --help) usage; exit 0 ;;
-    *) echo "rollback.sh: unknown argument '$1' (see --help)" >&2; exit 64 ;;
+    *) bench_option "$@" || bench_bad_arg "$1"; shift $((BENCH_SHIFT - 1)) ;;
     esac
     shift
 done
-SB=$(cd "$(dirname "$SB")" && pwd)/$(basename "$SB")
-[[ -x $SB ]] || { echo "rollback.sh: $SB is not executable (build it: ninja -C build)" >&2; exit 64; }
-if ((WITH_DB)); then
-    for tool in pgbench pg_dump pg_restore psql; do
-        command -v "$tool" >/dev/null || { echo "rollback.sh: '$tool' is not installed (or use --no-db)" >&2; exit 69; }
-    done
-fi
+bench_positive --scale "$SCALE" --runs "$RUNS" --db-runs "$DB_RUNS"
+bench_resolve_sb
+((!WITH_DB)) || bench_require --hint "or use --no-db" pgbench pg_dump pg_restore psql
 
-# shellcheck disable=SC2034 # TEST_NAME, PYTHON: read by tests/harness/pg.sh
-TEST_NAME=bench-rollback
-if [[ -x /usr/bin/python3 ]]; then PYTHON=/usr/bin/python3; else PYTHON=python3; fi
-WORK=$(mktemp -d "$WORKBASE/snapback-bench-rollback.XXXXXX")
-chmod 0755 "$WORK"
-# shellcheck source=tests/harness/pg.sh
-source "$ROOT/tests/harness/pg.sh"
-cleanup() {
-    local status=$?
-    pg_cleanup
-    if ((KEEP)); then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
-    exit "$status"
-}
-trap cleanup EXIT
+bench_pg_init bench-rollback
 
 APP=$WORK/app
 A=20261120T100000Z
@@ -87,19 +62,7 @@ ln -s "releases/$B" "$APP/current"
 
 # config [DATABASE-JSON]
 config() {
-    local dbs=""
-    [[ -z ${1:-} ]] || dbs="\"databases\": [ $1 ],"
-    cat >"$WORK/snapback.json" <<EOF
-{
-  "app": "bench",
-  "release": { "root": "$APP", "shared_paths": ["shared/uploads"] },
-  $dbs
-  "repository": { "url": "$WORK/repo" },
-  "key_file": "$WORK/key",
-  "state_dir": "$WORK/state",
-  "compression": { "level": 3, "threads": 0 }
-}
-EOF
+    bench_config "$WORK/snapback.json" "{ \"root\": \"$APP\", \"shared_paths\": [\"shared/uploads\"] }" "${1:-}"
 }
 config ""
 SBC=("$SB" --config "$WORK/snapback.json" --no-progress --quiet)
@@ -109,7 +72,6 @@ SBC=("$SB" --config "$WORK/snapback.json" --no-progress --quiet)
 ln -sfn "releases/$A" "$APP/current" && "${SBC[@]}" snapshot >/dev/null
 ln -sfn "releases/$B" "$APP/current" && "${SBC[@]}" snapshot >/dev/null
 
-median() { tr ' ' '\n' | grep . | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 # time_runs N PREPARE CMD: the median wall time (ms) of CMD over N runs, PREPARE (a shell
 # command, not timed) before each.
 time_runs() {

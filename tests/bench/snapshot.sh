@@ -20,99 +20,43 @@
 # mount works, else copied there (all tools then read the copy). The page cache is warmed
 # first, so the numbers compare CPU and pipeline cost rather than the disk. The peak RSS of a
 # shell pipeline is that of its largest process, as getrusage(RUSAGE_CHILDREN) reports it.
-set -euo pipefail
-
-usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; }
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+USAGE_END=22
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SRC=
 REPEAT=1
-SB=${SNAPBACK:-$ROOT/build/snapback}
-WORKBASE=${TMPDIR:-/tmp}
-KEEP=0
 SNAPSHOT_ONLY=0
 while (($#)); do
     case $1 in
-    --repeat)
-        REPEAT=${2:?}
-        shift
-        ;;
-    --snapback)
-        SB=${2:?}
-        shift
-        ;;
-    --workdir)
-        WORKBASE=${2:?}
-        shift
-        ;;
-    --keep) KEEP=1 ;;
+    --repeat) REPEAT=${2:?}; shift ;;
     --snapshot-only) SNAPSHOT_ONLY=1 ;;
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    -*)
-        echo "snapshot.sh: unknown option '$1'" >&2
-        exit 64
-        ;;
+    -*) bench_option "$@" || bench_bad_arg "$1"; shift $((BENCH_SHIFT - 1)) ;;
     *)
-        [[ -z $SRC ]] || {
-            echo "snapshot.sh: one DIR only" >&2
-            exit 64
-        }
+        [[ -z $SRC ]] || { echo "snapshot.sh: one DIR only" >&2; exit 64; }
         SRC=$1
         ;;
     esac
     shift
 done
-[[ -n $SRC && -d $SRC ]] || {
-    usage >&2
-    exit 64
-}
-[[ $REPEAT =~ ^[1-9][0-9]*$ ]] || {
-    echo "--repeat needs a positive number" >&2
-    exit 64
-}
+[[ -n $SRC && -d $SRC ]] || { usage >&2; exit 64; }
+bench_positive --repeat "$REPEAT"
 SRC=$(cd "$SRC" && pwd)
-[[ -x $SB ]] || {
-    echo "snapback binary '$SB' not found: build it (ninja -C build) or pass --snapback" >&2
-    exit 69
-}
-SB=$(cd "$(dirname "$SB")" && pwd)/$(basename "$SB")
-
-# tools: /usr/bin/time (package time), zstd, age, python3 (the report); restic is optional
-need_pkgs=()
-[[ -x /usr/bin/time ]] || need_pkgs+=(time)
-command -v zstd >/dev/null || need_pkgs+=(zstd)
-command -v age >/dev/null || need_pkgs+=(age)
-command -v python3 >/dev/null || need_pkgs+=(python3)
-if ((${#need_pkgs[@]})); then
-    if [[ $(id -u) == 0 ]]; then
-        echo "installing ${need_pkgs[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null ||
-            { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null; }
-    else
-        echo "missing: ${need_pkgs[*]} (apt-get install ${need_pkgs[*]}, or run as root)" >&2
-        exit 69
-    fi
-fi
+bench_resolve_sb
+bench_install_pipeline_tools # restic is optional
 HAVE_RESTIC=0
 command -v restic >/dev/null && HAVE_RESTIC=1
 
-W=$(mktemp -d "$WORKBASE/snapback-bench.XXXXXX")
+bench_mkwork snapback-bench
 MOUNTED=
 cleanup() {
     [[ -n $MOUNTED ]] && umount "$MOUNTED" 2>/dev/null
-    if ((KEEP)); then
-        echo "work directory kept: $W"
-    else
-        rm -rf "$W"
-    fi
+    bench_remove_work
 }
 trap cleanup EXIT
 
 # --- the app: DIR as its release ---
 REL=bench
-APP=$W/app
+APP=$WORK/app
 mkdir -p "$APP/releases/$REL" "$APP/shared"
 how="copied"
 if [[ $(id -u) == 0 ]] && mount --bind "$SRC" "$APP/releases/$REL" 2>/dev/null; then
@@ -127,77 +71,56 @@ DATA=$APP/releases/$REL
 BYTES=$(du -sb --apparent-size "$DATA" | cut -f1)
 FILES=$(find "$DATA" | wc -l)
 
-"$SB" keygen --key-file "$W/sb.key" >/dev/null 2>&1
-age-keygen -o "$W/age.key" 2>/dev/null
-RECIPIENT=$(age-keygen -y "$W/age.key")
-printf 'bench-password\n' >"$W/restic.pass"
+"$SB" keygen --key-file "$WORK/key" >/dev/null 2>&1
+age-keygen -o "$WORK/age.key" 2>/dev/null
+RECIPIENT=$(age-keygen -y "$WORK/age.key")
+printf 'bench-password\n' >"$WORK/restic.pass"
 
 sb_config() { # $1: run number
-    cat >"$W/sb-$1.json" <<EOF
-{ "app": "bench", "release": { "root": "$APP", "shared_paths": [] },
-  "repository": { "url": "$W/sb-repo-$1" }, "key_file": "$W/sb.key",
-  "state_dir": "$W/sb-state-$1", "compression": { "level": 3, "threads": 0 } }
-EOF
-}
-
-# measure LABEL CMD...: runs CMD under /usr/bin/time -v; appends "label wall_s rss_kib" to
-# $W/results; fails loudly when CMD fails.
-measure() {
-    local label=$1
-    shift
-    if ! /usr/bin/time -v -o "$W/time.txt" "$@" >"$W/cmd.out" 2>"$W/cmd.err"; then
-        echo "FAILED: $label: $*" >&2
-        tail -n 20 "$W/cmd.err" >&2
-        exit 1
-    fi
-    local wall rss
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {
-        n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$W/time.txt")
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.txt")
-    echo "$label $wall $rss" >>"$W/results"
+    bench_config "$WORK/sb-$1.json" "{ \"root\": \"$APP\", \"shared_paths\": [] }" "" "$WORK/sb-repo-$1" "$WORK/sb-state-$1"
 }
 
 echo "snapback benchmark: $SRC ($how), $((BYTES / 1048576)) MiB in $FILES entries, $REPEAT run(s) each"
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); snapback: $("$SB" --version)"
+bench_machine
 echo "tools: $(zstd --version | head -n1); age $(age --version 2>&1); restic: $( ((HAVE_RESTIC)) && restic version | head -n1 || echo 'not installed')"
 echo "warming the page cache..."
 tar -C "$APP/releases" -cf - "$REL" | cat >/dev/null
-: >"$W/results"
+: >"$WORK/results"
 
 for run in $(seq 1 "$REPEAT"); do
     # snapback: a fresh repository each run, so the release is archived every time
     sb_config "$run"
-    "$SB" --config "$W/sb-$run.json" init >/dev/null 2>&1
-    measure snapback-snapshot "$SB" --config "$W/sb-$run.json" --quiet --no-progress snapshot
-    id=$(tail -n1 "$W/cmd.out")
-    du -sb "$W/sb-repo-$run" | cut -f1 >"$W/size.snapback"
+    "$SB" --config "$WORK/sb-$run.json" init >/dev/null 2>&1
+    bench_measure snapback-snapshot "$SB" --config "$WORK/sb-$run.json" --quiet --no-progress snapshot
+    id=$(tail -n1 "$WORK/cmd.out")
+    du -sb "$WORK/sb-repo-$run" | cut -f1 >"$WORK/size.snapback"
     ((SNAPSHOT_ONLY)) ||
-        measure snapback-restore "$SB" --config "$W/sb-$run.json" --quiet --no-progress restore "$id" --target "$W/restore-sb"
-    rm -rf "$W/restore-sb" "$W/sb-repo-$run" "$W/sb-state-$run"
+        bench_measure snapback-restore "$SB" --config "$WORK/sb-$run.json" --quiet --no-progress restore "$id" --target "$WORK/restore-sb"
+    rm -rf "$WORK/restore-sb" "$WORK/sb-repo-$run" "$WORK/sb-state-$run"
 
     # shellcheck disable=SC2016 # expanded by the inner bash
-    measure pipeline-snapshot bash -c 'set -o pipefail; tar -C "$1" -cf - "$2" | zstd -3 -T0 -q | age -r "$3" >"$4"' \
-        _ "$APP/releases" "$REL" "$RECIPIENT" "$W/out.tar.zst.age"
-    stat -c %s "$W/out.tar.zst.age" >"$W/size.pipeline"
-    mkdir -p "$W/restore-pipe"
+    bench_measure pipeline-snapshot bash -c 'set -o pipefail; tar -C "$1" -cf - "$2" | zstd -3 -T0 -q | age -r "$3" >"$4"' \
+        _ "$APP/releases" "$REL" "$RECIPIENT" "$WORK/out.tar.zst.age"
+    stat -c %s "$WORK/out.tar.zst.age" >"$WORK/size.pipeline"
+    mkdir -p "$WORK/restore-pipe"
     # shellcheck disable=SC2016
     ((SNAPSHOT_ONLY)) ||
-        measure pipeline-restore bash -c 'set -o pipefail; age -d -i "$1" "$2" | zstd -d -q | tar -x -C "$3"' \
-        _ "$W/age.key" "$W/out.tar.zst.age" "$W/restore-pipe"
-    rm -rf "$W/restore-pipe" "$W/out.tar.zst.age"
+        bench_measure pipeline-restore bash -c 'set -o pipefail; age -d -i "$1" "$2" | zstd -d -q | tar -x -C "$3"' \
+        _ "$WORK/age.key" "$WORK/out.tar.zst.age" "$WORK/restore-pipe"
+    rm -rf "$WORK/restore-pipe" "$WORK/out.tar.zst.age"
 
     if ((HAVE_RESTIC && !SNAPSHOT_ONLY)); then
-        export RESTIC_PASSWORD_FILE=$W/restic.pass RESTIC_CACHE_DIR=$W/restic-cache
-        restic init --repo "$W/restic-repo" >/dev/null 2>&1
-        measure restic-backup restic --repo "$W/restic-repo" --quiet backup "$DATA"
-        du -sb "$W/restic-repo" | cut -f1 >"$W/size.restic"
-        measure restic-restore restic --repo "$W/restic-repo" --quiet restore latest --target "$W/restore-restic"
-        rm -rf "$W/restore-restic" "$W/restic-repo" "$W/restic-cache"
+        export RESTIC_PASSWORD_FILE=$WORK/restic.pass RESTIC_CACHE_DIR=$WORK/restic-cache
+        restic init --repo "$WORK/restic-repo" >/dev/null 2>&1
+        bench_measure restic-backup restic --repo "$WORK/restic-repo" --quiet backup "$DATA"
+        du -sb "$WORK/restic-repo" | cut -f1 >"$WORK/size.restic"
+        bench_measure restic-restore restic --repo "$WORK/restic-repo" --quiet restore latest --target "$WORK/restore-restic"
+        rm -rf "$WORK/restore-restic" "$WORK/restic-repo" "$WORK/restic-cache"
     fi
 done
 
 # --- report: medians ---
-python3 - "$W/results" "$BYTES" "$W" <<'PY'
+python3 - "$WORK/results" "$BYTES" "$WORK" <<'PY'
 import os, statistics, sys
 rows, nbytes, w = {}, int(sys.argv[2]), sys.argv[3]
 for line in open(sys.argv[1]):

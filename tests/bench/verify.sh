@@ -17,86 +17,29 @@
 #
 # The stored files are read once before measuring (page cache warm), so the figures compare
 # CPU and pipeline cost rather than the disk.
-set -euo pipefail
-
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+USAGE_END=19
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SIZE=1024
 REPEAT=1
-SB=${SNAPBACK:-$ROOT/build/snapback}
-WORKBASE=${TMPDIR:-/tmp}
-KEEP=0
 while (($#)); do
     case $1 in
-    --size)
-        SIZE=${2:?}
-        shift
-        ;;
-    --repeat)
-        REPEAT=${2:?}
-        shift
-        ;;
-    --snapback)
-        SB=${2:?}
-        shift
-        ;;
-    --workdir)
-        WORKBASE=${2:?}
-        shift
-        ;;
-    --keep) KEEP=1 ;;
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    *)
-        echo "verify.sh: unknown argument '$1'" >&2
-        usage >&2
-        exit 64
-        ;;
+    --size) SIZE=${2:?}; shift ;;
+    --repeat) REPEAT=${2:?}; shift ;;
+    *) bench_option "$@" || bench_bad_arg "$1"; shift $((BENCH_SHIFT - 1)) ;;
     esac
     shift
 done
-[[ $SIZE =~ ^[1-9][0-9]*$ && $REPEAT =~ ^[1-9][0-9]*$ ]] || {
-    echo "--size and --repeat need positive numbers" >&2
-    exit 64
-}
-[[ -x $SB ]] || {
-    echo "snapback binary '$SB' not found: build it (ninja -C build) or pass --snapback" >&2
-    exit 69
-}
-SB=$(cd "$(dirname "$SB")" && pwd)/$(basename "$SB")
+bench_positive --size "$SIZE" --repeat "$REPEAT"
+bench_resolve_sb
+bench_install_pipeline_tools
 
-# tools: /usr/bin/time (package time), zstd, age, python3
-need_pkgs=()
-[[ -x /usr/bin/time ]] || need_pkgs+=(time)
-command -v zstd >/dev/null || need_pkgs+=(zstd)
-command -v age >/dev/null || need_pkgs+=(age)
-command -v python3 >/dev/null || need_pkgs+=(python3)
-if ((${#need_pkgs[@]})); then
-    if [[ $(id -u) == 0 ]]; then
-        echo "installing ${need_pkgs[*]}"
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null ||
-            { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null; }
-    else
-        echo "missing: ${need_pkgs[*]} (apt-get install ${need_pkgs[*]}, or run as root)" >&2
-        exit 69
-    fi
-fi
-
-W=$(mktemp -d "$WORKBASE/snapback-bench-verify.XXXXXX")
-cleanup() {
-    if ((KEEP)); then
-        echo "work directory kept: $W"
-    else
-        rm -rf "$W"
-    fi
-}
-trap cleanup EXIT
+bench_mkwork snapback-bench-verify
+trap bench_remove_work EXIT
 
 # --- the release: SIZE MiB ---
 REL=bench
-APP=$W/app
+APP=$WORK/app
 DATA=$APP/releases/$REL
 mkdir -p "$DATA/small" "$APP/shared"
 ln -s "releases/$REL" "$APP/current"
@@ -123,51 +66,32 @@ PY
 BYTES=$(du -sb --apparent-size "$DATA" | cut -f1)
 FILES=$(find "$DATA" | wc -l)
 
-"$SB" keygen --key-file "$W/sb.key" >/dev/null 2>&1
-cat >"$W/sb.json" <<EOF
-{ "app": "bench", "release": { "root": "$APP", "shared_paths": [] },
-  "repository": { "url": "$W/sb-repo" }, "key_file": "$W/sb.key",
-  "state_dir": "$W/sb-state", "compression": { "level": 3, "threads": 0 } }
-EOF
-age-keygen -o "$W/age.key" 2>/dev/null
-RECIPIENT=$(age-keygen -y "$W/age.key")
+"$SB" keygen --key-file "$WORK/key" >/dev/null 2>&1
+bench_config "$WORK/sb.json" "{ \"root\": \"$APP\", \"shared_paths\": [] }" "" "$WORK/sb-repo" "$WORK/sb-state"
+age-keygen -o "$WORK/age.key" 2>/dev/null
+RECIPIENT=$(age-keygen -y "$WORK/age.key")
 
 echo "verify benchmark: $((BYTES / 1048576)) MiB in $FILES entries, $REPEAT run(s) each"
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -r); snapback: $("$SB" --version)"
+bench_machine
 echo "tools: $(zstd --version | head -n1); age $(age --version 2>&1)"
 echo "storing it both ways (not measured)..."
-"$SB" --config "$W/sb.json" init >/dev/null 2>&1
-"$SB" --config "$W/sb.json" --quiet --no-progress snapshot >/dev/null
-tar -C "$APP/releases" -cf - "$REL" | zstd -3 -T0 -q | age -r "$RECIPIENT" >"$W/out.tar.zst.age"
-SB_STORED=$(du -sb "$W/sb-repo" | cut -f1)
-AGE_STORED=$(stat -c %s "$W/out.tar.zst.age")
-cat "$W/out.tar.zst.age" >/dev/null
-find "$W/sb-repo" -type f -exec cat {} + >/dev/null
+"$SB" --config "$WORK/sb.json" init >/dev/null 2>&1
+"$SB" --config "$WORK/sb.json" --quiet --no-progress snapshot >/dev/null
+tar -C "$APP/releases" -cf - "$REL" | zstd -3 -T0 -q | age -r "$RECIPIENT" >"$WORK/out.tar.zst.age"
+SB_STORED=$(du -sb "$WORK/sb-repo" | cut -f1)
+AGE_STORED=$(stat -c %s "$WORK/out.tar.zst.age")
+cat "$WORK/out.tar.zst.age" >/dev/null
+find "$WORK/sb-repo" -type f -exec cat {} + >/dev/null
 
-# measure LABEL CMD...: as in snapshot.sh
-measure() {
-    local label=$1
-    shift
-    if ! /usr/bin/time -v -o "$W/time.txt" "$@" >"$W/cmd.out" 2>"$W/cmd.err"; then
-        echo "FAILED: $label: $*" >&2
-        tail -n 20 "$W/cmd.err" >&2
-        exit 1
-    fi
-    local wall rss
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {
-        n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$W/time.txt")
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$W/time.txt")
-    echo "$label $wall $rss" >>"$W/results"
-}
-: >"$W/results"
+: >"$WORK/results"
 for _ in $(seq 1 "$REPEAT"); do
-    measure snapback-verify "$SB" --config "$W/sb.json" --quiet --no-progress verify latest
+    bench_measure snapback-verify "$SB" --config "$WORK/sb.json" --quiet --no-progress verify latest
     # shellcheck disable=SC2016 # expanded by the inner bash
-    measure pipeline-read bash -c 'set -o pipefail; age -d -i "$1" "$2" | zstd -d -q | tar -t >/dev/null' \
-        _ "$W/age.key" "$W/out.tar.zst.age"
+    bench_measure pipeline-read bash -c 'set -o pipefail; age -d -i "$1" "$2" | zstd -d -q | tar -t >/dev/null' \
+        _ "$WORK/age.key" "$WORK/out.tar.zst.age"
 done
 
-python3 - "$W/results" "$BYTES" "$SB_STORED" "$AGE_STORED" <<'PY'
+python3 - "$WORK/results" "$BYTES" "$SB_STORED" "$AGE_STORED" <<'PY'
 import statistics, sys
 rows, nbytes = {}, int(sys.argv[2])
 for line in open(sys.argv[1]):
