@@ -22,6 +22,9 @@ void sb_log(enum sb_log_level level, const char *event, const char *fmt, ...) SB
 #define sb_debug(...) sb_log(SB_LOG_DEBUG, NULL, __VA_ARGS__)
 #define sb_info(...) sb_log(SB_LOG_INFO, NULL, __VA_ARGS__)
 #define sb_warn(...) sb_log(SB_LOG_WARN, NULL, __VA_ARGS__)
+/* Warnings this process has logged so far (also those --quiet kept off stderr): the journal
+ * and the metrics report them for a run that succeeded with warnings. */
+unsigned sb_log_warning_count(void);
 bool sb_log_enabled(enum sb_log_level level);
 
 /* --- the progress line (stderr; only once the CLI enabled it: a TTY, no --no-progress,

@@ -98,7 +98,7 @@ int sb_journal_last(const char *state_dir, const char *event, struct sb_journal_
 /* Records a job's outcome and rewrites metrics_file (Prometheus text, atomic) when the
  * config has one; a no-op otherwise. */
 int sb_metrics_record(const struct sb_config *cfg, const char *job, bool ok, double duration_s,
-                      uint64_t bytes, uint64_t objects, struct sb_error *err);
+                      uint64_t bytes, uint64_t objects, unsigned warnings, struct sb_error *err);
 
 /* --- jobs --- */
 #define SB_PART_RELEASE 1u

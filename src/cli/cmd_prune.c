@@ -127,9 +127,8 @@ print_job(const char *name, const struct sb_journal_entry *last, const struct sb
         printf("%-9s never run\n", name);
         return;
     }
-    printf("%-9s last %s (%s)%s%s\n", name, ts, last->outcome,
-           strcmp(last->outcome, "ok") ? ": " : "",
-           strcmp(last->outcome, "ok") ? last->detail : "");
+    printf("%-9s last %s (%s)%s%s\n", name, ts, last->outcome, last->detail[0] ? ": " : "",
+           last->detail);
     if (strcmp(last->outcome, "ok") != 0)
         printf("%-9s last success %s\n", "", ok_ts);
 }

@@ -139,11 +139,17 @@ sb_cli_job_done(struct sb_cli *cli, const char *event, int rc, const char *snaps
 {
     const struct sb_config *cfg = cli->cfg;
     struct sb_error e = SB_ERROR_INIT;
+    unsigned warnings = sb_log_warning_count();
+    char counted[96];
+    if (rc == 0 && !detail && warnings) {
+        snprintf(counted, sizeof(counted), "%u warning(s); see the log of this run", warnings);
+        detail = counted;
+    }
     if (sb_journal_append(cfg->state_dir, event, rc == 0 ? "ok" : "failed", snapshot,
                           rc == 0 ? detail : err->msg, duration_s, &e) < 0)
         sb_warn("%s", e.msg);
     sb_error_clear(&e);
-    if (sb_metrics_record(cfg, event, rc == 0, duration_s, bytes, objects, &e) < 0)
+    if (sb_metrics_record(cfg, event, rc == 0, duration_s, bytes, objects, warnings, &e) < 0)
         sb_warn("%s", e.msg);
     if (rc < 0 && cfg->hooks.on_error.present) {
         struct sb_hook_env env = {"on_error", cfg->app, snapshot, NULL, err->msg};

@@ -65,9 +65,19 @@ json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+static unsigned warning_count;
+
+unsigned
+sb_log_warning_count(void)
+{
+    return warning_count;
+}
+
 void
 sb_log(enum sb_log_level level, const char *event, const char *fmt, ...)
 {
+    if (level == SB_LOG_WARN)
+        warning_count++;
     if (level < min_level)
         return;
     char msg[2048];

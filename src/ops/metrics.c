@@ -1,7 +1,8 @@
 /* Metrics (DESIGN §9): after every job, the Prometheus text file named by metrics_file is
  * rewritten atomically (node_exporter's textfile collector reads it): per job, the time of
- * the last run and of the last success, its duration, bytes stored, objects written, and a
- * failures counter. Counters live in state_dir/metrics.json so they survive between runs. */
+ * the last run and of the last success, its duration, bytes stored, objects written, the
+ * warnings it logged, and a failures counter. Counters live in state_dir/metrics.json so they
+ * survive between runs. */
 #include "snapback/ops.h"
 
 #include <cjson/cJSON.h>
@@ -35,7 +36,7 @@ set_num(cJSON *obj, const char *key, double value)
 
 int
 sb_metrics_record(const struct sb_config *cfg, const char *job, bool ok, double duration_s,
-                  uint64_t bytes, uint64_t objects, struct sb_error *err)
+                  uint64_t bytes, uint64_t objects, unsigned warnings, struct sb_error *err)
 {
     if (!cfg->metrics_file)
         return 0;
@@ -66,6 +67,7 @@ sb_metrics_record(const struct sb_config *cfg, const char *job, bool ok, double 
     double now = (double)time(NULL);
     set_num(j, "last_run", now);
     set_num(j, "last_duration", duration_s);
+    set_num(j, "last_warnings", (double)warnings);
     if (ok) {
         set_num(j, "last_success", now);
         set_num(j, "last_bytes", (double)bytes);
@@ -97,6 +99,8 @@ sb_metrics_record(const struct sb_config *cfg, const char *job, bool ok, double 
          "Bytes stored by the last successful run."},
         {"last_objects", "snapback_last_objects", "gauge",
          "Objects written by the last successful run."},
+        {"last_warnings", "snapback_last_warnings", "gauge",
+         "Warnings the last run logged (files that vanished or changed while read, ...)."},
         {"failures", "snapback_failures_total", "counter", "Failed runs."},
     };
     for (size_t s = 0; s < sizeof(series) / sizeof(series[0]); s++) {

@@ -11,6 +11,8 @@
 source "$(dirname "$0")/../harness/lib.sh"
 # shellcheck source=tests/harness/sshd.sh
 source "$HARNESS_DIR/sshd.sh"
+# shellcheck source=tests/harness/verify_checks.sh
+source "$HARNESS_DIR/verify_checks.sh"
 sb_setup "$@"
 sshd_setup
 
@@ -34,38 +36,14 @@ HEADER=111
 CHUNK=$((1048576 + 17))
 BIG=${IDS[1]}
 BIGREL=$(cd "$REPO/demo" && ls releases/"${RELS[1]}"-*.snpb)
-BASE=$WORK/remote.base
-cp -a "$REPO" "$BASE"
-reset_repo() {
-    rm -rf "$REPO"
-    cp -a "$BASE" "$REPO"
-}
-
-# vr EXIT "VERIFY-ARGS" [verify_reports.py options...]: as in verify.sh.
-VCFG=
-vr() {
-    local want=$1 args=$2
-    shift 2
-    rm -f "$WORK/r.xml" "$WORK/r.json"
-    # shellcheck disable=SC2086
-    expect_exit "$want" "$SNAPBACK" --config "${VCFG:-$CFG}" --no-progress verify $args --json \
-        --junit "$WORK/r.xml"
-    printf '%s\n' "$OUT" >"$WORK/r.json"
-    check "verify $args wrote the JUnit report" test -s "$WORK/r.xml"
-    CHECKS=$((CHECKS + 1))
-    "$PYTHON" "$INTEGRATION_DIR/verify_reports.py" "$WORK/r.json" "$WORK/r.xml" "$@" >/dev/null ||
-        fail "the reports of 'verify $args' are not as expected"
-}
+save_base "$WORK/remote.base"
 
 vr 0 "--all" --ok --tests 6
 
 # a flipped byte in the second chunk: the chunk and its offset
 reset_repo
 flip_byte "$REPO/demo/$BIGREL" $((HEADER + CHUNK + 5))
-expect_exit 65 sb verify "$BIG"
-expect_err_contains "snapshot '$BIG'"
-expect_err_contains "$BIGREL"
-expect_err_contains "chunk 1 at byte $((HEADER + CHUNK))"
+verify_fails 65 "$BIG" "snapshot '$BIG'" "$BIGREL" "chunk 1 at byte $((HEADER + CHUNK))"
 vr 65 "$BIG" --snapshot "$BIG" --failed "$BIGREL" --failed-text "at byte $((HEADER + CHUNK))" \
     --tests 2
 vr 65 "--all" --snapshot "$BIG" --failed "$BIGREL" --tests 6
@@ -73,18 +51,14 @@ vr 65 "--all" --snapshot "$BIG" --failed "$BIGREL" --tests 6
 # cut at a chunk boundary
 reset_repo
 truncate_to "$REPO/demo/$BIGREL" $((HEADER + CHUNK))
-expect_exit 65 sb verify "$BIG"
-expect_err_contains "snapshot '$BIG'"
-expect_err_contains "is $((HEADER + CHUNK)) bytes, the manifest records"
+verify_fails 65 "$BIG" "snapshot '$BIG'" "is $((HEADER + CHUNK)) bytes, the manifest records"
 vr 65 "$BIG" --snapshot "$BIG" --failed "$BIGREL" --failed-text "the manifest records" --tests 2
 
 # a missing object: 66
 reset_repo
 MISSING=data/${IDS[2]}/shared-0.snpb
 rm "$REPO/demo/$MISSING"
-expect_exit 66 sb verify "${IDS[2]}"
-expect_err_contains "snapshot '${IDS[2]}'"
-expect_err_contains "$MISSING"
+verify_fails 66 "${IDS[2]}" "snapshot '${IDS[2]}'" "$MISSING"
 vr 66 "${IDS[2]}" --snapshot "${IDS[2]}" --failed "$MISSING" --tests 2
 
 # another snapshot's object in its place (same size: the shared path did not change)
@@ -93,37 +67,23 @@ SWAPPED=data/${IDS[2]}/shared-0.snpb
 cp "$REPO/demo/data/${IDS[0]}/shared-0.snpb" "$REPO/demo/$SWAPPED"
 check "the swapped object has the same size" \
     test "$(file_size "$REPO/demo/$SWAPPED")" -eq "$(file_size "$BASE/demo/$SWAPPED")"
-expect_exit 65 sb verify "${IDS[2]}"
-expect_err_contains "snapshot '${IDS[2]}'"
-expect_err_contains "$SWAPPED"
+verify_fails 65 "${IDS[2]}" "snapshot '${IDS[2]}'" "$SWAPPED"
 vr 65 "${IDS[2]}" --snapshot "${IDS[2]}" --failed "$SWAPPED" --failed-text "swapped" --tests 2
 
 # a tampered manifest
 reset_repo
 MAN=snapshots/${IDS[0]}.manifest
 flip_byte "$REPO/demo/$MAN" 150
-expect_exit 65 sb verify "${IDS[0]}"
-expect_err_contains "$MAN"
-expect_err_contains "at byte"
+verify_fails 65 "${IDS[0]}" "$MAN" "at byte"
 vr 65 "--all" --snapshot "${IDS[0]}" --failed "$MAN" --failed-text "at byte" --tests 5
 
 # a manifest that authenticates but records another BLAKE2b for one object (sbforge.py)
-if "$PYTHON" -c 'import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library("sodium") and ctypes.util.find_library("zstd") else 1)'; then
+if can_forge; then
     reset_repo
     MAN=snapshots/${IDS[2]}.manifest
     FORGED=data/${IDS[2]}/shared-0.snpb
-    "$PYTHON" "$INTEGRATION_DIR/sbforge.py" open "$KEY" "$REPO/demo/$MAN" >"$WORK/manifest.json"
-    "$PYTHON" - "$WORK/manifest.json" "$FORGED" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))
-(o,) = [o for o in m["objects"] if o["name"] == sys.argv[2]]
-o["blake2b"] = "00" * 32
-json.dump(m, open(sys.argv[1], "w"))
-PY
-    "$PYTHON" "$INTEGRATION_DIR/sbforge.py" seal "$KEY" "$WORK/manifest.json" "$REPO/demo/$MAN"
-    expect_exit 65 sb verify "${IDS[2]}"
-    expect_err_contains "snapshot '${IDS[2]}'"
-    expect_err_contains "the manifest records 0000000000000000"
+    forge_blake2b "$MAN" "$FORGED"
+    verify_fails 65 "${IDS[2]}" "snapshot '${IDS[2]}'" "the manifest records 0000000000000000"
     vr 65 "${IDS[2]}" --snapshot "${IDS[2]}" --failed "$FORGED" --failed-text "BLAKE2b" --tests 2
 else
     log "python3 cannot load libsodium/libzstd: the forged-manifest case is skipped"
@@ -131,9 +91,7 @@ fi
 
 # a wrong key: the run fails before any snapshot is read
 reset_repo
-"$SNAPBACK" keygen --key-file "$WORK/wrong.key" >/dev/null 2>&1
-sed "s|\"key_file\": \"$KEY\"|\"key_file\": \"$WORK/wrong.key\"|" "$CFG" >"$WORK/wrong.json"
-check "the wrong-key config names the other key" grep -q wrong.key "$WORK/wrong.json"
+wrong_key_config
 VCFG=$WORK/wrong.json
 vr 65 "latest" --run-error "key" --tests 1
 VCFG=

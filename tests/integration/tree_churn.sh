@@ -14,6 +14,9 @@ sb_setup "$@"
 sb_env
 sb_init
 export SNAPBACK_TEST_HOOKS=1
+"$PYTHON" -c 'import json, sys
+c = json.load(open(sys.argv[1])); c["metrics_file"] = sys.argv[2]
+json.dump(c, open(sys.argv[1], "w"))' "$CFG" "$WORK/metrics.prom"
 UP=$APP/shared/uploads
 R2=$APP/releases/20260102T000000Z
 
@@ -48,6 +51,15 @@ for i in 1 2 4 5; do
     check "f$i is restored whole" cmp -s "$UP/cache/f$i" "$dest/cache/f$i"
 done
 check "the rest of the tree is restored" cmp -s "$UP/big.bin" "$dest/big.bin"
+
+log "the run's warnings are counted in the journal, status and the metrics"
+check "journal: the snapshot is ok with 1 warning" \
+    grep -q '"event":"snapshot","outcome":"ok","snapshot":"'"$ID"'","detail":"1 warning(s); see the log of this run"' "$STATE/journal.jsonl"
+expect_ok sb status
+expect_out_contains "(ok): 1 warning(s); see the log of this run"
+grep -q '^snapback_last_warnings{app="demo",job="snapshot"} 1.000$' "$WORK/metrics.prom" ||
+    fail "metrics: snapback_last_warnings is not 1 ($(grep last_warnings "$WORK/metrics.prom" || true))"
+CHECKS=$((CHECKS + 1))
 
 log "shared: a directory removed after its entry, before its visit: skipped with a warning"
 paused_snapshot cache/d1 shared rm -rf "$UP/cache/d1"
@@ -95,6 +107,9 @@ log "shared: nothing changed: no warning"
 paused_snapshot cache/f2 shared true
 check "exit 0" test "$RC" = 0
 check "no warning" test -z "$(grep -i warning <<<"$ERR" || true)"
+grep -q '^snapback_last_warnings{app="demo",job="snapshot"} 0.000$' "$WORK/metrics.prom" ||
+    fail "metrics: snapback_last_warnings is not back to 0"
+CHECKS=$((CHECKS + 1))
 
 before=$(manifests)
 log "release: a file removed between the walk's stat and its read fails the snapshot with 75"

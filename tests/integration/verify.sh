@@ -12,6 +12,8 @@
 # repeated runs (at most 60) together read every one.
 # shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
+# shellcheck source=tests/harness/verify_checks.sh
+source "$HARNESS_DIR/verify_checks.sh"
 sb_setup "$@"
 
 RELS=(20260101T000000Z 20260102T000000Z 20260103T000000Z 20260104T000000Z 20260105T000000Z
@@ -42,29 +44,7 @@ BIGREL=$(cd "$REPO/demo" && ls releases/"${RELS[2]}"-*.snpb)
 check "the big release object has three chunks" \
     test $(($(file_size "$REPO/demo/$BIGREL") / CHUNK)) -eq 2
 
-BASE=$WORK/repo.base
-cp -a "$REPO" "$BASE"
-reset_repo() {
-    rm -rf "$REPO"
-    cp -a "$BASE" "$REPO"
-}
-
-# vr EXIT "VERIFY-ARGS" [verify_reports.py options...]: runs verify with --json and --junit
-# (config $VCFG, default $CFG), expects EXIT, and checks both reports.
-VCFG=
-vr() {
-    local want=$1 args=$2
-    shift 2
-    rm -f "$WORK/r.xml" "$WORK/r.json"
-    # shellcheck disable=SC2086
-    expect_exit "$want" "$SNAPBACK" --config "${VCFG:-$CFG}" --no-progress verify $args --json \
-        --junit "$WORK/r.xml"
-    printf '%s\n' "$OUT" >"$WORK/r.json"
-    CHECKS=$((CHECKS + 1))
-    check "verify $args wrote the JUnit report" test -s "$WORK/r.xml"
-    "$PYTHON" "$INTEGRATION_DIR/verify_reports.py" "$WORK/r.json" "$WORK/r.xml" "$@" >/dev/null ||
-        fail "the reports of 'verify $args' are not as expected"
-}
+save_base "$WORK/repo.base"
 
 # --- all good: every object a passing testcase ---
 vr 0 "--all" --ok --tests 24
@@ -75,10 +55,7 @@ for id in "${IDS[@]}"; do expect_out_contains "snapshot $id: ok (4 object(s), 0 
 # --- a flipped byte in the second chunk: 65, the snapshot, the object and the chunk's offset ---
 reset_repo
 flip_byte "$REPO/demo/$BIGREL" $((HEADER + CHUNK + 5))
-expect_exit 65 sb verify "$BIG"
-expect_err_contains "snapshot '$BIG'"
-expect_err_contains "$BIGREL"
-expect_err_contains "chunk 1 at byte $((HEADER + CHUNK))"
+verify_fails 65 "$BIG" "snapshot '$BIG'" "$BIGREL" "chunk 1 at byte $((HEADER + CHUNK))"
 expect_out_contains "FAILED  demo/$BIGREL: chunk 1 at byte $((HEADER + CHUNK))"
 expect_out_contains "snapshot $BIG: FAILED (4 object(s), 1 failed)"
 vr 65 "$BIG" --snapshot "$BIG" --failed "$BIGREL" --failed-text "at byte $((HEADER + CHUNK))" \
@@ -93,19 +70,14 @@ expect_err_contains "verify failed for 1 snapshot(s)"
 # --- cut at a chunk boundary: the size against the manifest ---
 reset_repo
 truncate_to "$REPO/demo/$BIGREL" $((HEADER + CHUNK))
-expect_exit 65 sb verify "$BIG"
-expect_err_contains "snapshot '$BIG'"
-expect_err_contains "$BIGREL"
-expect_err_contains "is $((HEADER + CHUNK)) bytes, the manifest records"
+verify_fails 65 "$BIG" "snapshot '$BIG'" "$BIGREL" "is $((HEADER + CHUNK)) bytes, the manifest records"
 vr 65 "$BIG" --snapshot "$BIG" --failed "$BIGREL" --failed-text "the manifest records" --tests 4
 
 # --- a missing object: 66, and the path that is missing ---
 reset_repo
 MISSING=data/${IDS[4]}/shared-1.snpb
 rm "$REPO/demo/$MISSING"
-expect_exit 66 sb verify "${IDS[4]}"
-expect_err_contains "snapshot '${IDS[4]}'"
-expect_err_contains "$REPO/demo/$MISSING"
+verify_fails 66 "${IDS[4]}" "snapshot '${IDS[4]}'" "$REPO/demo/$MISSING"
 vr 66 "${IDS[4]}" --snapshot "${IDS[4]}" --failed "$MISSING" --failed-text "cannot open" --tests 4
 vr 66 "--all" --snapshot "${IDS[4]}" --failed "$MISSING" --tests 24
 
@@ -115,10 +87,7 @@ SWAPPED=data/${IDS[1]}/shared-2.snpb
 cp "$REPO/demo/data/${IDS[0]}/shared-2.snpb" "$REPO/demo/$SWAPPED"
 check "the swapped object has the same size" \
     test "$(file_size "$REPO/demo/$SWAPPED")" -eq "$(file_size "$BASE/demo/$SWAPPED")"
-expect_exit 65 sb verify "${IDS[1]}"
-expect_err_contains "snapshot '${IDS[1]}'"
-expect_err_contains "$SWAPPED"
-expect_err_contains "BLAKE2b"
+verify_fails 65 "${IDS[1]}" "snapshot '${IDS[1]}'" "$SWAPPED" "BLAKE2b"
 vr 65 "${IDS[1]}" --snapshot "${IDS[1]}" --failed "$SWAPPED" --failed-text "swapped" --tests 4
 expect_ok sb verify "${IDS[0]}" # the original is fine
 
@@ -126,34 +95,18 @@ expect_ok sb verify "${IDS[0]}" # the original is fine
 reset_repo
 MAN=snapshots/${IDS[3]}.manifest
 flip_byte "$REPO/demo/$MAN" 200
-expect_exit 65 sb verify "${IDS[3]}"
-expect_err_contains "$MAN"
-expect_err_contains "at byte"
+verify_fails 65 "${IDS[3]}" "$MAN" "at byte"
 vr 65 "${IDS[3]}" --snapshot "${IDS[3]}" --failed "$MAN" --failed-text "at byte" --tests 1
 vr 65 "--all" --snapshot "${IDS[3]}" --failed "$MAN" --tests 21
 
 # --- a manifest that authenticates but records another BLAKE2b for one object (forged with
 # sbforge.py, the format implemented again from docs/FORMAT.md) ---
-FORGE=$INTEGRATION_DIR/sbforge.py
-if "$PYTHON" -c 'import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library("sodium") and ctypes.util.find_library("zstd") else 1)'; then
+if can_forge; then
     reset_repo
     MAN=snapshots/${IDS[5]}.manifest
     FORGED=data/${IDS[5]}/shared-1.snpb
-    "$PYTHON" "$FORGE" open "$KEY" "$REPO/demo/$MAN" >"$WORK/manifest.json"
-    "$PYTHON" - "$WORK/manifest.json" "$FORGED" <<'PY'
-import json, sys
-path, name = sys.argv[1], sys.argv[2]
-m = json.load(open(path))
-hits = [o for o in m["objects"] if o["name"] == name]
-assert len(hits) == 1, "no object %s in the manifest" % name
-hits[0]["blake2b"] = "00" * 32
-json.dump(m, open(path, "w"))
-PY
-    "$PYTHON" "$FORGE" seal "$KEY" "$WORK/manifest.json" "$REPO/demo/$MAN"
-    expect_exit 65 sb verify "${IDS[5]}"
-    expect_err_contains "snapshot '${IDS[5]}'"
-    expect_err_contains "$FORGED"
-    expect_err_contains "the manifest records 0000000000000000"
+    forge_blake2b "$MAN" "$FORGED"
+    verify_fails 65 "${IDS[5]}" "snapshot '${IDS[5]}'" "$FORGED" "the manifest records 0000000000000000"
     vr 65 "${IDS[5]}" --snapshot "${IDS[5]}" --failed "$FORGED" --failed-text "BLAKE2b" --tests 4
 else
     log "python3 cannot load libsodium/libzstd: the forged-manifest case is skipped"
@@ -161,9 +114,7 @@ fi
 
 # --- a wrong key: the run fails before any snapshot, and both reports say so ---
 reset_repo
-"$SNAPBACK" keygen --key-file "$WORK/wrong.key" >/dev/null 2>&1
-sed "s|\"key_file\": \"$KEY\"|\"key_file\": \"$WORK/wrong.key\"|" "$CFG" >"$WORK/wrong.json"
-check "the wrong-key config names the other key" grep -q wrong.key "$WORK/wrong.json"
+wrong_key_config
 VCFG=$WORK/wrong.json
 vr 65 "latest" --run-error "key" --tests 1
 vr 65 "--all" --run-error "key" --tests 1

@@ -1,0 +1,77 @@
+# shellcheck shell=bash
+# Checks of `snapback verify` shared by tests/integration/verify.sh (a local repository) and
+# sftp_verify.sh (the same failure kinds over SFTP). Source it after lib.sh; the test sets
+# up $CFG, $REPO and $KEY.
+#
+#   save_base DIR           copies $REPO to DIR ($BASE), what reset_repo puts back
+#   reset_repo              $REPO as it was at save_base
+#   vr EXIT "VERIFY-ARGS" [verify_reports.py options...]
+#                           runs verify with --json and --junit (config $VCFG, default $CFG),
+#                           expects EXIT, and checks both reports with verify_reports.py
+#   verify_fails EXIT ID TEXT...
+#                           `sb verify ID` exits EXIT and its stderr contains every TEXT
+#   can_forge               python3 can load libsodium and libzstd (what sbforge.py needs)
+#   forge_blake2b MANIFEST OBJECT
+#                           rewrites the manifest $REPO/demo/MANIFEST (sbforge.py: opened,
+#                           changed, sealed again with $KEY) so that it records a BLAKE2b of
+#                           zeros for OBJECT, which must be in it once
+#   wrong_key_config        $WORK/wrong.json: $CFG with another key ($WORK/wrong.key)
+
+save_base() {
+    BASE=$1
+    cp -a "$REPO" "$BASE"
+}
+
+reset_repo() {
+    rm -rf "$REPO"
+    cp -a "$BASE" "$REPO"
+}
+
+VCFG=
+vr() {
+    local want=$1 args=$2
+    shift 2
+    rm -f "$WORK/r.xml" "$WORK/r.json"
+    # shellcheck disable=SC2086
+    expect_exit "$want" "$SNAPBACK" --config "${VCFG:-$CFG}" --no-progress verify $args --json \
+        --junit "$WORK/r.xml"
+    printf '%s\n' "$OUT" >"$WORK/r.json"
+    check "verify $args wrote the JUnit report" test -s "$WORK/r.xml"
+    CHECKS=$((CHECKS + 1))
+    "$PYTHON" "$INTEGRATION_DIR/verify_reports.py" "$WORK/r.json" "$WORK/r.xml" "$@" >/dev/null ||
+        fail "the reports of 'verify $args' are not as expected"
+}
+
+verify_fails() {
+    local want=$1 id=$2 text
+    shift 2
+    expect_exit "$want" sb verify "$id"
+    for text in "$@"; do
+        expect_err_contains "$text"
+    done
+}
+
+can_forge() {
+    "$PYTHON" -c 'import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library("sodium") and ctypes.util.find_library("zstd") else 1)'
+}
+
+forge_blake2b() {
+    local man=$REPO/demo/$1 object=$2 forge=$INTEGRATION_DIR/sbforge.py
+    "$PYTHON" "$forge" open "$KEY" "$man" >"$WORK/manifest.json"
+    "$PYTHON" - "$WORK/manifest.json" "$object" <<'PY'
+import json, sys
+path, name = sys.argv[1], sys.argv[2]
+m = json.load(open(path))
+hits = [o for o in m["objects"] if o["name"] == name]
+assert len(hits) == 1, "no object %s in the manifest" % name
+hits[0]["blake2b"] = "00" * 32
+json.dump(m, open(path, "w"))
+PY
+    "$PYTHON" "$forge" seal "$KEY" "$WORK/manifest.json" "$man"
+}
+
+wrong_key_config() {
+    "$SNAPBACK" keygen --key-file "$WORK/wrong.key" >/dev/null 2>&1
+    sed "s|\"key_file\": \"$KEY\"|\"key_file\": \"$WORK/wrong.key\"|" "$CFG" >"$WORK/wrong.json"
+    check "the wrong-key config names the other key" grep -q wrong.key "$WORK/wrong.json"
+}

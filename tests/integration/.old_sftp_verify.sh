@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# verify for CI (issue #7) through the SFTP store, against a real OpenSSH sshd on loopback
+# (tests/harness/sshd.sh): the failure kinds of verify.sh, made on the server's disk and read
+# back over SFTP (a flipped byte in the second chunk, an object cut at a chunk boundary, a
+# missing object, another snapshot's object in its place, a tampered manifest, a forged
+# manifest whose recorded BLAKE2b does not match, a wrong key),
+# and an unreachable server (sshd stopped: 69). For each: the exit status, the snapshot, the
+# object and the byte offset in the message, --json parsed by python json and --junit by
+# xml.etree (verify_reports.py): structure, counts, and the same failures named.
+# shellcheck source=tests/harness/lib.sh disable=SC2119
+source "$(dirname "$0")/../harness/lib.sh"
+# shellcheck source=tests/harness/sshd.sh
+source "$HARNESS_DIR/sshd.sh"
+sb_setup "$@"
+sshd_setup
+
+RELS=(20260101T000000Z 20260102T000000Z 20260103T000000Z)
+APP=$WORK/app
+make_app "$APP" "${RELS[@]}"
+# 2.5 MiB of random data in the second release: its object has three chunks
+head -c $((2500 * 1024)) /dev/urandom >"$APP/releases/${RELS[1]}/assets.bin"
+sftp_env
+sb_init
+IDS=()
+for idx in "${!RELS[@]}"; do
+    ln -sfn "releases/${RELS[idx]}" "$APP/current"
+    sb_snapshot
+    IDS+=("$SNAP_ID")
+done
+log "snapshots over SFTP: ${IDS[*]}"
+check "three manifests on the server" test "$(manifest_count)" -eq 3
+
+HEADER=111
+CHUNK=$((1048576 + 17))
+BIG=${IDS[1]}
+BIGREL=$(cd "$REPO/demo" && ls releases/"${RELS[1]}"-*.snpb)
+BASE=$WORK/remote.base
+cp -a "$REPO" "$BASE"
+reset_repo() {
+    rm -rf "$REPO"
+    cp -a "$BASE" "$REPO"
+}
+
+# vr EXIT "VERIFY-ARGS" [verify_reports.py options...]: as in verify.sh.
+VCFG=
+vr() {
+    local want=$1 args=$2
+    shift 2
+    rm -f "$WORK/r.xml" "$WORK/r.json"
+    # shellcheck disable=SC2086
+    expect_exit "$want" "$SNAPBACK" --config "${VCFG:-$CFG}" --no-progress verify $args --json \
+        --junit "$WORK/r.xml"
+    printf '%s\n' "$OUT" >"$WORK/r.json"
+    check "verify $args wrote the JUnit report" test -s "$WORK/r.xml"
+    CHECKS=$((CHECKS + 1))
+    "$PYTHON" "$INTEGRATION_DIR/verify_reports.py" "$WORK/r.json" "$WORK/r.xml" "$@" >/dev/null ||
+        fail "the reports of 'verify $args' are not as expected"
+}
+
+vr 0 "--all" --ok --tests 6
+
+# a flipped byte in the second chunk: the chunk and its offset
+reset_repo
+flip_byte "$REPO/demo/$BIGREL" $((HEADER + CHUNK + 5))
+expect_exit 65 sb verify "$BIG"
+expect_err_contains "snapshot '$BIG'"
+expect_err_contains "$BIGREL"
+expect_err_contains "chunk 1 at byte $((HEADER + CHUNK))"
+vr 65 "$BIG" --snapshot "$BIG" --failed "$BIGREL" --failed-text "at byte $((HEADER + CHUNK))" \
+    --tests 2
+vr 65 "--all" --snapshot "$BIG" --failed "$BIGREL" --tests 6
+
+# cut at a chunk boundary
+reset_repo
+truncate_to "$REPO/demo/$BIGREL" $((HEADER + CHUNK))
+expect_exit 65 sb verify "$BIG"
+expect_err_contains "snapshot '$BIG'"
+expect_err_contains "is $((HEADER + CHUNK)) bytes, the manifest records"
+vr 65 "$BIG" --snapshot "$BIG" --failed "$BIGREL" --failed-text "the manifest records" --tests 2
+
+# a missing object: 66
+reset_repo
+MISSING=data/${IDS[2]}/shared-0.snpb
+rm "$REPO/demo/$MISSING"
+expect_exit 66 sb verify "${IDS[2]}"
+expect_err_contains "snapshot '${IDS[2]}'"
+expect_err_contains "$MISSING"
+vr 66 "${IDS[2]}" --snapshot "${IDS[2]}" --failed "$MISSING" --tests 2
+
+# another snapshot's object in its place (same size: the shared path did not change)
+reset_repo
+SWAPPED=data/${IDS[2]}/shared-0.snpb
+cp "$REPO/demo/data/${IDS[0]}/shared-0.snpb" "$REPO/demo/$SWAPPED"
+check "the swapped object has the same size" \
+    test "$(file_size "$REPO/demo/$SWAPPED")" -eq "$(file_size "$BASE/demo/$SWAPPED")"
+expect_exit 65 sb verify "${IDS[2]}"
+expect_err_contains "snapshot '${IDS[2]}'"
+expect_err_contains "$SWAPPED"
+vr 65 "${IDS[2]}" --snapshot "${IDS[2]}" --failed "$SWAPPED" --failed-text "swapped" --tests 2
+
+# a tampered manifest
+reset_repo
+MAN=snapshots/${IDS[0]}.manifest
+flip_byte "$REPO/demo/$MAN" 150
+expect_exit 65 sb verify "${IDS[0]}"
+expect_err_contains "$MAN"
+expect_err_contains "at byte"
+vr 65 "--all" --snapshot "${IDS[0]}" --failed "$MAN" --failed-text "at byte" --tests 5
+
+# a manifest that authenticates but records another BLAKE2b for one object (sbforge.py)
+if "$PYTHON" -c 'import ctypes.util, sys; sys.exit(0 if ctypes.util.find_library("sodium") and ctypes.util.find_library("zstd") else 1)'; then
+    reset_repo
+    MAN=snapshots/${IDS[2]}.manifest
+    FORGED=data/${IDS[2]}/shared-0.snpb
+    "$PYTHON" "$INTEGRATION_DIR/sbforge.py" open "$KEY" "$REPO/demo/$MAN" >"$WORK/manifest.json"
+    "$PYTHON" - "$WORK/manifest.json" "$FORGED" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+(o,) = [o for o in m["objects"] if o["name"] == sys.argv[2]]
+o["blake2b"] = "00" * 32
+json.dump(m, open(sys.argv[1], "w"))
+PY
+    "$PYTHON" "$INTEGRATION_DIR/sbforge.py" seal "$KEY" "$WORK/manifest.json" "$REPO/demo/$MAN"
+    expect_exit 65 sb verify "${IDS[2]}"
+    expect_err_contains "snapshot '${IDS[2]}'"
+    expect_err_contains "the manifest records 0000000000000000"
+    vr 65 "${IDS[2]}" --snapshot "${IDS[2]}" --failed "$FORGED" --failed-text "BLAKE2b" --tests 2
+else
+    log "python3 cannot load libsodium/libzstd: the forged-manifest case is skipped"
+fi
+
+# a wrong key: the run fails before any snapshot is read
+reset_repo
+"$SNAPBACK" keygen --key-file "$WORK/wrong.key" >/dev/null 2>&1
+sed "s|\"key_file\": \"$KEY\"|\"key_file\": \"$WORK/wrong.key\"|" "$CFG" >"$WORK/wrong.json"
+check "the wrong-key config names the other key" grep -q wrong.key "$WORK/wrong.json"
+VCFG=$WORK/wrong.json
+vr 65 "latest" --run-error "key" --tests 1
+VCFG=
+
+# the untouched repository verifies again
+vr 0 "--all" --ok --tests 6
+
+# the server is down: 69 naming host:port, and both reports say so
+sshd_stop
+started=$SECONDS
+vr 69 "latest" --run-error "127.0.0.1:$SSHD_PORT" --tests 1
+check "69 within 30 s" test $((SECONDS - started)) -lt 30
+vr 69 "--all" --run-error "127.0.0.1:$SSHD_PORT" --tests 1
+expect_exit 69 sb verify
+expect_err_contains "127.0.0.1:$SSHD_PORT"
