@@ -20,6 +20,7 @@
 source "$(dirname "$0")/../harness/lib.sh"
 source "$(dirname "$0")/../harness/pg.sh" # db_server_unavailable, db_install_packages
 source "$(dirname "$0")/../harness/mariadb.sh"
+source "$(dirname "$0")/../harness/db_load.sh"
 sb_setup "$@"
 my_setup
 
@@ -189,51 +190,9 @@ check "the migration's table, view and function are gone" test "$(my_query shop 
 
 # --- consistency under load ---
 log "consistency: two writers move money between InnoDB accounts while a snapshot runs"
-"$PYTHON" - "$WORK/transfers.sql" <<'PY'
-import random, sys
-r = random.Random(11)
-with open(sys.argv[1], "w") as f:
-    for _ in range(3000):
-        a, b = r.sample(range(1, 101), 2)
-        lo, hi = min(a, b), max(a, b)  # rows locked in id order: no deadlocks between writers
-        da, db = (-1, 1) if a == lo else (1, -1)
-        f.write("START TRANSACTION; UPDATE acc SET bal = bal + %d WHERE id = %d; UPDATE acc SET bal = bal + %d WHERE id = %d; "
-                "INSERT INTO xfer (src, dst) VALUES (%d, %d); COMMIT;\n" % (da, lo, db, hi, a, b))
-PY
-STOP=$WORK/stop-writers
-writer() {
-    while [[ ! -e $STOP && -d $WORK ]]; do
-        my_sql shop <"$WORK/transfers.sql" >/dev/null 2>>"$WORK/writer.err" || return 1
-    done
-}
-writer &
-W1=$!
-writer &
-W2=$!
-tries=0
-until (($(my_query shop "SELECT COUNT(*) FROM xfer") > 200)); do
-    ((tries++ < 300)) || fail "the writers did not start: $(cat "$WORK/writer.err")"
-    sleep 0.05
-done
-X_BEFORE=$(my_query shop "SELECT COUNT(*) FROM xfer")
-sb_snapshot --only db --tag under-load
-SNAP_LOAD=$SNAP_ID
-X_AFTER=$(my_query shop "SELECT COUNT(*) FROM xfer")
-touch "$STOP"
-wait "$W1" || fail "writer 1 failed: $(cat "$WORK/writer.err")"
-wait "$W2" || fail "writer 2 failed: $(cat "$WORK/writer.err")"
-log "transfers committed: $X_BEFORE before the snapshot, $X_AFTER after it"
-check "the writers committed transfers while the snapshot ran" test "$X_AFTER" -gt "$X_BEFORE"
-check "the live total is the invariant" test "$(my_query shop "SELECT SUM(bal) FROM acc")" = 100000
-expect_ok sb restore "$SNAP_LOAD" --only db --db-target main=shop_load
-X_RESTORED=$(my_query shop_load "SELECT COUNT(*) FROM xfer")
-log "restored: $X_RESTORED transfers, total $(my_query shop_load "SELECT SUM(bal) FROM acc")"
-check "the restored total is exactly 100 x 1000" test "$(my_query shop_load "SELECT CONCAT(SUM(bal), '/', COUNT(*)) FROM acc")" = "100000/100"
-check "every restored account agrees with the restored transfer log" test "$(my_query shop_load "
-    SELECT COUNT(*) FROM acc a
-    WHERE a.bal <> 1000 - (SELECT COUNT(*) FROM xfer WHERE src = a.id) + (SELECT COUNT(*) FROM xfer WHERE dst = a.id)")" = 0
-check "the snapshot is a point between the start and the end of the run" \
-    test "$X_RESTORED" -ge "$X_BEFORE" -a "$X_RESTORED" -le "$X_AFTER"
+write_transfers "$WORK/transfers.sql" 11 "START TRANSACTION" "; "
+apply_transfers() { my_sql shop <"$WORK/transfers.sql"; }
+snapshot_under_load my_query apply_transfers "SELECT CONCAT(SUM(bal), '/', COUNT(*)) FROM acc"
 
 # --- passwords ---
 log "a dump damaged near its end: 65, and the half-restored database is dropped"

@@ -22,6 +22,7 @@
 #     -> 69 naming the socket; `config check` reports the same three (77, 69, 69).
 source "$(dirname "$0")/../harness/lib.sh"
 source "$(dirname "$0")/../harness/pg.sh"
+source "$(dirname "$0")/../harness/db_load.sh"
 sb_setup "$@"
 need pgbench pg_dump pg_restore psql
 
@@ -217,51 +218,9 @@ same_db shop "restore --in-place"
 
 # --- consistency under load ---
 log "consistency: two writers move money between accounts while a snapshot runs"
-"$PYTHON" - "$WORK/transfers.sql" <<'PY'
-import random, sys
-r = random.Random(7)
-with open(sys.argv[1], "w") as f:
-    for _ in range(3000):
-        a, b = r.sample(range(1, 101), 2)
-        lo, hi = min(a, b), max(a, b)  # lock rows in id order: the writers never deadlock
-        da, db = (-1, 1) if a == lo else (1, -1)
-        f.write("BEGIN;\nUPDATE acc SET bal = bal + %d WHERE id = %d;\nUPDATE acc SET bal = bal + %d WHERE id = %d;\n"
-                "INSERT INTO xfer (src, dst) VALUES (%d, %d);\nCOMMIT;\n" % (da, lo, db, hi, a, b))
-PY
-STOP=$WORK/stop-writers
-writer() {
-    while [[ ! -e $STOP ]]; do
-        shop_psql shop -f "$WORK/transfers.sql" >/dev/null 2>>"$WORK/writer.err" || return 1
-    done
-}
-writer &
-W1=$!
-writer &
-W2=$!
-tries=0
-until (($(pg_query shop "SELECT count(*) FROM xfer") > 200)); do
-    ((tries++ < 300)) || fail "the writers did not start: $(cat "$WORK/writer.err")"
-    sleep 0.05
-done
-X_BEFORE=$(pg_query shop "SELECT count(*) FROM xfer")
-sb_snapshot --only db --tag under-load
-SNAP_LOAD=$SNAP_ID
-X_AFTER=$(pg_query shop "SELECT count(*) FROM xfer")
-touch "$STOP"
-wait "$W1" || fail "writer 1 failed: $(cat "$WORK/writer.err")"
-wait "$W2" || fail "writer 2 failed: $(cat "$WORK/writer.err")"
-log "transfers committed: $X_BEFORE before the snapshot, $X_AFTER after it"
-check "the writers committed transfers while the snapshot ran" test "$X_AFTER" -gt "$X_BEFORE"
-check "the live total is the invariant" test "$(pg_query shop "SELECT sum(bal) FROM acc")" = 100000
-expect_ok sb restore "$SNAP_LOAD" --only db --db-target main=shop_load
-X_RESTORED=$(pg_query shop_load "SELECT count(*) FROM xfer")
-log "restored: $X_RESTORED transfers, total $(pg_query shop_load "SELECT sum(bal) FROM acc")"
-check "the restored total is exactly 100 x 1000" test "$(pg_query shop_load "SELECT sum(bal) || '/' || count(*) FROM acc")" = "100000/100"
-check "every restored account agrees with the restored transfer log" test "$(pg_query shop_load "
-    SELECT count(*) FROM acc a
-    WHERE a.bal <> 1000 - (SELECT count(*) FROM xfer WHERE src = a.id) + (SELECT count(*) FROM xfer WHERE dst = a.id)")" = 0
-check "the snapshot is a point between the start and the end of the run" \
-    test "$X_RESTORED" -ge "$X_BEFORE" -a "$X_RESTORED" -le "$X_AFTER"
+write_transfers "$WORK/transfers.sql" 7 "BEGIN" $';\n'
+apply_transfers() { shop_psql shop -f "$WORK/transfers.sql"; }
+snapshot_under_load pg_query apply_transfers "SELECT sum(bal) || '/' || count(*) FROM acc"
 
 # --- a dump that does not apply to the server ---
 log "GRANTs to a role the restoring server lacks: verify passes, restore names the role and drops its half"
