@@ -21,6 +21,9 @@ struct sb_repo {
     char *catalog_dir; /* state_dir/catalog */
     struct sb_repo_meta meta;
     struct sb_object_params params;
+    /* opened from state_dir's copy of a remote repository's snapback.json because the server
+     * could not be reached: only the spool and the catalog may be used */
+    bool offline;
 };
 
 /* Where a snapshot writes its objects: the spool for a remote repository (uploaded by
@@ -41,6 +44,11 @@ int sb_repo_init(const struct sb_config *cfg, const struct sb_key *key, struct s
 /* Opens the repository with the config's key; a key that does not match the repository's key
  * id is refused (SB_E_CORRUPT) before any object is read. */
 int sb_repo_open(const struct sb_config *cfg, struct sb_repo **out, struct sb_error *err);
+/* For a remote repository whose server cannot be reached: opens it from the copy of its
+ * snapback.json that the last successful sb_repo_open kept in state_dir/remote.json (the
+ * key is checked against it as usual), with repo->offline set. SB_E_UNAVAILABLE when there
+ * is no such copy for this repository.url. */
+int sb_repo_open_offline(const struct sb_config *cfg, struct sb_repo **out, struct sb_error *err);
 /* Makes new_key the repository's current key (snapback.json replaced atomically); the old
  * one is recorded as retired, so snapshots written with it stay readable with it. */
 int sb_repo_rotate_key(struct sb_repo *repo, const struct sb_key *new_key, struct sb_error *err);

@@ -164,8 +164,19 @@ cmd_status(struct sb_cli *cli, struct sb_error *err)
     for (size_t idx = 0; idx < 4; idx++)
         if (sb_journal_last(cli->cfg->state_dir, jobs[idx], &last[idx], &ok[idx], err) < 0)
             return -1;
-    if (sb_repo_open(cli->cfg, &repo, err) < 0)
-        goto out;
+    /* A remote repository whose server is down: what this host knows (its catalog, the
+     * journal, the spool) is still worth showing, and the exit status says the server is
+     * unreachable (69). */
+    struct sb_error unreachable = SB_ERROR_INIT;
+    if (sb_repo_open(cli->cfg, &repo, err) < 0) {
+        if (err->code != SB_E_UNAVAILABLE || !cli->cfg->repository.is_sftp)
+            goto out;
+        unreachable = *err;
+        if (sb_repo_open_offline(cli->cfg, &repo, err) < 0) {
+            *err = unreachable;
+            goto out;
+        }
+    }
     struct sb_error rerr = SB_ERROR_INIT;
     if (sb_repo_resolve_id(repo, "latest", &id, &rerr) == 0 &&
         sb_repo_load_manifest_cached(repo, id, &m, err) < 0)
@@ -195,9 +206,16 @@ cmd_status(struct sb_cli *cli, struct sb_error *err)
                (long long)cli->cfg->max_age_s, stale ? "true" : "false", pending);
         for (size_t idx = 0; idx < 4; idx++)
             print_job(jobs[idx], &last[idx], &ok[idx], true, idx < 3);
+        if (repo->offline) {
+            printf(",\"remote_unreachable\":");
+            sb_cli_json_string(stdout, unreachable.msg);
+        }
         printf("}\n");
     } else {
         printf("app       %s\n", cli->cfg->app);
+        if (repo->offline)
+            printf("remote    UNREACHABLE: %s (what follows is this host's record)\n",
+                   unreachable.msg);
         if (m)
             printf("newest    %s (%s, %lldh%02lldm ago)%s\n", m->id, ts, age / 3600,
                    (age % 3600) / 60, stale ? "  STALE: older than max_age" : "");
@@ -207,6 +225,10 @@ cmd_status(struct sb_cli *cli, struct sb_error *err)
                pending ? " (run 'snapback push')" : "");
         for (size_t idx = 0; idx < 4; idx++)
             print_job(jobs[idx], &last[idx], &ok[idx], false, false);
+    }
+    if (repo->offline) {
+        *err = unreachable;
+        goto out;
     }
     if (!m) {
         sb_error_set(err, SB_E_NOTFOUND, 0, "app '%s' has no snapshot yet", cli->cfg->app);

@@ -70,13 +70,34 @@ cmd_snapshot(struct sb_cli *cli, struct sb_error *err)
     int rc = -1;
     struct sb_hook_env env = {"before_snapshot", cli->cfg->app, NULL, NULL, NULL};
     size_t pushed = 0;
-    if (sb_repo_open(cli->cfg, &repo, err) < 0)
-        goto out;
-    /* what an earlier run could not upload goes first */
-    if (sb_spool_push(repo, &pushed, err) < 0) {
-        sb_error_wrap(err, "the spool of an earlier run could not be uploaded; no new snapshot "
-                           "was taken");
-        goto out;
+    /* A remote repository whose server cannot be reached: the snapshot is taken into the
+     * spool all the same (from state_dir's copy of the repository's snapback.json) and the
+     * run exits 69; the next run that reaches the server, or 'snapback push', uploads it. */
+    struct sb_error unreachable = SB_ERROR_INIT;
+    if (sb_repo_open(cli->cfg, &repo, err) < 0) {
+        if (err->code != SB_E_UNAVAILABLE || !cli->cfg->repository.is_sftp)
+            goto out;
+        unreachable = *err;
+        if (sb_repo_open_offline(cli->cfg, &repo, err) < 0) {
+            sb_error_wrap(err, "%s; and no snapshot could be taken into the spool instead",
+                          unreachable.msg);
+            err->code = SB_E_UNAVAILABLE;
+            goto out;
+        }
+    } else if (sb_spool_push(repo, &pushed, err) < 0) { /* what an earlier run left goes first */
+        if (err->code != SB_E_UNAVAILABLE) {
+            sb_error_wrap(err, "the spool of an earlier run could not be uploaded; no new "
+                               "snapshot was taken");
+            goto out;
+        }
+        unreachable = *err;
+        repo->offline = true;
+    }
+    if (repo->offline) {
+        sb_warn("%s; the snapshot goes into the spool ('%s/spool') and is uploaded by the next "
+                "run that reaches the server, or by 'snapback push'",
+                unreachable.msg, cli->cfg->state_dir);
+        sb_error_clear(err);
     }
     if (sb_hook_run(&cli->cfg->hooks.before_snapshot, &env, cli->cfg->hooks.timeout_s, err) < 0) {
         sb_error_wrap(err, "snapshot not taken");
@@ -84,6 +105,15 @@ cmd_snapshot(struct sb_cli *cli, struct sb_error *err)
     }
     if (sb_snapshot_run(cli->cfg, repo, &opts, &m, err) < 0)
         goto out;
+    if (repo->offline) {
+        sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                     "snapshot '%s' is complete in the spool ('%s/spool') but not on the server, "
+                     "which could not be reached; the next snapshot or 'snapback push' uploads it",
+                     m->id, cli->cfg->state_dir);
+        printf("%s\n", m->id);
+        fflush(stdout);
+        goto out;
+    }
     if (sb_spool_push(repo, &pushed, err) < 0) {
         sb_error_wrap(err,
                       "snapshot '%s' is complete in the spool ('%s/spool') but not on the "

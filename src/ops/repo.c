@@ -3,6 +3,8 @@
  * in snapshots/, whose presence alone defines which snapshots exist. */
 #include "snapback/ops.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -166,19 +168,93 @@ sb_repo_rotate_key(struct sb_repo *repo, const struct sb_key *new_key, struct sb
     return 0;
 }
 
-int
-sb_repo_open(const struct sb_config *cfg, struct sb_repo **out, struct sb_error *err)
+/* The checks and settings every open shares, from the text of snapback.json. */
+static int
+repo_finish_open(const struct sb_config *cfg, struct sb_repo *repo, const char *text,
+                 struct sb_error *err)
+{
+    if (sb_repo_meta_from_json(text, &repo->meta, err) < 0)
+        return sb_error_wrap(err, "repository '%s'", repo->store->display);
+    if (repo->meta.format != REPO_FORMAT)
+        return sb_error_set(err, SB_E_CORRUPT, 0,
+                            "repository '%s' has format %d; this snapback reads format %d",
+                            repo->store->display, repo->meta.format, REPO_FORMAT);
+    if (repo_load_key(cfg, repo, err) < 0)
+        return -1;
+    /* per repository: a state_dir pointed at another repository never mixes their catalogs */
+    char catalog[64];
+    snprintf(catalog, sizeof(catalog), "catalog/%s", repo->meta.id);
+    if (!(repo->catalog_dir = sb_path_join(cfg->state_dir, catalog)))
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    repo->params.level = cfg->compression.level;
+    repo->params.threads = cfg->compression.threads;
+    repo->params.chunk_size = repo->meta.chunk_size;
+    if (cfg->repository.is_sftp) {
+        char *spool = sb_path_join(cfg->state_dir, "spool");
+        int r = spool ? sb_store_local_new(spool, &repo->spool, err)
+                      : sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        free(spool);
+        if (r < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static struct sb_repo *
+repo_new(const struct sb_config *cfg, struct sb_error *err)
 {
     struct sb_repo *repo = calloc(1, sizeof(*repo));
-    char *text = NULL;
-    if (!repo)
-        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    if (!repo) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        return NULL;
+    }
     if (sb_repo_store_new(cfg, &repo->store, err) < 0)
         goto fail;
     if (!(repo->app = sb_strdup(cfg->app))) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         goto fail;
     }
+    return repo;
+fail:
+    sb_repo_free(repo);
+    return NULL;
+}
+
+/* state_dir/remote.json: {"url": repository.url, "meta": the text of its snapback.json}, kept
+ * by every successful open of a remote repository for sb_repo_open_offline. Rewritten (atomic,
+ * 0600) only when it changed. A failure only costs the offline fallback: a warning. */
+static void
+remember_remote(const struct sb_config *cfg, const char *text)
+{
+    char *path = sb_path_join(cfg->state_dir, "remote.json");
+    cJSON *obj = cJSON_CreateObject();
+    char *json = NULL, *old = NULL;
+    struct sb_error err = SB_ERROR_INIT;
+    if (!path || !obj || !cJSON_AddStringToObject(obj, "url", cfg->repository.url) ||
+        !cJSON_AddStringToObject(obj, "meta", text) || !(json = cJSON_PrintUnformatted(obj)))
+        goto out;
+    if (sb_read_file(path, 1u << 20, &old, NULL, &err) == 0 && !strcmp(old, json))
+        goto out;
+    sb_error_clear(&err);
+    if (sb_mkdir_p(cfg->state_dir, 0700, &err) < 0 ||
+        sb_write_file_atomic(path, json, strlen(json), 0600, &err) < 0)
+        sb_warn("cannot keep a copy of the repository's snapback.json (a snapshot while the "
+                "server is down needs it): %s",
+                err.msg);
+out:
+    free(old);
+    free(json);
+    cJSON_Delete(obj);
+    free(path);
+}
+
+int
+sb_repo_open(const struct sb_config *cfg, struct sb_repo **out, struct sb_error *err)
+{
+    char *text = NULL;
+    struct sb_repo *repo = repo_new(cfg, err);
+    if (!repo)
+        return -1;
     if (sb_store_get(repo->store, REPO_META, 1u << 16, &text, NULL, err) < 0) {
         if (err->code == SB_E_NOTFOUND)
             sb_error_set(err, SB_E_NOTFOUND, 0,
@@ -187,35 +263,10 @@ sb_repo_open(const struct sb_config *cfg, struct sb_repo **out, struct sb_error 
                          repo->store->display);
         goto fail;
     }
-    if (sb_repo_meta_from_json(text, &repo->meta, err) < 0) {
-        sb_error_wrap(err, "repository '%s'", repo->store->display);
+    if (repo_finish_open(cfg, repo, text, err) < 0)
         goto fail;
-    }
-    if (repo->meta.format != REPO_FORMAT) {
-        sb_error_set(err, SB_E_CORRUPT, 0,
-                     "repository '%s' has format %d; this snapback reads format %d",
-                     repo->store->display, repo->meta.format, REPO_FORMAT);
-        goto fail;
-    }
-    if (repo_load_key(cfg, repo, err) < 0)
-        goto fail;
-    /* per repository: a state_dir pointed at another repository never mixes their catalogs */
-    char catalog[64];
-    snprintf(catalog, sizeof(catalog), "catalog/%s", repo->meta.id);
-    if (!(repo->catalog_dir = sb_path_join(cfg->state_dir, catalog))) {
-        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
-        goto fail;
-    }
-    repo->params.level = cfg->compression.level;
-    repo->params.threads = cfg->compression.threads;
-    repo->params.chunk_size = repo->meta.chunk_size;
-    if (cfg->repository.is_sftp) {
-        char *spool = sb_path_join(cfg->state_dir, "spool");
-        int r = spool ? sb_store_local_new(spool, &repo->spool, err) : -1;
-        free(spool);
-        if (r < 0)
-            goto fail;
-    }
+    if (cfg->repository.is_sftp)
+        remember_remote(cfg, text);
     free(text);
     *out = repo;
     return 0;
@@ -223,6 +274,54 @@ fail:
     free(text);
     sb_repo_free(repo);
     return -1;
+}
+
+int
+sb_repo_open_offline(const struct sb_config *cfg, struct sb_repo **out, struct sb_error *err)
+{
+    char *path = sb_path_join(cfg->state_dir, "remote.json");
+    char *text = NULL;
+    cJSON *obj = NULL;
+    struct sb_repo *repo = NULL;
+    int rc = -1;
+    if (!path)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    if (sb_read_file(path, 1u << 20, &text, NULL, err) < 0) {
+        sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                     "no copy of the repository's snapback.json in '%s' (it is kept by the "
+                     "first run that reaches the server)",
+                     path);
+        goto out;
+    }
+    obj = cJSON_Parse(text);
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(obj, "url");
+    const cJSON *meta = cJSON_GetObjectItemCaseSensitive(obj, "meta");
+    if (!cJSON_IsString(url) || !cJSON_IsString(meta)) {
+        sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                     "'%s' is damaged; the next run that reaches the "
+                     "server writes it again",
+                     path);
+        goto out;
+    }
+    if (strcmp(url->valuestring, cfg->repository.url) != 0) {
+        sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                     "'%s' is the copy of another repository ('%s'); the next run that reaches "
+                     "'%s' writes it again",
+                     path, url->valuestring, cfg->repository.url);
+        goto out;
+    }
+    if (!(repo = repo_new(cfg, err)) || repo_finish_open(cfg, repo, meta->valuestring, err) < 0)
+        goto out;
+    repo->offline = true;
+    *out = repo;
+    repo = NULL;
+    rc = 0;
+out:
+    sb_repo_free(repo);
+    cJSON_Delete(obj);
+    free(text);
+    free(path);
+    return rc;
 }
 
 void
@@ -270,9 +369,48 @@ sb_repo_object_path(const struct sb_repo *repo, const char *name)
     return sb_path_join(repo->app, name);
 }
 
+/* Offline (the server unreachable), the ids this host's catalog knows: the snapshots it wrote
+ * (the only ones that can share its clock's second with a new one). Sorted. */
+static int
+catalog_ids(struct sb_repo *repo, char ***ids, size_t *n, struct sb_error *err)
+{
+    *ids = NULL;
+    *n = 0;
+    char *dir = sb_path_join(repo->catalog_dir, repo->app);
+    if (!dir)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    struct sb_store *cat = NULL;
+    int rc = sb_store_local_new(dir, &cat, err);
+    free(dir);
+    char **names = NULL;
+    size_t count = 0;
+    if (rc == 0)
+        rc = sb_store_list(cat, "", &names, &count, err);
+    sb_store_free(cat);
+    if (rc < 0)
+        return err->code == SB_E_NOTFOUND ? (sb_error_clear(err), 0) : -1;
+    size_t kept = 0;
+    for (size_t idx = 0; idx < count; idx++) {
+        size_t len = strlen(names[idx]);
+        if (len > 5 && !strcmp(names[idx] + len - 5, ".json")) {
+            names[idx][len - 5] = '\0';
+            if (sb_snapshot_id_valid(names[idx])) {
+                names[kept++] = names[idx];
+                continue;
+            }
+        }
+        free(names[idx]);
+    }
+    *ids = names;
+    *n = kept;
+    return 0;
+}
+
 int
 sb_repo_list_ids(struct sb_repo *repo, char ***ids, size_t *count, struct sb_error *err)
 {
+    if (repo->offline)
+        return catalog_ids(repo, ids, count, err);
     char **names = NULL;
     size_t n = 0;
     *ids = NULL;

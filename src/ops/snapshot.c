@@ -209,7 +209,14 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
     struct sb_manifest_object existing;
     uint64_t entries = 0;
     bool named = false;
-    if (find_stored_release(repo, name, NULL, &existing, &entries, &named, err) < 0)
+    /* Offline, nothing on the server can be checked: the release is archived again, and its
+     * object is named after this snapshot too, so that its upload never replaces an object
+     * earlier snapshots reference (their manifests hold its hash). */
+    char offline_tag[40] = "";
+    if (repo->offline)
+        snprintf(offline_tag, sizeof(offline_tag), "-%s", m->id);
+    if (!repo->offline &&
+        find_stored_release(repo, name, NULL, &existing, &entries, &named, err) < 0)
         goto out;
     m->has_release = true;
     m->release.name = name;
@@ -239,8 +246,8 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
             remove_object(repo, pending);
             goto out;
         }
-        snprintf(object, sizeof(object), "releases/%s-%s%s.snpb", m->release.name, after.hex,
-                 key_tag);
+        snprintf(object, sizeof(object), "releases/%s-%s%s%s.snpb", m->release.name, after.hex,
+                 offline_tag, key_tag);
         char *from = sb_repo_object_path(repo, pending), *to = sb_repo_object_path(repo, object);
         int renamed = from && to ? sb_store_rename(sb_repo_write_store(repo), from, to, err)
                                  : sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");

@@ -6,35 +6,17 @@
 # see their environment, a failing before_rollback aborts with nothing changed, a failing
 # health check reverts release and database; error cases exit 66 and 78 changing nothing.
 source "$(dirname "$0")/../harness/lib.sh"
+# shellcheck source=tests/harness/rollback.sh
+source "$HARNESS_DIR/rollback.sh"
 sb_setup "$@"
 
-APP=$WORK/app
-make_app "$APP" R1 R2 R3
+rollback_layout R1 R2 R3
 DB=$APP/shared/db.sqlite3
 mkdir -p "$APP/shared"
-HOOKLOG=$WORK/hooks.log
-CFG=$WORK/snapback.json
-REPO=$WORK/repo
-STATE=$WORK/state
-KEY=$WORK/key
 
 write_config() { # $1: extra JSON members (hooks, rollback)
-    local extra=""
-    [[ -z ${1:-} ]] || extra=",
-  $1"
-    cat >"$CFG" <<EOF
-{
-  "app": "demo",
-  "release": { "root": "$APP", "shared_paths": ["shared/uploads"] },
-  "databases": [ { "name": "main", "engine": "sqlite", "path": "$DB" } ],
-  "repository": { "url": "$REPO" },
-  "key_file": "$KEY",
-  "state_dir": "$STATE"$extra
+    rollback_config "{ \"name\": \"main\", \"engine\": \"sqlite\", \"path\": \"$DB\" }" "${1:-}"
 }
-EOF
-}
-sql() { "$PYTHON" -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); r=c.execute(sys.argv[2]).fetchall(); c.commit(); print("\n".join("|".join(map(str,x)) for x in r))' "$DB" "$1"; }
-current() { readlink "$APP/current"; }
 
 write_config ""
 sb_init

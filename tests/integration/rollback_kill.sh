@@ -23,14 +23,12 @@
 # reverts release and database from the interrupted run's safety snapshot.
 # shellcheck source=tests/harness/lib.sh
 source "$(dirname "$0")/../harness/lib.sh"
+# shellcheck source=tests/harness/rollback.sh disable=SC2119
+source "$HARNESS_DIR/rollback.sh"
 sb_setup "$@"
 need flock
 
-R1=20261120T100000Z
-R2=20261121T100000Z
-R3=20261122T100000Z
-APP=$WORK/app
-make_app "$APP" "$R1" "$R2" "$R3"
+rollback_layout
 # R2 is the release brought back from the repository: a big file makes its restore last
 # long enough to be stopped in the middle of it.
 head -c $((32 * 1024 * 1024)) /dev/urandom >"$APP/releases/$R2/big.bin"
@@ -38,42 +36,19 @@ head -c $((32 * 1024 * 1024)) /dev/urandom >"$APP/releases/$R2/big.bin"
 # ... and the safety snapshot's shared object and the database restore take a while too
 head -c $((4 * 1024 * 1024)) /dev/urandom >"$APP/shared/uploads/video.bin"
 DB=$APP/shared/db.sqlite3
-REPO=$WORK/repo
-KEY=$WORK/key
-STATE=$WORK/state
-CFG=$WORK/snapback.json
-GO=$WORK/go
-HOOK=$WORK/hook.sh
 
-# The hook blocks only in the event named by $STOP_AT (set in the environment of the run
-# that is to be killed): it writes its pid, then waits for $GO.
-cat >"$HOOK" <<EOF
-#!/bin/sh
+# The hook also logs every event, and fails the health check while $WORK/unhealthy exists.
+hold_hook "$(
+    cat <<EOF
 echo "\$SNAPBACK_EVENT \$SNAPBACK_RELEASE" >>"$WORK/events.log"
 if [ "\$SNAPBACK_EVENT" = health_check ] && [ -e "$WORK/unhealthy" ]; then exit 1; fi
-[ "\$SNAPBACK_EVENT" = "\${STOP_AT:-}" ] || exit 0
-echo \$\$ >"$WORK/hook.\$SNAPBACK_EVENT.pid"
-# at most 120 s, and not beyond the test's life (its workdir gone: it failed)
-n=0
-while [ ! -e "$GO" ] && [ -d "$WORK" ] && [ \$n -lt 2400 ]; do sleep 0.05; n=\$((n + 1)); done
 EOF
-chmod +x "$HOOK"
-cat >"$CFG" <<EOF
-{
-  "app": "demo",
-  "release": { "root": "$APP", "shared_paths": ["shared/uploads"] },
-  "databases": [ { "name": "main", "engine": "sqlite", "path": "$DB" } ],
-  "repository": { "url": "$REPO" },
-  "key_file": "$KEY",
-  "state_dir": "$STATE",
-  "hooks": { "before_rollback": ["$HOOK"], "after_rollback": ["$HOOK"], "health_check": ["$HOOK"],
-             "timeout_s": 120 },
-  "rollback": { "health_timeout_s": 1, "auto_revert": true }
-}
-EOF
-sql() { "$PYTHON" -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); r=c.execute(sys.argv[2]).fetchall(); c.commit(); print("\n".join("|".join(map(str,x)) for x in r))' "$DB" "$1"; }
+)"
+rollback_config "{ \"name\": \"main\", \"engine\": \"sqlite\", \"path\": \"$DB\" }" \
+    "\"hooks\": { \"before_rollback\": [\"$HOOK\"], \"after_rollback\": [\"$HOOK\"], \"health_check\": [\"$HOOK\"],
+             \"timeout_s\": 120 },
+  \"rollback\": { \"health_timeout_s\": 1, \"auto_revert\": true }"
 db_state() { sql "SELECT count(*) || ':' || group_concat(total || '/' || coalesce(currency, '-'), ',') FROM orders"; }
-current() { readlink "$APP/current"; }
 sb_init
 
 # the digest of every release, to prove "complete" after a kill
@@ -153,19 +128,11 @@ rerun() {
 
 # kill_in_hook EVENT WHAT ARGS...: the rollback stopped inside hook EVENT, then SIGKILLed
 kill_in_hook() {
-    local event=$1 what=$2 pid tries=0
+    local event=$1 what=$2
     shift 2
     reset "${GONE:-}"
-    STOP_AT=$event "$SNAPBACK" --config "$CFG" --no-progress rollback "$@" >"$WORK/killed.out" 2>"$WORK/killed.err" &
-    pid=$!
-    until [[ -s $WORK/hook.$event.pid ]]; do
-        ((tries++ < 1200)) || fail "$what: the $event hook was not reached: $(cat "$WORK/killed.err")"
-        kill -0 "$pid" 2>/dev/null || fail "$what: the rollback ended before the $event hook: $(cat "$WORK/killed.err")"
-        sleep 0.05
-    done
-    kill -KILL "$pid"
-    wait "$pid" 2>/dev/null || true
-    touch "$GO" # let the orphaned hook go
+    HOLD_WHAT=$what start_held "$event" killed rollback "$@"
+    kill_held
     log "$what: killed inside the $event hook"
     after_kill "$what" "${DBMODE:-}"
     rerun "$what" "$@"
@@ -228,16 +195,8 @@ check "after the health_check kill: the database is R2's" test "$(db_state)" = "
 log "resumed and unhealthy: auto-revert"
 GONE=gone
 reset gone
-STOP_AT=after_rollback "$SNAPBACK" --config "$CFG" --no-progress rollback --to "$R2" --with-database >"$WORK/killed.out" 2>"$WORK/killed.err" &
-pid=$!
-tries=0
-until [[ -s $WORK/hook.after_rollback.pid ]]; do
-    ((tries++ < 1200)) || fail "the after_rollback hook was not reached: $(cat "$WORK/killed.err")"
-    sleep 0.05
-done
-kill -KILL "$pid"
-wait "$pid" 2>/dev/null || true
-touch "$GO"
+start_held after_rollback killed rollback --to "$R2" --with-database
+kill_held
 check "killed after the switch: $R2 is live" test "$(current)" = "releases/$R2"
 touch "$WORK/unhealthy"
 expect_exit 69 sb rollback --to previous

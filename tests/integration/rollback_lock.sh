@@ -9,56 +9,16 @@
 # bad --wait values are usage errors (64), and commands without --wait reject it.
 # shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
+# shellcheck source=tests/harness/rollback.sh
+source "$HARNESS_DIR/rollback.sh"
 sb_setup "$@"
 need flock
 
-R1=20261120T100000Z
-R2=20261121T100000Z
-R3=20261122T100000Z
-APP=$WORK/app
-make_app "$APP" "$R1" "$R2" "$R3"
-REPO=$WORK/repo
-KEY=$WORK/key
-STATE=$WORK/state
-CFG=$WORK/snapback.json
-GO=$WORK/go
-HOOK=$WORK/hook.sh
-cat >"$HOOK" <<EOF
-#!/bin/sh
-[ "\$SNAPBACK_EVENT" = "\${STOP_AT:-}" ] || exit 0
-echo \$\$ >"$WORK/hook.\$SNAPBACK_EVENT.pid"
-# at most 120 s, and not beyond the test's life (its workdir gone: it failed)
-n=0
-while [ ! -e "$GO" ] && [ -d "$WORK" ] && [ \$n -lt 2400 ]; do sleep 0.05; n=\$((n + 1)); done
-EOF
-chmod +x "$HOOK"
-cat >"$CFG" <<EOF
-{
-  "app": "demo",
-  "release": { "root": "$APP", "shared_paths": ["shared/uploads"] },
-  "repository": { "url": "$REPO" },
-  "key_file": "$KEY",
-  "state_dir": "$STATE",
-  "hooks": { "before_rollback": ["$HOOK"], "before_snapshot": ["$HOOK"], "timeout_s": 120 }
-}
-EOF
-current() { readlink "$APP/current"; }
+rollback_layout
+hold_hook
+rollback_config "" '"hooks": { "before_rollback": ["'"$HOOK"'"], "before_snapshot": ["'"$HOOK"'"], "timeout_s": 120 }'
 sb_init
 sb_snapshot
-
-# hold EVENT ARGS...: starts `snapback ARGS` held inside the EVENT hook; sets HELD (its pid)
-hold() {
-    local event=$1 tries=0
-    shift
-    rm -f "$GO" "$WORK/hook.$event.pid"
-    STOP_AT=$event "$SNAPBACK" --config "$CFG" --no-progress "$@" >"$WORK/held.out" 2>"$WORK/held.err" &
-    HELD=$!
-    until [[ -s $WORK/hook.$event.pid ]]; do
-        ((tries++ < 1200)) || fail "the $event hook was not reached: $(cat "$WORK/held.err")"
-        kill -0 "$HELD" 2>/dev/null || fail "'$*' ended before its $event hook: $(cat "$WORK/held.err")"
-        sleep 0.05
-    done
-}
 
 # release_held: lets the held run go on; it must succeed
 release_held() {
@@ -90,7 +50,7 @@ wait_waiting() { # EXPECTED-EXIT
 
 # --- a snapshot during a rollback ---
 log "snapshot while a rollback holds the lock"
-hold before_rollback rollback --to "$R2"
+start_held before_rollback held rollback --to "$R2"
 n=$(manifest_count)
 expect_exit 75 sb snapshot
 expect_err_contains "holds the lock"
@@ -123,7 +83,7 @@ check "the waiting run logged that it got the lock" grep -q "acquired after wait
 
 # --- a rollback during a snapshot ---
 log "rollback while a snapshot holds the lock"
-hold before_snapshot snapshot --tag held
+start_held before_snapshot held snapshot --tag held
 expect_exit 75 sb rollback --to "$R3"
 expect_err_contains "pid $HELD, snapshot"
 check "75: current unchanged" test "$(current)" = "releases/$R2"

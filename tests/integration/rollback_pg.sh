@@ -17,6 +17,8 @@
 source "$(dirname "$0")/../harness/lib.sh"
 # shellcheck source=tests/harness/pg.sh
 source "$(dirname "$0")/../harness/pg.sh"
+# shellcheck source=tests/harness/rollback.sh disable=SC2119
+source "$HARNESS_DIR/rollback.sh"
 sb_setup "$@"
 need pg_dump pg_restore psql
 
@@ -31,32 +33,12 @@ printf '%s\n' "$PASSWORD" >"$PWFILE"
 chmod 0600 "$PWFILE"
 shop_psql() { PGPASSWORD=$PASSWORD psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U shop -d shop "$@"; }
 
-R1=20261120T100000Z
-R2=20261121T100000Z
-R3=20261122T100000Z
-APP=$WORK/app
-make_app "$APP" "$R1" "$R2" "$R3"
-REPO=$WORK/repo
-KEY=$WORK/key
-STATE=$WORK/state
-CFG=$WORK/snapback.json
-HOOKLOG=$WORK/hooks.log
+rollback_layout
 
 write_config() { # $1: extra JSON members (hooks, rollback)
-    cat >"$CFG" <<EOF
-{
-  "app": "demo",
-  "release": { "root": "$APP", "shared_paths": ["shared/uploads"] },
-  "databases": [ { "name": "main", "engine": "postgresql", "host": "$PG_SOCK", "port": $PG_PORT,
-                   "dbname": "shop", "user": "shop", "password_file": "$PWFILE" } ],
-  "repository": { "url": "$REPO" },
-  "key_file": "$KEY",
-  "state_dir": "$STATE"${1:+,
-  $1}
+    rollback_config "{ \"name\": \"main\", \"engine\": \"postgresql\", \"host\": \"$PG_SOCK\", \"port\": $PG_PORT,
+                   \"dbname\": \"shop\", \"user\": \"shop\", \"password_file\": \"$PWFILE\" }" "${1:-}"
 }
-EOF
-}
-current() { readlink "$APP/current"; }
 db_state() { pg_dump_checksums shop && pg_schema shop; }
 repo_files() { (cd "$REPO" && find . | LC_ALL=C sort); }
 
