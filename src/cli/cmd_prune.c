@@ -24,7 +24,8 @@ const struct sb_cmd_help help_status = {
     "snapback status [--json]",
     "Shows the newest snapshot and its age, and the last snapshot, prune, verify and rollback\n"
     "runs from the journal with their outcome. Exits 1 when the newest snapshot is older than\n"
-    "the config's max_age (for monitoring), 66 when there is none.",
+    "the config's max_age (for monitoring), 66 when there is none, 69 when the SFTP server\n"
+    "cannot be reached (this host's record is shown all the same).",
     "  --json   one JSON object on stdout\n",
 };
 

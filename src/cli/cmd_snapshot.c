@@ -13,7 +13,10 @@ const struct sb_cmd_help help_snapshot = {
     "Takes a snapshot of the current release, the shared paths and the databases, stores it\n"
     "encrypted in the repository and prints its id. A release whose files did not change\n"
     "since an earlier snapshot is not stored again. Objects are written first and the\n"
-    "manifest last: an interrupted snapshot leaves no partial snapshot.",
+    "manifest last: an interrupted snapshot leaves no partial snapshot. With an SFTP\n"
+    "repository whose server cannot be reached, the snapshot is taken into the spool\n"
+    "(state_dir/spool) and the exit status is 69: the next run, or 'snapback push',\n"
+    "uploads it.",
     "  --tag TAG                 a label (e.g. pre-deploy); 'keep' protects it from prune\n"
     "  --only PARTS              a comma-separated subset of release, shared, db\n"
     "  --wait[=SECONDS]          when another run holds the app lock, wait for it (300 s, or\n"

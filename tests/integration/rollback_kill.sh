@@ -21,9 +21,9 @@
 # line in the journal and runs only what was left (after_rollback, health check), so
 # "previous" does not step back one more release. A resumed run whose health check fails
 # reverts release and database from the interrupted run's safety snapshot.
-# shellcheck source=tests/harness/lib.sh
+# shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
-# shellcheck source=tests/harness/rollback.sh disable=SC2119
+# shellcheck source=tests/harness/rollback.sh
 source "$HARNESS_DIR/rollback.sh"
 sb_setup "$@"
 need flock

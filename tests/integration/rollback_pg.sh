@@ -13,11 +13,11 @@
 #   - a failing health check reverts: R3 live again and the database as it was just before
 #     the rollback (the migration and a later change included), exit 69;
 #   - no snapshot with a database for the target release: exit 66, nothing changed.
-# shellcheck source=tests/harness/lib.sh
+# shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
 # shellcheck source=tests/harness/pg.sh
 source "$(dirname "$0")/../harness/pg.sh"
-# shellcheck source=tests/harness/rollback.sh disable=SC2119
+# shellcheck source=tests/harness/rollback.sh
 source "$HARNESS_DIR/rollback.sh"
 sb_setup "$@"
 need pg_dump pg_restore psql
