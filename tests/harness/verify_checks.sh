@@ -15,7 +15,13 @@
 #                           rewrites the manifest $REPO/demo/MANIFEST (sbforge.py: opened,
 #                           changed, sealed again with $KEY) so that it records a BLAKE2b of
 #                           zeros for OBJECT, which must be in it once
-#   wrong_key_config        $WORK/wrong.json: $CFG with another key ($WORK/wrong.key)
+#   forged_manifest_case ID OBJECT TESTS [TEXT...]
+#                           unless can_forge fails (then logged and skipped): $REPO reset,
+#                           ID's manifest forged (forge_blake2b) for OBJECT; `verify ID` exits
+#                           65 naming the snapshot, every TEXT and the recorded BLAKE2b, and
+#                           both reports name OBJECT among TESTS testcases
+#   wrong_key_config        $WORK/wrong.json: $CFG with another key ($WORK/wrong.key); sets
+#                           VCFG to it (the test sets VCFG= after)
 
 save_base() {
     BASE=$1
@@ -70,8 +76,22 @@ PY
     "$PYTHON" "$forge" seal "$KEY" "$WORK/manifest.json" "$man"
 }
 
+forged_manifest_case() {
+    local id=$1 object=$2 tests=$3
+    shift 3
+    if ! can_forge; then
+        log "python3 cannot load libsodium/libzstd: the forged-manifest case is skipped"
+        return 0
+    fi
+    reset_repo
+    forge_blake2b "snapshots/$id.manifest" "$object"
+    verify_fails 65 "$id" "snapshot '$id'" "$@" "the manifest records 0000000000000000"
+    vr 65 "$id" --snapshot "$id" --failed "$object" --failed-text "BLAKE2b" --tests "$tests"
+}
+
 wrong_key_config() {
     "$SNAPBACK" keygen --key-file "$WORK/wrong.key" >/dev/null 2>&1
     sed "s|\"key_file\": \"$KEY\"|\"key_file\": \"$WORK/wrong.key\"|" "$CFG" >"$WORK/wrong.json"
     check "the wrong-key config names the other key" grep -q wrong.key "$WORK/wrong.json"
+    VCFG=$WORK/wrong.json
 }
