@@ -162,6 +162,18 @@ check() {
     fi
 }
 
+# expect_same WANT GOT MESSAGE [MAX_LINES [MAX_COLUMNS]]: a check that GOT equals WANT; else
+# prints their diff (want -> got, cut to MAX_LINES lines of MAX_COLUMNS characters) and fails
+# with MESSAGE.
+expect_same() {
+    CHECKS=$((CHECKS + 1))
+    [[ $2 != "$1" ]] || return 0
+    LAST_CMD=
+    diff <(printf '%s\n' "$1") <(printf '%s\n' "$2") | cut -c1-"${5:-100000}" | head -n "${4:-100000}" |
+        sed 's/^/    /' >&2 || true
+    fail "$3"
+}
+
 # --- apps, configs, repositories ---
 
 # make_app ROOT [RELEASE...]: a Capistrano-style app: ROOT/releases/R (one small file each),

@@ -129,12 +129,7 @@ SOURCE=$(my_normalised shop)
 same_db() { # DB WHAT
     local got
     got=$(my_normalised "$1")
-    CHECKS=$((CHECKS + 1))
-    if [[ $got != "$SOURCE" ]]; then
-        LAST_CMD=
-        diff <(printf '%s\n' "$SOURCE") <(printf '%s\n' "$got") | cut -c1-200 | head -n 40 | sed 's/^/    /' >&2 || true
-        fail "$2: $1 differs from the source (diff source -> $1 above)"
-    fi
+    expect_same "$SOURCE" "$got" "$2: $1 differs from the source (diff source -> $1 above)" 40 200
     soft_check "$2: the database's default character set and collation are the source's ($SOURCE_COLLATION; got $(my_db_collation "$1"))" \
         test "$(my_db_collation "$1")" = "$SOURCE_COLLATION"
 }

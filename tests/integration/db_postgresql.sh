@@ -141,19 +141,9 @@ log "source: $(grep -c . <<<"$SOURCE_SUMS") tables and sequences; pgbench_accoun
 same_db() {
     local db=$1 what=$2 sums schema
     sums=$(pg_dump_checksums "$db")
-    CHECKS=$((CHECKS + 1))
-    if [[ $sums != "$SOURCE_SUMS" ]]; then
-        LAST_CMD=
-        diff <(printf '%s\n' "$SOURCE_SUMS") <(printf '%s\n' "$sums") | sed 's/^/    /' >&2 || true
-        fail "$what: row counts / checksums differ from the source (diff source -> $db above)"
-    fi
+    expect_same "$SOURCE_SUMS" "$sums" "$what: row counts / checksums differ from the source (diff source -> $db above)"
     schema=$(pg_schema "$db")
-    CHECKS=$((CHECKS + 1))
-    if [[ $schema != "$SOURCE_SCHEMA" ]]; then
-        LAST_CMD=
-        diff <(printf '%s\n' "$SOURCE_SCHEMA") <(printf '%s\n' "$schema") | head -n 40 | sed 's/^/    /' >&2 || true
-        fail "$what: pg_dump -s differs from the source (diff source -> $db above)"
-    fi
+    expect_same "$SOURCE_SCHEMA" "$schema" "$what: pg_dump -s differs from the source (diff source -> $db above)" 40
 }
 
 # --- round trip ---

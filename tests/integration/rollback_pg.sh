@@ -44,14 +44,9 @@ repo_files() { (cd "$REPO" && find . | LC_ALL=C sort); }
 
 # same_db WANT WHAT: the live database's checksums and schema equal WANT (a db_state output).
 same_db() {
-    local want=$1 what=$2 got
+    local got
     got=$(db_state)
-    CHECKS=$((CHECKS + 1))
-    if [[ $got != "$want" ]]; then
-        LAST_CMD=
-        diff <(printf '%s\n' "$want") <(printf '%s\n' "$got") | head -n 40 | sed 's/^/    /' >&2 || true
-        fail "$what: the database differs from what it should be (diff want -> live above)"
-    fi
+    expect_same "$1" "$got" "$2: the database differs from what it should be (diff want -> live above)" 40
 }
 
 write_config ""
