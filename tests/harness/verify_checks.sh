@@ -15,6 +15,11 @@
 #                           rewrites the manifest $REPO/demo/MANIFEST (sbforge.py: opened,
 #                           changed, sealed again with $KEY) so that it records a BLAKE2b of
 #                           zeros for OBJECT, which must be in it once
+#   swapped_object_case FROM TO OBJECT TESTS [TEXT...]
+#                           $REPO reset, then the object data/TO/OBJECT replaced by FROM's of
+#                           the same name (which must have the same size); `verify TO` exits
+#                           65 naming the snapshot, the object and every TEXT, and both
+#                           reports name the object among TESTS testcases
 #   forged_manifest_case ID OBJECT TESTS [TEXT...]
 #                           unless can_forge fails (then logged and skipped): $REPO reset,
 #                           ID's manifest forged (forge_blake2b) for OBJECT; `verify ID` exits
@@ -74,6 +79,17 @@ hits[0]["blake2b"] = "00" * 32
 json.dump(m, open(path, "w"))
 PY
     "$PYTHON" "$forge" seal "$KEY" "$WORK/manifest.json" "$man"
+}
+
+swapped_object_case() {
+    local from=$1 to=$2 swapped=data/$2/$3 tests=$4
+    shift 4
+    reset_repo
+    cp "$REPO/demo/data/$from/$(basename "$swapped")" "$REPO/demo/$swapped"
+    check "the swapped object has the same size" \
+        test "$(file_size "$REPO/demo/$swapped")" -eq "$(file_size "$BASE/demo/$swapped")"
+    verify_fails 65 "$to" "snapshot '$to'" "$swapped" "$@"
+    vr 65 "$to" --snapshot "$to" --failed "$swapped" --failed-text "swapped" --tests "$tests"
 }
 
 forged_manifest_case() {

@@ -62,13 +62,7 @@ verify_fails 66 "${IDS[2]}" "snapshot '${IDS[2]}'" "$MISSING"
 vr 66 "${IDS[2]}" --snapshot "${IDS[2]}" --failed "$MISSING" --tests 2
 
 # another snapshot's object in its place (same size: the shared path did not change)
-reset_repo
-SWAPPED=data/${IDS[2]}/shared-0.snpb
-cp "$REPO/demo/data/${IDS[0]}/shared-0.snpb" "$REPO/demo/$SWAPPED"
-check "the swapped object has the same size" \
-    test "$(file_size "$REPO/demo/$SWAPPED")" -eq "$(file_size "$BASE/demo/$SWAPPED")"
-verify_fails 65 "${IDS[2]}" "snapshot '${IDS[2]}'" "$SWAPPED"
-vr 65 "${IDS[2]}" --snapshot "${IDS[2]}" --failed "$SWAPPED" --failed-text "swapped" --tests 2
+swapped_object_case "${IDS[0]}" "${IDS[2]}" shared-0.snpb 2
 
 # a tampered manifest
 reset_repo

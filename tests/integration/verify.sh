@@ -82,13 +82,7 @@ vr 66 "${IDS[4]}" --snapshot "${IDS[4]}" --failed "$MISSING" --failed-text "cann
 vr 66 "--all" --snapshot "${IDS[4]}" --failed "$MISSING" --tests 24
 
 # --- another snapshot's object in its place (same plaintext size, another file key) ---
-reset_repo
-SWAPPED=data/${IDS[1]}/shared-2.snpb
-cp "$REPO/demo/data/${IDS[0]}/shared-2.snpb" "$REPO/demo/$SWAPPED"
-check "the swapped object has the same size" \
-    test "$(file_size "$REPO/demo/$SWAPPED")" -eq "$(file_size "$BASE/demo/$SWAPPED")"
-verify_fails 65 "${IDS[1]}" "snapshot '${IDS[1]}'" "$SWAPPED" "BLAKE2b"
-vr 65 "${IDS[1]}" --snapshot "${IDS[1]}" --failed "$SWAPPED" --failed-text "swapped" --tests 4
+swapped_object_case "${IDS[0]}" "${IDS[1]}" shared-2.snpb 4 "BLAKE2b"
 expect_ok sb verify "${IDS[0]}" # the original is fine
 
 # --- a tampered manifest: the snapshot's error, one failing 'manifest' testcase ---
