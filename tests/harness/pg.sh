@@ -20,6 +20,10 @@
 #                           a LOGIN CREATEDB role with a SCRAM-SHA-256 password, and a
 #                           pg_hba.conf that keeps trust for `postgres` (the harness) and asks
 #                           every other role for a scram-sha-256 password; reloaded
+#   pg_app_database NAME PASSWORD
+#                           pg_scram_user NAME PASSWORD, a database NAME it owns, and the
+#                           password in PWFILE=$WORK/NAME.password (mode 0600): what an
+#                           application connects with
 #   pg_dump_checksums DB    one line per base table of schema public: "table rows md5", and
 #                           one per sequence: "seq last_value is_called" (for comparing a
 #                           restored database with its source)
@@ -114,6 +118,15 @@ pg_psql() {
 
 pg_query() {
     psql -X -A -t -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U postgres -d "$1" -c "$2"
+}
+
+pg_app_database() {
+    local name=$1 password=$2
+    pg_scram_user "$name" "$password"
+    pg_psql postgres -c "CREATE DATABASE $name OWNER $name"
+    PWFILE=$WORK/$name.password
+    printf '%s\n' "$password" >"$PWFILE"
+    chmod 0600 "$PWFILE"
 }
 
 pg_scram_user() {

@@ -31,11 +31,7 @@ PG_OPTS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 pg_setup
 
 PASSWORD='s3cr:et\pw with spaces'
-pg_scram_user shop "$PASSWORD"
-pg_psql postgres -c 'CREATE DATABASE shop OWNER shop'
-PWFILE=$WORK/shop.password
-printf '%s\n' "$PASSWORD" >"$PWFILE"
-chmod 0600 "$PWFILE"
+pg_app_database shop "$PASSWORD"
 
 # shop_psql DB ARGS...: psql as the application role (what the app would do).
 shop_psql() {

@@ -26,11 +26,7 @@ PG_OPTS="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 pg_setup
 
 PASSWORD='rollback pw'
-pg_scram_user shop "$PASSWORD"
-pg_psql postgres -c 'CREATE DATABASE shop OWNER shop'
-PWFILE=$WORK/shop.password
-printf '%s\n' "$PASSWORD" >"$PWFILE"
-chmod 0600 "$PWFILE"
+pg_app_database shop "$PASSWORD"
 shop_psql() { PGPASSWORD=$PASSWORD psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U shop -d shop "$@"; }
 
 rollback_layout
