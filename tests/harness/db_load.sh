@@ -1,5 +1,7 @@
 # shellcheck shell=bash
-# Consistency under load, shared by tests/integration/db_postgresql.sh and db_mariadb.sh: two
+# Engine-independent pieces of tests/integration/db_postgresql.sh and db_mariadb.sh.
+#
+# Consistency under load: two
 # writers move money between the 100 accounts of table acc (id, bal; 1000 each) of database
 # shop, one row of xfer (src, dst) per transfer, while `snapshot --only db` runs; the
 # snapshot restored into shop_load must be one point in time between the start and the end
@@ -15,6 +17,9 @@
 #                   "SUM/COUNT" of acc's balances in the engine's dialect. Starts two
 #                   writers (APPLY in a loop), snapshots, stops them, restores the snapshot
 #                   as shop_load and checks it
+#   restore_into_existing_refused SNAP DB DIGEST
+#                   `restore SNAP --only db --db-target main=DB` into the existing DB exits 73
+#                   saying it already exists, and DB is unchanged (DIGEST DB before and after)
 
 write_transfers() {
     "$PYTHON" - "$@" <<'PY'
@@ -30,6 +35,15 @@ with open(path, "w") as f:
                           "UPDATE acc SET bal = bal + %d WHERE id = %d" % (db, hi),
                           "INSERT INTO xfer (src, dst) VALUES (%d, %d)" % (a, b), "COMMIT"]) + ";\n")
 PY
+}
+
+restore_into_existing_refused() {
+    local snap=$1 db=$2 digest=$3 before
+    log "restore --db-target into an existing database is refused"
+    before=$("$digest" "$db")
+    expect_exit 73 sb restore "$snap" --only db --db-target "main=$db"
+    expect_err_contains "already exists"
+    check "the existing database did not change" test "$("$digest" "$db")" = "$before"
 }
 
 snapshot_under_load() {

@@ -151,11 +151,7 @@ check "the trigger works in the copy" test "$(my_query shop_copy "UPDATE items S
 check "the procedure and the function work in the copy" \
     test "$(my_query shop_copy "CALL transfer(1, 2, 5); SELECT CONCAT(total_balance(), '/', (SELECT bal FROM acc WHERE id = 2))")" = 100000/1005
 
-log "restore --db-target into an existing database is refused"
-before=$(my_normalised shop_copy)
-expect_exit 73 sb restore "$SNAP1" --only db --db-target main=shop_copy
-expect_err_contains "already exists"
-check "the existing database did not change" test "$(my_normalised shop_copy)" = "$before"
+restore_into_existing_refused "$SNAP1" shop_copy my_normalised
 
 log "restore --target DIR: the dump as a file"
 expect_ok sb restore "$SNAP1" --only db --target "$WORK/files"

@@ -166,11 +166,7 @@ check "the view works in the copy" test "$(pg_query shop_copy "SELECT count(*) |
 check "the sequence goes on where it was" test "$(pg_query shop_copy "SELECT nextval('invoice_no')")" = "$(pg_query shop "SELECT last_value + 7 FROM invoice_no")"
 check "the copy is owned by the configured role" test "$(pg_query shop_copy "SELECT tableowner FROM pg_tables WHERE tablename = 'items'")" = shop
 
-log "restore --db-target into an existing database is refused"
-before=$(pg_dump_checksums shop_copy)
-expect_exit 73 sb restore "$SNAP1" --only db --db-target main=shop_copy
-expect_err_contains "already exists"
-check "the existing database did not change" test "$(pg_dump_checksums shop_copy)" = "$before"
+restore_into_existing_refused "$SNAP1" shop_copy pg_dump_checksums
 
 log "restore --target DIR: the dump as a file"
 expect_ok sb restore "$SNAP1" --only db --target "$WORK/files"
