@@ -203,13 +203,28 @@ make_config() {
     for p in "$@"; do
         shared+="${shared:+,}\"$p\""
     done
-    cat >"$file" <<EOF
+    _config_json "$file" "$repo" "$key" "$state" "\"release\": { \"root\": \"$root\", \"shared_paths\": [$shared] }"
+}
+
+# db_config FILE DATABASE-JSON...: a config of app demo with these databases and no release,
+# on $REPO, $KEY and $STATE.
+db_config() {
+    local file=$1 dbs
+    shift
+    dbs=$(printf '%s,\n                 ' "$@")
+    _config_json "$file" "$REPO" "$KEY" "$STATE" "\"databases\": [ ${dbs%,*} ]"
+}
+
+# _config_json FILE REPO KEY STATE MEMBER: app demo, MEMBER (the release or the databases),
+# the repository, key and state, zstd level 3 on 2 threads.
+_config_json() {
+    cat >"$1" <<EOF
 {
   "app": "demo",
-  "release": { "root": "$root", "shared_paths": [$shared] },
-  "repository": { "url": "$repo" },
-  "key_file": "$key",
-  "state_dir": "$state",
+  $5,
+  "repository": { "url": "$2" },
+  "key_file": "$3",
+  "state_dir": "$4",
   "compression": { "level": 3, "threads": 2 }
 }
 EOF

@@ -34,17 +34,8 @@ CFG=$WORK/snapback.json
 my_config() {
     local file=$1 user=${2:-root} pwfile=${3:-} pwjson=
     [[ -z $pwfile ]] || pwjson=", \"password_file\": \"$pwfile\""
-    cat >"$file" <<EOF
-{
-  "app": "demo",
-  "databases": [ { "name": "main", "engine": "mysql", "host": "$MY_SOCK", "dbname": "shop",
-                   "user": "$user"$pwjson } ],
-  "repository": { "url": "$REPO" },
-  "key_file": "$KEY",
-  "state_dir": "$STATE",
-  "compression": { "level": 3, "threads": 2 }
-}
-EOF
+    db_config "$file" "{ \"name\": \"main\", \"engine\": \"mysql\", \"host\": \"$MY_SOCK\", \"dbname\": \"shop\",
+                   \"user\": \"$user\"$pwjson }"
 }
 my_config "$CFG"
 sb_init

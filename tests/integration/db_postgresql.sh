@@ -50,17 +50,8 @@ CFG=$WORK/snapback.json
 pg_config() {
     local file=$1 user=${2:-shop} pwfile=${3-$PWFILE} dbname=${4:-shop} pwjson=
     [[ -z $pwfile ]] || pwjson=", \"password_file\": \"$pwfile\""
-    cat >"$file" <<EOF
-{
-  "app": "demo",
-  "databases": [ { "name": "main", "engine": "postgresql", "host": "$PG_SOCK", "port": $PG_PORT,
-                   "dbname": "$dbname", "user": "$user"$pwjson } ],
-  "repository": { "url": "$REPO" },
-  "key_file": "$KEY",
-  "state_dir": "$STATE",
-  "compression": { "level": 3, "threads": 2 }
-}
-EOF
+    db_config "$file" "{ \"name\": \"main\", \"engine\": \"postgresql\", \"host\": \"$PG_SOCK\", \"port\": $PG_PORT,
+                   \"dbname\": \"$dbname\", \"user\": \"$user\"$pwjson }"
 }
 pg_config "$CFG"
 sb_init
