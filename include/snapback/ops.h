@@ -49,6 +49,10 @@ int sb_repo_open(const struct sb_config *cfg, struct sb_repo **out, struct sb_er
  * key is checked against it as usual), with repo->offline set. SB_E_UNAVAILABLE when there
  * is no such copy for this repository.url. */
 int sb_repo_open_offline(const struct sb_config *cfg, struct sb_repo **out, struct sb_error *err);
+/* sb_repo_open, and for a remote repository whose server cannot be reached (SB_E_UNAVAILABLE)
+ * sb_repo_open_offline: then *unreachable holds why, and (*out)->offline is set. */
+int sb_repo_open_reachable_or_offline(const struct sb_config *cfg, struct sb_repo **out,
+                                      struct sb_error *unreachable, struct sb_error *err);
 /* Makes new_key the repository's current key (snapback.json replaced atomically); the old
  * one is recorded as retired, so snapshots written with it stay readable with it. */
 int sb_repo_rotate_key(struct sb_repo *repo, const struct sb_key *new_key, struct sb_error *err);

@@ -169,15 +169,8 @@ cmd_status(struct sb_cli *cli, struct sb_error *err)
      * journal, the spool) is still worth showing, and the exit status says the server is
      * unreachable (69). */
     struct sb_error unreachable = SB_ERROR_INIT;
-    if (sb_repo_open(cli->cfg, &repo, err) < 0) {
-        if (err->code != SB_E_UNAVAILABLE || !cli->cfg->repository.is_sftp)
-            goto out;
-        unreachable = *err;
-        if (sb_repo_open_offline(cli->cfg, &repo, err) < 0) {
-            *err = unreachable;
-            goto out;
-        }
-    }
+    if (sb_repo_open_reachable_or_offline(cli->cfg, &repo, &unreachable, err) < 0)
+        goto out;
     struct sb_error rerr = SB_ERROR_INIT;
     if (sb_repo_resolve_id(repo, "latest", &id, &rerr) == 0 &&
         sb_repo_load_manifest_cached(repo, id, &m, err) < 0)

@@ -77,17 +77,12 @@ cmd_snapshot(struct sb_cli *cli, struct sb_error *err)
      * spool all the same (from state_dir's copy of the repository's snapback.json) and the
      * run exits 69; the next run that reaches the server, or 'snapback push', uploads it. */
     struct sb_error unreachable = SB_ERROR_INIT;
-    if (sb_repo_open(cli->cfg, &repo, err) < 0) {
-        if (err->code != SB_E_UNAVAILABLE || !cli->cfg->repository.is_sftp)
-            goto out;
-        unreachable = *err;
-        if (sb_repo_open_offline(cli->cfg, &repo, err) < 0) {
-            sb_error_wrap(err, "%s; and no snapshot could be taken into the spool instead",
-                          unreachable.msg);
-            err->code = SB_E_UNAVAILABLE;
-            goto out;
-        }
-    } else if (sb_spool_push(repo, &pushed, err) < 0) { /* what an earlier run left goes first */
+    if (sb_repo_open_reachable_or_offline(cli->cfg, &repo, &unreachable, err) < 0) {
+        if (unreachable.msg[0])
+            sb_error_wrap(err, "no snapshot could be taken into the spool instead");
+        goto out;
+    }
+    if (!repo->offline && sb_spool_push(repo, &pushed, err) < 0) { /* an earlier run's first */
         if (err->code != SB_E_UNAVAILABLE) {
             sb_error_wrap(err, "the spool of an earlier run could not be uploaded; no new "
                                "snapshot was taken");

@@ -324,6 +324,23 @@ out:
     return rc;
 }
 
+int
+sb_repo_open_reachable_or_offline(const struct sb_config *cfg, struct sb_repo **out,
+                                  struct sb_error *unreachable, struct sb_error *err)
+{
+    if (sb_repo_open(cfg, out, err) == 0)
+        return 0;
+    if (err->code != SB_E_UNAVAILABLE || !cfg->repository.is_sftp)
+        return -1;
+    *unreachable = *err;
+    struct sb_error oerr = SB_ERROR_INIT;
+    if (sb_repo_open_offline(cfg, out, &oerr) == 0) {
+        sb_error_clear(err);
+        return 0;
+    }
+    return sb_error_set(err, SB_E_UNAVAILABLE, 0, "%s; %s", unreachable->msg, oerr.msg);
+}
+
 void
 sb_repo_free(struct sb_repo *repo)
 {
