@@ -147,7 +147,7 @@ _snapback() {
         mapfile -t COMPREPLY < <(compgen -W "previous $(_snapback_release_names "$bin") $(_snapback_snapshot_ids "$bin")" -- "$cur")
         return 0
         ;;
-    --tag | --sample | --db-target)
+    --tag | --sample | --db-target | --path)
         return 0 # free text
         ;;
     esac

@@ -144,7 +144,12 @@ struct sb_restore_opts {
     const struct sb_db_target *db_targets;
     size_t db_target_count;
     bool in_place; /* databases without a db_target go into their live database */
+    /* restore --path: only these files and directories, as paths in the restored layout
+     * (releases/NAME/..., current/..., a shared path/...); clean relative paths */
+    const char *const *paths;
+    size_t path_count;
 };
+#define SB_RESTORE_PATHS_MAX 64
 
 struct sb_restore_result {
     uint64_t entries;

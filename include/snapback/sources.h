@@ -61,5 +61,18 @@ enum sb_extract_mode {
  * (so every integrity check of the stream runs). */
 int sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mode,
                     uint64_t *entries, struct sb_error *err);
+/* Which entries sb_tree_extract_some writes: those whose path is one of paths or below one
+ * ("" is the whole tree). Paths are clean relative paths (no '.', '..', empty components, or
+ * trailing '/'). matched (count entries, zeroed by the caller) receives how many entries
+ * each path selected. A selected hard link whose target is left out is SB_E_USAGE. */
+struct sb_extract_filter {
+    const char *const *paths;
+    size_t count;
+    size_t *matched;
+};
+/* sb_tree_extract with a filter (NULL: everything). Every entry is still read and checked. */
+int sb_tree_extract_some(struct sb_istream *in, const char *dest, enum sb_extract_mode mode,
+                         const struct sb_extract_filter *filter, uint64_t *entries,
+                         struct sb_error *err);
 
 #endif

@@ -10,7 +10,7 @@
 
 const struct sb_cmd_help help_restore = {
     "snapback restore ID|latest [--target DIR] [--only release,shared,db]\n"
-    "                        [--db-target NAME=TARGET]... [--in-place]",
+    "                        [--path PATH]... [--db-target NAME=TARGET]... [--in-place]",
     "Restores a snapshot into DIR, which must not exist or be empty: DIR/releases/NAME/,\n"
     "DIR/current -> releases/NAME and DIR/<shared path>/. Everything is extracted into a\n"
     "temp directory beside DIR and renamed into place only once every object passed every\n"
@@ -21,6 +21,10 @@ const struct sb_cmd_help help_restore = {
     "  --target DIR               where to restore files (required unless only databases\n"
     "                             are restored into databases)\n"
     "  --only PARTS               a comma-separated subset of release, shared, db\n"
+    "  --path PATH                only this file or directory (and what is below it), as a\n"
+    "                             path in the restored layout: releases/NAME/..., current/...\n"
+    "                             or a shared path/...; repeatable; every entry is still\n"
+    "                             read and checked, and a PATH that matches nothing fails\n"
     "  --db-target NAME=TARGET    restore database NAME into TARGET: a new database on the\n"
     "                             configured server (postgresql, mysql) or a new file\n"
     "                             (sqlite); repeatable\n"
@@ -37,16 +41,19 @@ cmd_restore(struct sb_cli *cli, struct sb_error *err)
         {"only", required_argument, NULL, 'o'},
         {"db-target", required_argument, NULL, 'd'},
         {"in-place", no_argument, NULL, 'i'},
+        {"path", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct sb_restore_opts opts = {0};
     struct sb_db_target targets[32];
+    const char *paths[SB_RESTORE_PATHS_MAX];
     opts.cfg = cli->cfg;
     opts.db_targets = targets;
+    opts.paths = paths;
     int c;
     optind = 1;
-    while ((c = sb_cli_getopt(cli, "t:o:d:ih", longopts, "restore", &help_restore, err)) != -1) {
+    while ((c = sb_cli_getopt(cli, "t:o:d:ip:h", longopts, "restore", &help_restore, err)) != -1) {
         if (c == 'h')
             return 0;
         if (c == '?')
@@ -58,6 +65,21 @@ cmd_restore(struct sb_cli *cli, struct sb_error *err)
                 return -1;
         } else if (c == 'i') {
             opts.in_place = true;
+        } else if (c == 'p') {
+            /* a path in the restored layout; a trailing '/' is tolerated */
+            size_t len = strlen(optarg);
+            while (len > 1 && optarg[len - 1] == '/')
+                optarg[--len] = '\0';
+            if (!sb_path_is_clean_relative(optarg))
+                return sb_error_set(err, SB_E_USAGE, 0,
+                                    "restore: --path '%s' must be a relative path in the "
+                                    "restored layout (releases/NAME/..., current/..., or a shared "
+                                    "path), without '.', '..' or empty components",
+                                    optarg);
+            if (opts.path_count == SB_RESTORE_PATHS_MAX)
+                return sb_error_set(err, SB_E_USAGE, 0, "restore: at most %d --path",
+                                    SB_RESTORE_PATHS_MAX);
+            paths[opts.path_count++] = optarg;
         } else if (c == 'd') {
             char *eq = strchr(optarg, '=');
             if (!eq || eq == optarg || !eq[1])
@@ -79,6 +101,10 @@ cmd_restore(struct sb_cli *cli, struct sb_error *err)
         return sb_error_set(err, SB_E_USAGE, 0,
                             "restore: --in-place only restores databases: add --only db (a "
                             "release goes back with 'snapback rollback')");
+    if (opts.path_count && ((opts.parts & SB_PART_DB) || opts.db_target_count || opts.in_place))
+        return sb_error_set(err, SB_E_USAGE, 0,
+                            "restore: --path selects files of the release and shared paths; it "
+                            "does not combine with --only db, --db-target or --in-place");
     if (opts.target && !*opts.target)
         return sb_error_set(err, SB_E_USAGE, 0, "restore: --target needs a directory");
     double started = sb_now_monotonic();

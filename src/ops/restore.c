@@ -18,19 +18,21 @@
 #include "snapback/sources.h"
 
 static int extract_object(struct sb_repo *repo, const struct sb_manifest *m, const char *name,
-                          const char *dest, struct sb_restore_result *res, struct sb_error *err);
+                          const char *dest, const struct sb_extract_filter *filter,
+                          struct sb_restore_result *res, struct sb_error *err);
 
 int
 sb_restore_tree_object(struct sb_repo *repo, const struct sb_manifest *m, const char *name,
                        const char *dest, struct sb_error *err)
 {
     struct sb_restore_result res = {0, 0};
-    return extract_object(repo, m, name, dest, &res, err);
+    return extract_object(repo, m, name, dest, NULL, &res, err);
 }
 
 static int
 extract_object(struct sb_repo *repo, const struct sb_manifest *m, const char *name,
-               const char *dest, struct sb_restore_result *res, struct sb_error *err)
+               const char *dest, const struct sb_extract_filter *filter,
+               struct sb_restore_result *res, struct sb_error *err)
 {
     const struct sb_manifest_object *o = sb_manifest_find_object(m, name);
     if (!o)
@@ -49,7 +51,7 @@ extract_object(struct sb_repo *repo, const struct sb_manifest *m, const char *na
     if (sb_object_open(repo->store, path, repo->key, &expect, &in, err) < 0)
         goto wrap;
     uint64_t entries = 0;
-    if (sb_tree_extract(in, dest, SB_EXTRACT_WRITE, &entries, err) < 0)
+    if (sb_tree_extract_some(in, dest, SB_EXTRACT_WRITE, filter, &entries, err) < 0)
         goto wrap;
     res->entries += entries;
     res->bytes += o->plain_size;
@@ -207,6 +209,53 @@ target_usable(const char *target, bool *exists, struct sb_error *err)
     return 0;
 }
 
+/* restore --path: the paths asked for, in the restored layout, mapped onto one tree object
+ * stored at `base` (releases/NAME, or a shared path) and known also as `alias` (current, or
+ * NULL): a path at or above base takes the whole object (""), one below it the rest of it. */
+struct path_map {
+    const char *paths[SB_RESTORE_PATHS_MAX];
+    size_t origin[SB_RESTORE_PATHS_MAX]; /* index in opts->paths */
+    size_t matched[SB_RESTORE_PATHS_MAX];
+    size_t count;
+    struct sb_extract_filter filter;
+};
+
+static bool
+path_under(const char *p, const char *base, const char **rest)
+{
+    size_t len = strlen(base);
+    if (strncmp(p, base, len) != 0 || (p[len] != '\0' && p[len] != '/'))
+        return false;
+    *rest = p[len] ? p + len + 1 : "";
+    return true;
+}
+
+static void
+path_map_build(const struct sb_restore_opts *opts, const char *base, const char *alias,
+               struct path_map *pm, bool *taken)
+{
+    memset(pm, 0, sizeof(*pm));
+    for (size_t idx = 0; idx < opts->path_count; idx++) {
+        const char *p = opts->paths[idx], *rest = NULL;
+        size_t plen = strlen(p);
+        if (!strncmp(base, p, plen) && base[plen] == '/')
+            rest = ""; /* an ancestor of base: all of it */
+        else if (!path_under(p, base, &rest) && !(alias && path_under(p, alias, &rest)))
+            continue;
+        pm->paths[pm->count] = rest;
+        pm->origin[pm->count++] = idx;
+        taken[idx] = true;
+    }
+    pm->filter = (struct sb_extract_filter){pm->paths, pm->count, pm->matched};
+}
+
+static void
+path_map_tally(const struct path_map *pm, size_t *found)
+{
+    for (size_t idx = 0; idx < pm->count; idx++)
+        found[pm->origin[idx]] += pm->matched[idx];
+}
+
 int
 sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
                const struct sb_restore_opts *opts, struct sb_restore_result *res,
@@ -225,6 +274,42 @@ sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
             return sb_error_set(err, SB_E_NOTFOUND, 0,
                                 "snapshot '%s' has no database '%s' (--db-target)", m->id,
                                 opts->db_targets[idx].name);
+    }
+    /* --path: only those files; no database (the CLI refuses --only db with it) */
+    struct path_map *release_map = NULL, *shared_maps = NULL;
+    size_t path_hits[SB_RESTORE_PATHS_MAX] = {0};
+    if (opts->path_count) {
+        if (opts->path_count > SB_RESTORE_PATHS_MAX)
+            return sb_error_set(err, SB_E_USAGE, 0, "restore: at most %d --path",
+                                SB_RESTORE_PATHS_MAX);
+        parts &= ~(unsigned)SB_PART_DB;
+        bool taken[SB_RESTORE_PATHS_MAX] = {false};
+        release_map = calloc(1, sizeof(*release_map));
+        shared_maps = calloc(m->shared_count ? m->shared_count : 1, sizeof(*shared_maps));
+        if (!release_map || !shared_maps) {
+            free(release_map);
+            free(shared_maps);
+            return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        }
+        if (m->has_release && (parts & SB_PART_RELEASE)) {
+            char base[PATH_MAX];
+            snprintf(base, sizeof(base), "releases/%s", m->release.name);
+            path_map_build(opts, base, "current", release_map, taken);
+        }
+        for (size_t idx = 0; (parts & SB_PART_SHARED) && idx < m->shared_count; idx++)
+            path_map_build(opts, m->shared[idx].path, NULL, &shared_maps[idx], taken);
+        for (size_t idx = 0; idx < opts->path_count; idx++)
+            if (!taken[idx]) {
+                sb_error_set(err, SB_E_NOTFOUND, 0,
+                             "--path '%s' is in no part of snapshot '%s': its release is "
+                             "'releases/%s' (or 'current'), its shared paths are below "
+                             "release.root as configured; 'snapback show %s' lists them",
+                             opts->paths[idx], m->id, m->has_release ? m->release.name : "(none)",
+                             m->id);
+                free(release_map);
+                free(shared_maps);
+                return sb_error_wrap(err, "restore of snapshot '%s'", m->id);
+            }
     }
     /* Databases that go into a database: first, so a refused connection changes nothing. */
     bool files_wanted = false;
@@ -289,7 +374,12 @@ sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
         int r = -1;
         if (!target || !rel || !link)
             sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
-        else if (extract_object(repo, m, m->release.object, rel, res, err) == 0) {
+        else if (release_map && !release_map->count)
+            r = 0; /* --path asks for nothing of the release */
+        else if (extract_object(repo, m, m->release.object, rel,
+                                release_map ? &release_map->filter : NULL, res, err) == 0) {
+            if (release_map)
+                path_map_tally(release_map, path_hits);
             if (symlink(target, link) < 0)
                 sb_error_set(err, SB_E_IO, errno, "cannot create symlink '%s'", link);
             else
@@ -308,7 +398,12 @@ sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
                 sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
                 goto out;
             }
-            int r = extract_object(repo, m, m->shared[idx].object, dest, res, err);
+            int r = shared_maps && !shared_maps[idx].count
+                        ? 0
+                        : extract_object(repo, m, m->shared[idx].object, dest,
+                                         shared_maps ? &shared_maps[idx].filter : NULL, res, err);
+            if (r == 0 && shared_maps)
+                path_map_tally(&shared_maps[idx], path_hits);
             free(dest);
             if (r < 0)
                 goto out;
@@ -323,6 +418,14 @@ sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
                 goto out;
         }
     }
+    for (size_t idx = 0; idx < opts->path_count; idx++)
+        if (!path_hits[idx]) {
+            sb_error_set(err, SB_E_NOTFOUND, 0,
+                         "--path '%s': no such file or directory in snapshot '%s' (nothing "
+                         "was restored)",
+                         opts->paths[idx], m->id);
+            goto out;
+        }
     if (sb_fsync_dir(tmp, err) < 0)
         goto out;
     if (exists && rmdir(opts->target) < 0) {
@@ -346,7 +449,11 @@ out:
     }
     if (rc < 0)
         sb_error_wrap(err, "restore of snapshot '%s'", m->id);
+    free(release_map);
+    free(shared_maps);
     return rc;
 out_early:
+    free(release_map);
+    free(shared_maps);
     return sb_error_wrap(err, "restore of snapshot '%s'", m->id);
 }

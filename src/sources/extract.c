@@ -189,9 +189,39 @@ check_through_links(const struct link_set *ls, const char *name, const char *wha
     return 0;
 }
 
+/* Whether the filter selects name ("" selects everything, the root "." included; a path
+ * selects itself and what is below it); counts the match. */
+static bool
+filter_selects(const struct sb_extract_filter *f, const char *name, bool is_root)
+{
+    if (!f)
+        return true;
+    char buf[4096];
+    const char *n = is_root ? "" : normalise(name, buf, sizeof(buf));
+    bool hit = false;
+    for (size_t idx = 0; idx < f->count; idx++) {
+        const char *p = f->paths[idx];
+        size_t len = strlen(p);
+        if (!*p || (!is_root && !strncmp(n, p, len) && (n[len] == '\0' || n[len] == '/'))) {
+            if (f->matched)
+                f->matched[idx]++;
+            hit = true;
+        }
+    }
+    return hit;
+}
+
 int
 sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mode,
                 uint64_t *entries, struct sb_error *err)
+{
+    return sb_tree_extract_some(in, dest, mode, NULL, entries, err);
+}
+
+int
+sb_tree_extract_some(struct sb_istream *in, const char *dest, enum sb_extract_mode mode,
+                     const struct sb_extract_filter *filter, uint64_t *entries,
+                     struct sb_error *err)
 {
     struct tar_source ts = {in, err, malloc(READ_STEP), 0};
     struct archive *tar = archive_read_new();
@@ -284,6 +314,25 @@ sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mo
                 sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
                 goto out;
             }
+        }
+        if (!filter_selects(filter, name, is_root)) {
+            /* left out (restore --path): its data is read past, every check still runs */
+            if (archive_read_data_skip(tar) != ARCHIVE_OK) {
+                if (!ts.failed)
+                    sb_error_set(err, SB_E_CORRUPT, 0, "cannot read the data of '%s': %s", name,
+                                 archive_error_string(tar));
+                goto out;
+            }
+            continue;
+        }
+        if (filter && hardlink &&
+            !filter_selects(&(struct sb_extract_filter){filter->paths, filter->count, NULL},
+                            hardlink, false)) {
+            sb_error_set(err, SB_E_USAGE, 0,
+                         "'%s' is a hard link to '%s', which the paths asked for leave out; "
+                         "ask for both",
+                         name, hardlink);
+            goto out;
         }
         if (!is_root)
             count++;
