@@ -189,6 +189,19 @@ check_through_links(const struct link_set *ls, const char *name, const char *wha
     return 0;
 }
 
+/* Reads past an entry's data (verify, or an entry restore --path leaves out): every check of
+ * the stream below still runs on it. */
+static int
+skip_data(struct archive *tar, const struct tar_source *ts, const char *name, struct sb_error *err)
+{
+    if (archive_read_data_skip(tar) == ARCHIVE_OK)
+        return 0;
+    if (!ts->failed)
+        sb_error_set(err, SB_E_CORRUPT, 0, "cannot read the data of '%s': %s", name,
+                     archive_error_string(tar));
+    return -1;
+}
+
 /* Whether the filter selects name ("" selects everything, the root "." included; a path
  * selects itself and what is below it); counts the match. */
 static bool
@@ -317,12 +330,8 @@ sb_tree_extract_some(struct sb_istream *in, const char *dest, enum sb_extract_mo
         }
         if (!filter_selects(filter, name, is_root)) {
             /* left out (restore --path): its data is read past, every check still runs */
-            if (archive_read_data_skip(tar) != ARCHIVE_OK) {
-                if (!ts.failed)
-                    sb_error_set(err, SB_E_CORRUPT, 0, "cannot read the data of '%s': %s", name,
-                                 archive_error_string(tar));
+            if (skip_data(tar, &ts, name, err) < 0)
                 goto out;
-            }
             continue;
         }
         if (filter && hardlink &&
@@ -342,12 +351,8 @@ sb_tree_extract_some(struct sb_istream *in, const char *dest, enum sb_extract_mo
             root_mtime.tv_nsec = archive_entry_mtime_nsec(entry);
         }
         if (mode == SB_EXTRACT_LIST) {
-            if (archive_read_data_skip(tar) != ARCHIVE_OK) {
-                if (!ts.failed)
-                    sb_error_set(err, SB_E_CORRUPT, 0, "cannot read the data of '%s': %s", name,
-                                 archive_error_string(tar));
+            if (skip_data(tar, &ts, name, err) < 0)
                 goto out;
-            }
             continue;
         }
         r = archive_write_header(disk, entry);
