@@ -49,10 +49,19 @@ expect_exit 69 sb snapshot
 offline2=$(printf '%s\n' "$OUT" | tail -n 1)
 check "a later id" test "$offline2" \> "$offline"
 
+log "a run killed half-way while the server is down: the next runs and push are not hurt"
+cp -a "$APP/releases/R2/REVISION" "$WORK/REVISION.orig"
+printf 'changed offline\n' >>"$APP/releases/R2/REVISION" # a new fingerprint: archived again
+expect_exit 137 env SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_KILL_AT=release-archived:1 \
+    "$SNAPBACK" --config "$CFG" --no-progress snapshot
+check "the killed run left no manifest in the spool" test "$(find "$SPOOL/snapshots" -name '*.manifest' | wc -l)" = 2
+cp -a "$WORK/REVISION.orig" "$APP/releases/R2/REVISION" # as the earlier snapshots saw it
+
 log "the server is back: push uploads both, everything verifies and restores"
 sshd_start
 expect_ok sb push
 check "the spool is empty" test -z "$(find "$SPOOL" -type f)"
+check "no partial file on the server" test -z "$(find "$REPO" -name '*.partial')"
 expect_ok sb list --json
 check "three snapshots on the server" test "$(json_get "$OUT" 'len(j)')" = 3
 expect_ok sb verify --all
