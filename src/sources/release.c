@@ -1,8 +1,9 @@
 /* Release trees: the fingerprint that names a release object, and the tar writer.
  * A release directory is immutable once deployed (DESIGN §4), so a fingerprint of the
  * metadata of every entry (not the contents: reading a whole release every hour is what we
- * avoid) decides whether an earlier snapshot already stored it. The tar stream is written by
- * libarchive into our pipeline through archive_write_open2 callbacks. */
+ * avoid) decides whether an earlier snapshot already stored it. The tree is walked by our
+ * own code (tar_walk below); libarchive fills each entry and writes the tar stream into our
+ * pipeline through archive_write_open2 callbacks. */
 #include "snapback/sources.h"
 
 #include <archive.h>
@@ -16,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "snapback/core.h"
@@ -199,67 +201,316 @@ tar_write_cb(struct archive *a, void *client, const void *buf, size_t len)
     return (la_ssize_t)len;
 }
 
-/* The errno of the walk's failure. Most failures carry it; a directory the walk could not
- * enter (removed between its entry and its visit, or unreadable) is reported as "PATH:
- * Couldn't visit directory" with none (libarchive 3.6), so the directory of exactly that
- * message is opened again to learn why. 0 when unknown. */
-static int
-walk_errno(struct archive *disk)
+/* The walk is ours, not archive_read_disk's: one fstatat and one openat per file, relative to
+ * the directory's descriptor, with xattrs and ACLs read through that descriptor by
+ * archive_read_disk_entry_from_file. libarchive's own walk costs about twice the system calls
+ * per file (a second open for the metadata, two fchdir, an fcntl), a third of a snapshot's
+ * walk time on a tree of small files (docs/PERFORMANCE.md). */
+struct tar_walk {
+    const char *root;
+    size_t root_len;
+    enum sb_tree_mode mode;
+    struct archive *disk; /* never opened: entry_from_file and its uname/gname caches */
+    int disk_flags;       /* its behavior flags (set_metadata_reads) */
+    struct archive *tar;
+    struct tar_sink *ts;
+    struct archive_entry_linkresolver *resolver;
+    struct archive_entry *entry;
+    struct sb_tree_digest *seen;
+    uint64_t count;
+    char *buf;
+    struct sb_error *err;
+    char full[PATH_MAX]; /* root "/" the entry's path in the tree */
+};
+
+/* The current entry's path in the tree ("." for the root). */
+static const char *
+walk_rel(const struct tar_walk *w)
 {
-    int e = archive_errno(disk);
-    if (e > 0)
-        return e;
-    static const char suffix[] = ": Couldn't visit directory";
-    const char *msg = archive_error_string(disk);
-    size_t len = msg ? strlen(msg) : 0, slen = sizeof(suffix) - 1;
-    if (len <= slen || len - slen >= PATH_MAX || strcmp(msg + len - slen, suffix) != 0)
-        return 0;
-    char path[PATH_MAX];
-    memcpy(path, msg, len - slen);
-    path[len - slen] = '\0';
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd >= 0) {
-        close(fd);
-        return 0;
-    }
-    return errno;
+    return w->full[w->root_len] ? w->full + w->root_len + 1 : ".";
 }
 
-/* The walk or a read failed (not a vanished entry): one the user can fix (permissions) gets
- * 77 and says how. */
+/* An entry that vanished (or was replaced by another kind of file) between the directory's
+ * listing and its open: skipped with a warning in a volatile tree, a changed release
+ * otherwise. Returns 0 to skip it, -1 with err set. */
 static int
-walk_failed(struct archive *disk, const char *dir, const char *rel, struct sb_error *err)
+entry_gone(struct tar_walk *w, const char *how)
 {
-    int e = walk_errno(disk);
-    const char *msg = archive_error_string(disk);
+    if (w->mode == SB_TREE_VOLATILE) {
+        sb_warn("in '%s': %s: it %s while the tree was archived and is skipped", w->root,
+                walk_rel(w), how);
+        return 0;
+    }
+    return sb_error_set(w->err, SB_E_TEMPFAIL, 0,
+                        "in '%s': %s: it %s while the release was archived (releases must not "
+                        "change once deployed); run the snapshot again",
+                        w->root, walk_rel(w), how);
+}
+
+/* A failed system call on the current entry: vanished (ENOENT), replaced (ELOOP, ENOTDIR: a
+ * symlink or a file where the listing had a file or a directory), unreadable (77, with what
+ * to do) or an I/O error. Returns 0 to skip the entry, -1 with err set. */
+static int
+walk_failed(struct tar_walk *w, int e, const char *what)
+{
+    if (e == ENOENT)
+        return entry_gone(w, "vanished");
+    if (e == ELOOP || e == ENOTDIR)
+        return entry_gone(w, "was replaced");
     if (e == EACCES || e == EPERM)
-        return sb_error_set(err, SB_E_PERM, e,
-                            "cannot read the tree '%s': %s; run snapback as a user who can "
-                            "read every file under it (often the app's deploy user, or root), "
-                            "or fix the permissions",
-                            dir, msg ? msg : "permission denied");
-    if (rel)
-        return sb_error_set(err, SB_E_IO, e, "cannot read '%s/%s': %s", dir, rel,
-                            msg ? msg : "read error");
-    return sb_error_set(err, SB_E_IO, e, "cannot read the tree '%s': %s", dir,
-                        msg ? msg : "read error");
+        return sb_error_set(w->err, SB_E_PERM, e,
+                            "cannot %s '%s'; run snapback as a user who can read every file "
+                            "under it (often the app's deploy user, or root), or fix the "
+                            "permissions",
+                            what, w->full);
+    return sb_error_set(w->err, SB_E_IO, e, "cannot %s '%s'", what, w->full);
 }
 
-/* An entry that no longer exists (ENOENT from the walk or the first read of a file's data):
- * skipped with a warning in a volatile tree, a changed release otherwise. Returns 0 to skip
- * it, -1 with err set. */
-static int
-entry_vanished(struct archive *disk, const char *dir, enum sb_tree_mode mode, struct sb_error *err)
+static int walk_dir(struct tar_walk *w, int dir_fd);
+
+/* Copies up to size bytes of fd into the tar entry just started; returns the bytes copied
+ * (fewer when the file shrank), -1 with err set. */
+static int64_t
+copy_data(struct tar_walk *w, int fd, int64_t size)
 {
-    if (mode == SB_TREE_VOLATILE) {
-        sb_warn("in '%s': %s: it vanished while the tree was archived and is skipped", dir,
-                archive_error_string(disk));
+    int64_t at = 0;
+    while (at < size) {
+        size_t want = size - at < READ_STEP ? (size_t)(size - at) : READ_STEP;
+        ssize_t n = read(fd, w->buf, want);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            sb_error_set(w->err, SB_E_IO, errno, "cannot read '%s'", w->full);
+            return -1;
+        }
+        if (n == 0)
+            break;
+        if (archive_write_data(w->tar, w->buf, (size_t)n) < 0) {
+            if (!w->ts->failed)
+                sb_error_set(w->err, SB_E_IO, 0, "cannot archive '%s': %s", w->full,
+                             archive_error_string(w->tar));
+            return -1;
+        }
+        at += n;
+    }
+    return at;
+}
+
+/* After a shared file was read: replaced (a new upload renamed over it) or rewritten in place
+ * since its stat, the copy may mix two versions. A file that only grew (a log) is a clean
+ * prefix and not reported. A release needs no such check: the walk after the archive
+ * compares every entry. */
+static void
+warn_if_rewritten(struct tar_walk *w, int dir_fd, const char *name, const struct stat *st)
+{
+    struct stat now;
+    if (fstatat(dir_fd, name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+        (now.st_ino != st->st_ino ||
+         (now.st_size == st->st_size && (now.st_mtim.tv_sec != st->st_mtim.tv_sec ||
+                                         now.st_mtim.tv_nsec != st->st_mtim.tv_nsec))))
+        sb_warn("'%s' changed while it was read: the stored copy may mix two versions of it; "
+                "the next snapshot will have it whole",
+                w->full);
+}
+
+/* Which metadata entry_from_file reads: xattrs and ACLs only where the entry has any. One
+ * listxattr (ACLs are the xattrs system.posix_acl_*) replaces the ACL probe libacl makes for
+ * every file (an fgetxattr and an fstat, and for a directory a getxattr and a stat by path).
+ * The entry is fd, or the symlink path when fd < 0. */
+static void
+set_metadata_reads(struct tar_walk *w, int fd, const char *path)
+{
+    char list[4096];
+    ssize_t n = fd >= 0 ? flistxattr(fd, list, sizeof(list))
+                : path  ? llistxattr(path, list, sizeof(list))
+                        : 0;
+    bool acl = n < 0, xattr = n < 0; /* ERANGE (a long list) or an error: let libarchive look */
+    for (ssize_t at = 0; at < n;) {
+        const char *name = list + at;
+        size_t len = strnlen(name, (size_t)(n - at));
+        if (!strcmp(name, "system.posix_acl_access") || !strcmp(name, "system.posix_acl_default"))
+            acl = true;
+        else
+            xattr = true;
+        at += (ssize_t)len + 1;
+    }
+    int flags = ARCHIVE_READDISK_NO_FFLAGS | ARCHIVE_READDISK_NO_SPARSE |
+                (acl ? 0 : ARCHIVE_READDISK_NO_ACL) | (xattr ? 0 : ARCHIVE_READDISK_NO_XATTR);
+    if (flags != w->disk_flags) {
+        archive_read_disk_set_behavior(w->disk, flags);
+        w->disk_flags = flags;
+    }
+}
+
+/* Archives the entry name of dir_fd (w->full already names it; name NULL: the root, dir_fd
+ * itself), then its contents when it is a directory. Returns 0 (also for an entry skipped
+ * with a warning), -1 with err set. */
+static int
+walk_entry(struct tar_walk *w, int dir_fd, const char *name)
+{
+    struct stat st;
+    bool is_root = name == NULL;
+    if ((is_root ? fstat(dir_fd, &st) : fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW)) < 0)
+        return walk_failed(w, errno, "stat");
+    if (sb_test_pause_armed()) {
+        /* test hook "entry:PATH": pauses after the stat of PATH, before it is opened */
+        char point[PATH_MAX + 8];
+        snprintf(point, sizeof(point), "entry:%s", walk_rel(w));
+        sb_test_pause_point(point);
+    }
+    int fd = -1;
+    if (is_root) {
+        fd = dup(dir_fd);
+        if (fd < 0)
+            return sb_error_set(w->err, SB_E_IO, errno, "cannot open directory '%s'", w->root);
+    } else if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
+        /* O_NONBLOCK: a file replaced by a FIFO meanwhile must not hang the walk; O_NOFOLLOW
+         * and O_DIRECTORY: nor may a symlink put there take us out of the tree. */
+        int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
+                    (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0);
+        fd = openat(dir_fd, name, flags);
+        if (fd < 0)
+            return walk_failed(w, errno, S_ISDIR(st.st_mode) ? "open directory" : "read");
+    }
+    set_metadata_reads(w, fd, S_ISLNK(st.st_mode) ? w->full : NULL);
+    struct archive_entry *entry = w->entry;
+    archive_entry_clear(entry);
+    archive_entry_copy_pathname(entry, walk_rel(w));
+    /* entry_from_file reads a symlink's target, and a directory's default ACL, by path */
+    archive_entry_copy_sourcepath(entry, w->full);
+    int r = archive_read_disk_entry_from_file(w->disk, entry, fd, &st);
+    if (r < ARCHIVE_WARN) {
+        int e = archive_errno(w->disk);
+        if (fd >= 0)
+            close(fd);
+        if (e > 0)
+            return walk_failed(w, e, "read");
+        return sb_error_set(w->err, SB_E_IO, 0, "cannot read '%s': %s", w->full,
+                            archive_error_string(w->disk));
+    }
+    /* atime changes on every read and ctime cannot be restored: neither is kept. */
+    archive_entry_unset_atime(entry);
+    archive_entry_unset_ctime(entry);
+    archive_entry_unset_birthtime(entry);
+    archive_entry_copy_sourcepath(entry, NULL);
+    if (w->seen && !is_root) {
+        /* the metadata as archived: the stat taken before the data was read */
+        const char *target = S_ISLNK(st.st_mode) ? archive_entry_symlink(entry) : NULL;
+        char line[2 * PATH_MAX + 200];
+        size_t len = fp_line(line, sizeof(line), walk_rel(w), (unsigned)st.st_mode,
+                             (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                             st.st_mtim.tv_nsec, target, target ? strlen(target) : 0);
+        digest_add(w->seen, line, len);
+    }
+    /* A socket cannot be stored (pax has no type for it) and means nothing once its listener
+     * is gone: like tar, skip it with a warning rather than fail the snapshot over a stale
+     * tmp/sockets/app.sock. It stays in the metadata digest above, which the fingerprint walk
+     * also counts it in. */
+    if (S_ISSOCK(st.st_mode)) {
+        sb_warn("'%s' is a socket: not archived", w->full);
         return 0;
     }
-    return sb_error_set(err, SB_E_TEMPFAIL, ENOENT,
-                        "in '%s': %s: it vanished while the release was archived (releases "
-                        "must not change once deployed); run the snapshot again",
-                        dir, archive_error_string(disk));
+    struct archive_entry *spare = NULL, *to_write = entry;
+    archive_entry_linkify(w->resolver, &to_write, &spare);
+    int rc = -1;
+    if (!to_write) {
+        rc = 0;
+        goto out;
+    }
+    if (archive_write_header(w->tar, to_write) != ARCHIVE_OK) {
+        if (!w->ts->failed)
+            sb_error_set(w->err, SB_E_IO, 0, "cannot archive '%s': %s", w->full,
+                         archive_error_string(w->tar));
+        goto out;
+    }
+    if (!is_root)
+        w->count++;
+    /* A later hard link of a file is stored as a link (size 0): its data is not read.
+     * Reading stops at the size the stat gave: a file that grows meanwhile (a log) is stored
+     * as the prefix its stat described. */
+    int64_t size = S_ISREG(st.st_mode) ? archive_entry_size(to_write) : 0;
+    if (size > 0) {
+        int64_t got = copy_data(w, fd, size);
+        if (got < 0)
+            goto out;
+        if (got < size) {
+            /* It shrank while it was read: the header promised `size` bytes, and
+             * archive_write_finish_entry pads the rest with zeros. */
+            if (w->mode == SB_TREE_STRICT) {
+                sb_error_set(w->err, SB_E_TEMPFAIL, 0,
+                             "'%s' shrank from %lld to %lld bytes while the release was "
+                             "archived (releases must not change once deployed); run the "
+                             "snapshot again",
+                             w->full, (long long)size, (long long)got);
+                goto out;
+            }
+            sb_warn("'%s' shrank from %lld to %lld bytes while it was read: stored with its "
+                    "last %lld bytes as zeros; the next snapshot will have it as it is then",
+                    w->full, (long long)size, (long long)got, (long long)(size - got));
+        } else if (w->mode == SB_TREE_VOLATILE) {
+            warn_if_rewritten(w, dir_fd, name, &st);
+        }
+    }
+    if (archive_write_finish_entry(w->tar) != ARCHIVE_OK && w->ts->failed)
+        goto out;
+    if (S_ISDIR(st.st_mode)) {
+        int child = fd;
+        fd = -1;
+        rc = walk_dir(w, child);
+        goto out;
+    }
+    rc = 0;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Archives every entry of the directory open as dir_fd (taken over and closed), in the order
+ * of its listing: only one directory's read position per level is held, never its listing. */
+static int
+walk_dir(struct tar_walk *w, int dir_fd)
+{
+    DIR *d = fdopendir(dir_fd);
+    if (!d) {
+        int e = errno;
+        close(dir_fd);
+        return walk_failed(w, e, "read directory");
+    }
+    size_t len = strlen(w->full);
+    int rc = -1;
+    for (;;) {
+        if (sb_check_stop(w->err) < 0)
+            goto out;
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (!de) {
+            if (errno) {
+                w->full[len] = '\0';
+                walk_failed(w, errno, "read directory");
+                goto out;
+            }
+            break;
+        }
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        size_t nlen = strlen(de->d_name);
+        if (len + 1 + nlen >= sizeof(w->full)) {
+            sb_error_set(w->err, SB_E_IO, ENAMETOOLONG, "cannot archive '%s/%s'", w->full,
+                         de->d_name);
+            goto out;
+        }
+        w->full[len] = '/';
+        memcpy(w->full + len + 1, de->d_name, nlen + 1);
+        int r = walk_entry(w, dirfd(d), de->d_name);
+        w->full[len] = '\0';
+        if (r < 0)
+            goto out;
+    }
+    rc = 0;
+out:
+    closedir(d);
+    return rc;
 }
 
 int
@@ -267,237 +518,92 @@ sb_tree_archive(const char *dir, enum sb_tree_mode mode, struct sb_ostream *out,
                 struct sb_tree_digest *seen, struct sb_error *err)
 {
     struct tar_sink ts = {out, err, 0};
-    struct archive *disk = archive_read_disk_new();
-    struct archive *tar = archive_write_new();
-    struct archive_entry_linkresolver *resolver = archive_entry_linkresolver_new();
-    struct archive_entry *entry = NULL;
-    char *buf = malloc(READ_STEP);
-    int rc = -1;
-    uint64_t count = 0;
-    size_t dir_len = strlen(dir);
-    while (dir_len > 1 && dir[dir_len - 1] == '/')
-        dir_len--;
-    if (!disk || !tar || !resolver || !buf) {
+    struct tar_walk *w = calloc(1, sizeof(*w));
+    int rc = -1, root_fd = -1;
+    if (!w) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        return -1;
+    }
+    w->root = dir;
+    w->mode = mode;
+    w->ts = &ts;
+    w->seen = seen;
+    w->err = err;
+    w->root_len = strlen(dir);
+    while (w->root_len > 1 && dir[w->root_len - 1] == '/')
+        w->root_len--;
+    if (w->root_len >= sizeof(w->full)) {
+        sb_error_set(err, SB_E_IO, ENAMETOOLONG, "cannot archive '%s'", dir);
+        goto out;
+    }
+    memcpy(w->full, dir, w->root_len);
+    w->full[w->root_len] = '\0';
+    w->disk = archive_read_disk_new();
+    w->tar = archive_write_new();
+    w->resolver = archive_entry_linkresolver_new();
+    w->entry = archive_entry_new();
+    w->buf = malloc(READ_STEP);
+    if (!w->disk || !w->tar || !w->resolver || !w->entry || !w->buf) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         goto out;
     }
-    archive_read_disk_set_symlink_physical(disk);
-    archive_read_disk_set_standard_lookup(disk);
+    archive_read_disk_set_symlink_physical(w->disk);
+    archive_read_disk_set_standard_lookup(w->disk);
     /* No file flags (chattr: an ioctl per file, and flags such as immutable have no place in
-     * a restored release) and no sparse-file probing (two lseeks per file; a sparse file is
-     * stored as its full data, whose zeros zstd compresses to almost nothing). xattrs and
-     * ACLs are kept. */
-    archive_read_disk_set_behavior(disk, ARCHIVE_READDISK_NO_FFLAGS | ARCHIVE_READDISK_NO_SPARSE);
+     * a restored release) and no sparse-file probing (lseeks per file; a sparse file is stored
+     * as its full data, whose zeros zstd compresses to almost nothing). xattrs and ACLs are
+     * kept (set_metadata_reads). */
+    w->disk_flags = ARCHIVE_READDISK_NO_FFLAGS | ARCHIVE_READDISK_NO_SPARSE;
+    archive_read_disk_set_behavior(w->disk, w->disk_flags);
     /* Full pax (not pax_restricted, which drops sub-second mtimes), so a restored tree has
      * the exact mtimes: the release fingerprint of a restored release then matches. */
-    archive_write_set_format_pax(tar);
+    archive_write_set_format_pax(w->tar);
     /* File names are bytes, not text in the locale's charset: store them as they are, so a
      * name that is not valid in the current locale (cron runs in "C") still round-trips. */
-    if (archive_write_set_format_option(tar, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK) {
+    if (archive_write_set_format_option(w->tar, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK) {
         sb_error_set(err, SB_E_INTERNAL, 0, "libarchive refuses hdrcharset=BINARY: %s",
-                     archive_error_string(tar));
+                     archive_error_string(w->tar));
         goto out;
     }
-    archive_write_set_bytes_per_block(tar, 0);
-    archive_entry_linkresolver_set_strategy(resolver, archive_format(tar));
-    if (archive_write_open2(tar, &ts, NULL, tar_write_cb, NULL, NULL) != ARCHIVE_OK) {
+    archive_write_set_bytes_per_block(w->tar, 0);
+    archive_entry_linkresolver_set_strategy(w->resolver, archive_format(w->tar));
+    if (archive_write_open2(w->tar, &ts, NULL, tar_write_cb, NULL, NULL) != ARCHIVE_OK) {
         sb_error_set(err, SB_E_INTERNAL, 0, "cannot start a tar stream: %s",
-                     archive_error_string(tar));
+                     archive_error_string(w->tar));
         goto out;
     }
-    if (archive_read_disk_open(disk, dir) != ARCHIVE_OK) {
-        sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot open directory '%s'", dir);
+    /* The root is followed when it is a symlink (a shared path linked to a mount), as the
+     * fingerprint walk does; its mode, owner and mtime are restored too (entry "."). */
+    root_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0) {
+        int e = errno;
+        if (e == EACCES || e == EPERM)
+            walk_failed(w, e, "open directory");
+        else
+            sb_error_set(err, sb_error_from_errno(e), e, "cannot open directory '%s'", dir);
         goto out;
     }
-    for (;;) {
-        if (sb_check_stop(err) < 0)
-            goto out;
-        archive_entry_free(entry);
-        entry = archive_entry_new();
-        int r = archive_read_next_header2(disk, entry);
-        if (r == ARCHIVE_EOF)
-            break;
-        if (r != ARCHIVE_OK && r != ARCHIVE_WARN) {
-            if (r == ARCHIVE_FAILED && walk_errno(disk) == ENOENT) {
-                if (entry_vanished(disk, dir, mode, err) < 0)
-                    goto out;
-                continue;
-            }
-            walk_failed(disk, dir, NULL, err);
-            goto out;
-        }
-        if (sb_test_pause_armed()) {
-            /* test hook: "entry:PATH" pauses after the walk's stat of PATH, before it is
-             * read or (a directory) visited */
-            char point[PATH_MAX + 8];
-            const char *full = archive_entry_pathname(entry);
-            const char *rel = full && strlen(full) > dir_len ? full + dir_len + 1 : ".";
-            snprintf(point, sizeof(point), "entry:%s", rel);
-            sb_test_pause_point(point);
-        }
-        archive_read_disk_descend(disk);
-        const char *full = archive_entry_pathname(entry);
-        if (!full || strncmp(full, dir, dir_len) != 0)
-            continue;
-        const char *rel = full + dir_len;
-        while (*rel == '/')
-            rel++;
-        bool is_root = !*rel;
-        if (is_root)
-            rel = "."; /* the root: its mode, owner and mtime are restored too */
-        char *relcopy = sb_strdup(rel);
-        if (!relcopy) {
-            sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
-            goto out;
-        }
-        archive_entry_copy_pathname(entry, relcopy);
-        free(relcopy);
-        /* atime changes on every read and ctime cannot be restored: neither is kept. */
-        archive_entry_unset_atime(entry);
-        archive_entry_unset_ctime(entry);
-        archive_entry_unset_birthtime(entry);
-        if (seen && !is_root) {
-            /* the metadata as archived: the stat libarchive took before reading the data */
-            const char *target =
-                archive_entry_filetype(entry) == AE_IFLNK ? archive_entry_symlink(entry) : NULL;
-            char line[2 * PATH_MAX + 200];
-            size_t len =
-                fp_line(line, sizeof(line), archive_entry_pathname(entry),
-                        (unsigned)archive_entry_mode(entry), (long long)archive_entry_size(entry),
-                        (long long)archive_entry_mtime(entry), archive_entry_mtime_nsec(entry),
-                        target, target ? strlen(target) : 0);
-            digest_add(seen, line, len);
-        }
-        /* A socket cannot be stored (pax has no type for it) and means nothing once its
-         * listener is gone: like tar, skip it with a warning rather than fail the snapshot
-         * over a stale tmp/sockets/app.sock. It stays in the metadata digest above, which
-         * the fingerprint walk also counts it in. */
-        if (archive_entry_filetype(entry) == AE_IFSOCK) {
-            sb_warn("'%s/%s' is a socket: not archived", dir, archive_entry_pathname(entry));
-            continue;
-        }
-        /* The first block of a file's data is read before its header is written: a file
-         * that vanished between the walk's stat and its open is then skipped (or fails a
-         * release) with nothing of it in the archive. Blocks come straight from libarchive's
-         * read buffer (no copy into ours). */
-        const void *block = NULL;
-        size_t n = 0;
-        la_int64_t offset = 0;
-        int r2 = ARCHIVE_EOF;
-        int64_t declared =
-            archive_entry_filetype(entry) == AE_IFREG ? archive_entry_size(entry) : 0;
-        if (declared > 0) {
-            r2 = archive_read_data_block(disk, &block, &n, &offset);
-            if (r2 == ARCHIVE_FAILED && archive_errno(disk) == ENOENT) {
-                if (entry_vanished(disk, dir, mode, err) < 0)
-                    goto out;
-                continue;
-            }
-        }
-        struct archive_entry *spare = NULL;
-        struct archive_entry *to_write = entry;
-        archive_entry_linkify(resolver, &to_write, &spare);
-        if (!to_write)
-            continue;
-        if (archive_write_header(tar, to_write) != ARCHIVE_OK) {
-            if (!ts.failed)
-                sb_error_set(err, SB_E_IO, 0, "cannot archive '%s/%s': %s", dir,
-                             archive_entry_pathname(to_write), archive_error_string(tar));
-            goto out;
-        }
-        if (!is_root)
-            count++;
-        /* A later hard link of a file is stored as a link (size 0): its data is not read. */
-        int64_t size =
-            archive_entry_filetype(to_write) == AE_IFREG ? archive_entry_size(to_write) : 0;
-        if (size > 0) {
-            /* The disk reader does not probe for holes (NO_SPARSE), so blocks are
-             * contiguous; a gap would still be written as the zeros it stands for. Reading
-             * stops at the size the header declared: a file that grows meanwhile (a log) is
-             * stored as the prefix its stat described. */
-            int64_t at = 0;
-            for (;;) {
-                if (r2 == ARCHIVE_EOF)
-                    break;
-                if (r2 != ARCHIVE_OK && r2 != ARCHIVE_WARN) {
-                    walk_failed(disk, dir, archive_entry_pathname(to_write), err);
-                    goto out;
-                }
-                while (at < offset && at < size) {
-                    int64_t gap = (offset < size ? offset : size) - at;
-                    size_t z = gap < READ_STEP ? (size_t)gap : READ_STEP;
-                    memset(buf, 0, z);
-                    if (archive_write_data(tar, buf, z) < 0)
-                        goto write_failed;
-                    at += (int64_t)z;
-                }
-                if ((int64_t)n > size - at)
-                    n = (size_t)(size - at);
-                if (n > 0 && archive_write_data(tar, block, n) < 0)
-                    goto write_failed;
-                at += (int64_t)n;
-                if (at >= size)
-                    break;
-                r2 = archive_read_data_block(disk, &block, &n, &offset);
-            }
-            if (at < size) {
-                /* It shrank while it was read: the header promised `size` bytes, and
-                 * archive_write_finish_entry pads the rest with zeros. */
-                if (mode == SB_TREE_STRICT) {
-                    sb_error_set(err, SB_E_TEMPFAIL, 0,
-                                 "'%s/%s' shrank from %lld to %lld bytes while the release was "
-                                 "archived (releases must not change once deployed); run the "
-                                 "snapshot again",
-                                 dir, archive_entry_pathname(to_write), (long long)size,
-                                 (long long)at);
-                    goto out;
-                }
-                sb_warn("'%s/%s' shrank from %lld to %lld bytes while it was read: stored with "
-                        "its last %lld bytes as zeros; the next snapshot will have it as it is "
-                        "then",
-                        dir, archive_entry_pathname(to_write), (long long)size, (long long)at,
-                        (long long)(size - at));
-            } else if (mode == SB_TREE_VOLATILE) {
-                /* Replaced (a new upload renamed over it) or rewritten in place between the
-                 * walk's stat and the end of the read: the copy may mix two versions. A file
-                 * that only grew (a log) is a clean prefix and not reported. A release needs
-                 * no such check: the walk after the archive compares every entry. */
-                struct stat now;
-                const char *src = archive_entry_sourcepath(to_write);
-                if (src && lstat(src, &now) == 0 &&
-                    ((ino_t)archive_entry_ino64(to_write) != now.st_ino ||
-                     (now.st_size == size &&
-                      (now.st_mtim.tv_sec != archive_entry_mtime(to_write) ||
-                       now.st_mtim.tv_nsec != archive_entry_mtime_nsec(to_write)))))
-                    sb_warn("'%s/%s' changed while it was read: the stored copy may mix two "
-                            "versions of it; the next snapshot will have it whole",
-                            dir, archive_entry_pathname(to_write));
-            }
-        }
-        if (archive_write_finish_entry(tar) != ARCHIVE_OK && ts.failed)
-            goto out;
-    }
-    if (archive_write_close(tar) != ARCHIVE_OK) {
+    if (walk_entry(w, root_fd, NULL) < 0)
+        goto out;
+    if (archive_write_close(w->tar) != ARCHIVE_OK) {
         if (!ts.failed)
             sb_error_set(err, SB_E_IO, 0, "cannot finish the tar stream: %s",
-                         archive_error_string(tar));
+                         archive_error_string(w->tar));
         goto out;
     }
     if (entries)
-        *entries = count;
+        *entries = w->count;
     rc = 0;
-    goto out;
-write_failed:
-    if (!ts.failed)
-        sb_error_set(err, SB_E_IO, 0, "cannot archive '%s/%s': %s", dir,
-                     archive_entry_pathname(entry), archive_error_string(tar));
 out:
-    archive_entry_free(entry);
-    archive_entry_linkresolver_free(resolver);
-    if (disk)
-        archive_read_free(disk);
-    if (tar)
-        archive_write_free(tar);
-    free(buf);
+    if (root_fd >= 0)
+        close(root_fd);
+    archive_entry_free(w->entry);
+    archive_entry_linkresolver_free(w->resolver);
+    if (w->disk)
+        archive_read_free(w->disk);
+    if (w->tar)
+        archive_write_free(w->tar);
+    free(w->buf);
+    free(w);
     return rc;
 }
