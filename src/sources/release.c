@@ -22,7 +22,7 @@
 
 #include "snapback/core.h"
 
-#define READ_STEP (1u << 20)
+#define READ_STEP (64 * 1024u)
 
 /* --- fingerprint --- */
 
@@ -212,6 +212,7 @@ struct tar_walk {
     enum sb_tree_mode mode;
     struct archive *disk; /* never opened: entry_from_file and its uname/gname caches */
     int disk_flags;       /* its behavior flags (set_metadata_reads) */
+    bool no_noatime;      /* an open with O_NOATIME was refused: not asked for again */
     struct archive *tar;
     struct tar_sink *ts;
     struct archive_entry_linkresolver *resolver;
@@ -368,7 +369,14 @@ walk_entry(struct tar_walk *w, int dir_fd, const char *name)
          * and O_DIRECTORY: nor may a symlink put there take us out of the tree. */
         int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC |
                     (S_ISDIR(st.st_mode) ? O_DIRECTORY : 0);
-        fd = openat(dir_fd, name, flags);
+        /* O_NOATIME (as borg does): reading a release must not dirty the inode of every file
+         * (relatime still writes the atime of each file once after a deploy). Only the owner
+         * or root may ask for it; after a refusal the walk stops asking. */
+        fd = openat(dir_fd, name, flags | (w->no_noatime ? 0 : O_NOATIME));
+        if (fd < 0 && errno == EPERM && !w->no_noatime) {
+            w->no_noatime = true;
+            fd = openat(dir_fd, name, flags);
+        }
         if (fd < 0)
             return walk_failed(w, errno, S_ISDIR(st.st_mode) ? "open directory" : "read");
     }

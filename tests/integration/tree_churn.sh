@@ -7,7 +7,8 @@
 # the snapshot succeeds, verifies and restores. A release must not change: the same events fail
 # its snapshot with exit 75, no manifest and no partial file. Each change is made at the exact
 # point between the walk's stat of an entry and its read (test hook "entry:PATH" of
-# SNAPBACK_TEST_PAUSE_AT), so nothing here depends on timing.
+# SNAPBACK_TEST_PAUSE_AT), so nothing here depends on timing. Reading leaves atimes as they
+# were (O_NOATIME), and a file of another owner (O_NOATIME refused) is still read.
 # shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
 sb_setup "$@"
@@ -135,11 +136,25 @@ expect_ok sb verify "$ID"
 expect_ok sb restore "$ID" --target "$WORK/restored.release" --only release
 compare_trees "$R2" "$WORK/restored.release/releases/20260102T000000Z"
 
+log "reading a tree leaves the atimes of its files as they were (O_NOATIME)"
+printf 'old\n' >"$UP/cache/aged.txt"
+touch -a -d '2020-01-02 03:04:05' "$UP/cache/aged.txt"
+expect_ok sb snapshot --only shared
+check "the atime is unchanged" test "$(stat -c %X "$UP/cache/aged.txt")" = "$(date -d '2020-01-02 03:04:05' +%s)"
+
 log "an unreadable file or directory fails with 77 and says what to do"
 # root without capabilities obeys file modes (no second user needed); skipped where setpriv
 # cannot drop them (not root, or no util-linux setpriv)
 if setpriv --bounding-set=-all true 2>/dev/null && [[ $(id -u) == 0 ]]; then
     noperm() { setpriv --bounding-set=-all "$SNAPBACK" --config "$CFG" --no-progress "$@"; }
+    # a file of another owner, readable: O_NOATIME is refused (EPERM) and the walk reads it
+    # without
+    printf 'theirs\n' >"$UP/cache/theirs.txt"
+    chown nobody "$UP/cache/theirs.txt"
+    expect_ok noperm snapshot --only shared
+    ID=$(printf '%s\n' "$OUT" | tail -n 1)
+    check "another owner's file is stored" cmp -s "$UP/cache/theirs.txt" "$(restored_uploads noatime)/cache/theirs.txt"
+    rm -f "$UP/cache/theirs.txt"
     printf 'secret\n' >"$UP/locked.txt"
     chmod 000 "$UP/locked.txt"
     expect_exit 77 noperm snapshot --only shared
