@@ -77,6 +77,14 @@ void sb_test_pause_point(const char *name);
  * point ("entry:PATH", the archive walk) cost nothing but this test in production. */
 bool sb_test_pause_armed(void);
 
+/* --- descriptors: a tree walk holds one open directory per level of depth (up to about
+ * 2,000 for paths below PATH_MAX), more than the usual soft limit of 1024. main raises the
+ * soft RLIMIT_NOFILE to 8192 (or the hard limit); children get the limit back before exec,
+ * as Go does for its children, so nothing they run (select() users) sees the raise. --- */
+void sb_raise_nofile(void);
+/* In a child between fork and exec: async-signal-safe. */
+void sb_restore_nofile(void);
+
 /* --- misc --- */
 void sb_hex_encode(const unsigned char *in, size_t len, char *out /* 2*len+1 */);
 int sb_hex_decode(const char *in, unsigned char *out, size_t out_len);

@@ -286,6 +286,7 @@ run_job(struct sb_cli *cli, const char *job)
         signal(SIGTERM, SIG_DFL);
         signal(SIGINT, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
+        sb_restore_nofile();
         const char *argv[] = {self,
                               "--config",
                               job_config_path,

@@ -366,6 +366,7 @@ main(int argc, char **argv)
     /* Keys live in memory: keep them out of core dumps. Files that hold secrets are created
      * with explicit modes (0600/0700), so the umask is left as the user set it. */
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    sb_raise_nofile();
     /* A client (pg_restore, ...) that exits early must give EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
     /* SIGINT/SIGTERM/SIGHUP: finish the current step and clean up instead of dying with

@@ -317,6 +317,7 @@ spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
         else if (fd3 >= 0)
             dup2(fd3, 3);
         signal(SIGPIPE, SIG_DFL);
+        sb_restore_nofile();
         execvpe(argv[0], (char *const *)argv, envp);
         int e = errno;
         ssize_t ignored = write(exec_pipe[1], &e, sizeof(e));

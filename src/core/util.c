@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -181,4 +182,32 @@ sb_check_stop(struct sb_error *err)
     return sb_error_set(err, SB_E_TEMPFAIL, 0,
                         "interrupted by signal %d; nothing half-written was kept, run again",
                         (int)stop_signal);
+}
+
+static struct rlimit saved_nofile;
+static bool nofile_raised;
+
+void
+sb_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = 8192;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+        want = rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= want)
+        return;
+    struct rlimit raised = {want, rl.rlim_max};
+    if (setrlimit(RLIMIT_NOFILE, &raised) == 0) {
+        saved_nofile = rl;
+        nofile_raised = true;
+    }
+}
+
+void
+sb_restore_nofile(void)
+{
+    if (nofile_raised)
+        setrlimit(RLIMIT_NOFILE, &saved_nofile);
 }

@@ -66,6 +66,7 @@ sb_hook_run(const struct sb_command_spec *hook, const struct sb_hook_env *env, i
         signal(SIGINT, SIG_DFL);
         signal(SIGTERM, SIG_DFL);
         signal(SIGHUP, SIG_DFL);
+        sb_restore_nofile();
         setenv("SNAPBACK_EVENT", env->event, 1);
         setenv("SNAPBACK_APP", env->app ? env->app : "", 1);
         setenv("SNAPBACK_SNAPSHOT", env->snapshot ? env->snapshot : "", 1);

@@ -26,17 +26,34 @@
 
 /* --- fingerprint --- */
 
+/* A path below dir (in) that, with a name appended, reaches PATH_MAX: the reason comes first,
+ * since the path itself fills the message. */
+static int
+path_too_long(struct sb_error *err, const char *dir, const char *in)
+{
+    return sb_error_set(err, SB_E_IO, 0,
+                        "a path in '%.200s' is longer than %d bytes, which snapback cannot "
+                        "archive; move or rename what is below '%.300s%s'",
+                        dir, PATH_MAX, in, strlen(in) > 300 ? "..." : "");
+}
+
 static int
 cmp_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* The buffers live here, not in fp_dir's frame: the walk recurses once per level of depth
+ * (up to about 2,000 levels below PATH_MAX), and 16 KiB of stack per level overflowed the main
+ * thread's 8 MiB at about 500 (tests/integration/deep_tree.sh). */
 struct fp_walk {
     crypto_generichash_state state;
     struct sb_tree_fp *out;
     struct sb_error *err;
     char *root;
+    char path[PATH_MAX]; /* the current entry's path in the tree */
+    char target[PATH_MAX];
+    char line[2 * PATH_MAX + 200];
 };
 
 /* The fingerprint line of one entry: "PATH\0MODE SIZE MTIME" then the symlink target (if
@@ -78,17 +95,21 @@ sb_tree_digest_equal(const struct sb_tree_digest *a, const struct sb_tree_digest
     return a->sum[0] == b->sum[0] && a->sum[1] == b->sum[1] && a->entries == b->entries;
 }
 
+/* Hashes the entries of the directory open as dir_fd (taken over and closed), whose path in
+ * the tree is w->path (empty for the root), in byte-wise order of their names, each
+ * directory's contents right after its own line. */
 static int
-fp_dir(struct fp_walk *w, int dir_fd, const char *rel)
+fp_dir(struct fp_walk *w, int dir_fd)
 {
     DIR *d = fdopendir(dir_fd);
     if (!d) {
         close(dir_fd);
-        return sb_error_set(w->err, SB_E_IO, errno, "cannot read directory '%s/%s'", w->root, rel);
+        return sb_error_set(w->err, SB_E_IO, errno, "cannot read directory '%s/%s'", w->root,
+                            w->path);
     }
     int rc = -1;
     char **names = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0, cap = 0, len = strlen(w->path);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
@@ -108,28 +129,32 @@ fp_dir(struct fp_walk *w, int dir_fd, const char *rel)
         qsort(names, n, sizeof(*names), cmp_names);
     for (size_t idx = 0; idx < n; idx++) {
         struct stat st;
-        char path[PATH_MAX];
-        snprintf(path, sizeof(path), "%s%s%s", rel, *rel ? "/" : "", names[idx]);
+        size_t nlen = strlen(names[idx]), at = len ? len + 1 : 0;
+        if (at + nlen >= sizeof(w->path)) {
+            path_too_long(w->err, w->root, w->path);
+            goto out;
+        }
+        if (len)
+            w->path[len] = '/';
+        memcpy(w->path + at, names[idx], nlen + 1);
         if (fstatat(dirfd(d), names[idx], &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT)
                 sb_error_set(w->err, SB_E_TEMPFAIL, errno,
                              "'%s/%s' vanished while the release was read (releases must not "
                              "change once deployed); run the snapshot again",
-                             w->root, path);
+                             w->root, w->path);
             else
-                sb_error_set(w->err, SB_E_IO, errno, "cannot stat '%s/%s'", w->root, path);
+                sb_error_set(w->err, SB_E_IO, errno, "cannot stat '%s/%s'", w->root, w->path);
             goto out;
         }
-        char target[PATH_MAX];
         ssize_t tl = 0;
         if (S_ISLNK(st.st_mode))
-            tl = readlinkat(dirfd(d), names[idx], target, sizeof(target));
-        char line[2 * PATH_MAX + 200];
-        size_t len = fp_line(line, sizeof(line), path, (unsigned)st.st_mode, (long long)st.st_size,
-                             (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec, target,
-                             tl > 0 ? (size_t)tl : 0);
-        crypto_generichash_update(&w->state, (const unsigned char *)line, len);
-        digest_add(&w->out->digest, line, len);
+            tl = readlinkat(dirfd(d), names[idx], w->target, sizeof(w->target));
+        size_t line_len = fp_line(w->line, sizeof(w->line), w->path, (unsigned)st.st_mode,
+                                  (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                                  st.st_mtim.tv_nsec, w->target, tl > 0 ? (size_t)tl : 0);
+        crypto_generichash_update(&w->state, (const unsigned char *)w->line, line_len);
+        digest_add(&w->out->digest, w->line, line_len);
         w->out->entries++;
         if (S_ISREG(st.st_mode))
             w->out->bytes += (uint64_t)st.st_size;
@@ -141,15 +166,16 @@ fp_dir(struct fp_walk *w, int dir_fd, const char *rel)
                                  "cannot open '%s/%s'; run snapback as a user who can read every "
                                  "file under it (often the app's deploy user, or root), or fix "
                                  "the permissions",
-                                 w->root, path);
+                                 w->root, w->path);
                 else
                     sb_error_set(w->err, sb_error_from_errno(errno), errno, "cannot open '%s/%s'",
-                                 w->root, path);
+                                 w->root, w->path);
                 goto out;
             }
-            if (fp_dir(w, fd, path) < 0)
+            if (fp_dir(w, fd) < 0)
                 goto out;
         }
+        w->path[len] = '\0';
     }
     rc = 0;
     goto out;
@@ -167,16 +193,28 @@ int
 sb_tree_fingerprint(const char *dir, struct sb_tree_fp *out, struct sb_error *err)
 {
     memset(out, 0, sizeof(*out));
-    struct fp_walk w = {.out = out, .err = err, .root = (char *)dir};
+    /* aligned: the BLAKE2b state in it is declared 64-byte aligned */
+    size_t align = _Alignof(struct fp_walk);
+    struct fp_walk *w = aligned_alloc(align, (sizeof(*w) + align - 1) / align * align);
+    if (!w)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    memset(w, 0, sizeof(*w));
+    w->out = out;
+    w->err = err;
+    w->root = (char *)dir;
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        free(w);
         return sb_error_set(err, sb_error_from_errno(errno), errno, "cannot open directory '%s'",
                             dir);
-    crypto_generichash_init(&w.state, NULL, 0, 16);
-    if (fp_dir(&w, fd, "") < 0)
-        return -1;
+    }
+    crypto_generichash_init(&w->state, NULL, 0, 16);
+    int rc = fp_dir(w, fd);
     unsigned char hash[16];
-    crypto_generichash_final(&w.state, hash, sizeof(hash));
+    crypto_generichash_final(&w->state, hash, sizeof(hash));
+    free(w);
+    if (rc < 0)
+        return -1;
     sb_hex_encode(hash, sizeof(hash), out->hex);
     return 0;
 }
@@ -222,6 +260,9 @@ struct tar_walk {
     char *buf;
     struct sb_error *err;
     char full[PATH_MAX]; /* root "/" the entry's path in the tree */
+    /* scratch of walk_entry, here and not in its frame: it recurses once per level of depth */
+    char line[2 * PATH_MAX + 200];
+    char point[PATH_MAX + 8];
 };
 
 /* The current entry's path in the tree ("." for the root). */
@@ -355,9 +396,8 @@ walk_entry(struct tar_walk *w, int dir_fd, const char *name)
         return walk_failed(w, errno, "stat");
     if (sb_test_pause_armed()) {
         /* test hook "entry:PATH": pauses after the stat of PATH, before it is opened */
-        char point[PATH_MAX + 8];
-        snprintf(point, sizeof(point), "entry:%s", walk_rel(w));
-        sb_test_pause_point(point);
+        snprintf(w->point, sizeof(w->point), "entry:%s", walk_rel(w));
+        sb_test_pause_point(w->point);
     }
     int fd = -1;
     if (is_root) {
@@ -404,11 +444,10 @@ walk_entry(struct tar_walk *w, int dir_fd, const char *name)
     if (w->seen && !is_root) {
         /* the metadata as archived: the stat taken before the data was read */
         const char *target = S_ISLNK(st.st_mode) ? archive_entry_symlink(entry) : NULL;
-        char line[2 * PATH_MAX + 200];
-        size_t len = fp_line(line, sizeof(line), walk_rel(w), (unsigned)st.st_mode,
+        size_t len = fp_line(w->line, sizeof(w->line), walk_rel(w), (unsigned)st.st_mode,
                              (long long)st.st_size, (long long)st.st_mtim.tv_sec,
                              st.st_mtim.tv_nsec, target, target ? strlen(target) : 0);
-        digest_add(w->seen, line, len);
+        digest_add(w->seen, w->line, len);
     }
     /* A socket cannot be stored (pax has no type for it) and means nothing once its listener
      * is gone: like tar, skip it with a warning rather than fail the snapshot over a stale
@@ -504,8 +543,7 @@ walk_dir(struct tar_walk *w, int dir_fd)
             continue;
         size_t nlen = strlen(de->d_name);
         if (len + 1 + nlen >= sizeof(w->full)) {
-            sb_error_set(w->err, SB_E_IO, ENAMETOOLONG, "cannot archive '%s/%s'", w->full,
-                         de->d_name);
+            path_too_long(w->err, w->root, walk_rel(w));
             goto out;
         }
         w->full[len] = '/';
@@ -541,7 +579,7 @@ sb_tree_archive(const char *dir, enum sb_tree_mode mode, struct sb_ostream *out,
     while (w->root_len > 1 && dir[w->root_len - 1] == '/')
         w->root_len--;
     if (w->root_len >= sizeof(w->full)) {
-        sb_error_set(err, SB_E_IO, ENAMETOOLONG, "cannot archive '%s'", dir);
+        path_too_long(err, dir, "");
         goto out;
     }
     memcpy(w->full, dir, w->root_len);

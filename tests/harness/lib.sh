@@ -321,6 +321,7 @@ compare_trees() {
     "$PYTHON" - "$1" "$2" "${3:-}" <<'PY' || fail "trees differ: $1 vs $2"
 import os, stat, sys, filecmp
 
+sys.setrecursionlimit(20000)  # os.walk recurses per level: deep_tree.sh goes 1,500 deep
 a_root, b_root = sys.argv[1].encode(), sys.argv[2].encode()
 cmp_ns = os.environ.get("SNAPBACK_CMP_NS", "1") == "1"
 owners = os.geteuid() == 0
