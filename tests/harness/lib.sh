@@ -365,6 +365,9 @@ for p in sorted(set(A) & set(B)):
         la, lb = os.readlink(os.path.join(a_root, p)), os.readlink(os.path.join(b_root, p))
         if la != lb:
             problems.append("%s: symlink target %r vs %r" % (what, la, lb))
+    elif stat.S_ISCHR(sa.st_mode) or stat.S_ISBLK(sa.st_mode):
+        if sa.st_rdev != sb.st_rdev:
+            problems.append("%s: device %d vs %d" % (what, sa.st_rdev, sb.st_rdev))
     elif stat.S_ISREG(sa.st_mode):
         if sa.st_size != sb.st_size:
             problems.append("%s: size %d vs %d" % (what, sa.st_size, sb.st_size))

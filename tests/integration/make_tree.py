@@ -7,7 +7,8 @@
 'full' has: empty files, one big file (random, zero and repetitive regions, so both the
 incompressible and the compressible paths of zstd are used), many small files, empty dirs,
 symlinks (relative, absolute, dangling, to a dir, long target), hard links (across dirs and
-names), unicode, space, tab, newline and backslash names, a 255-byte name and a path longer
+names), unicode, space, tab, newline and backslash names, a name that is not UTF-8, a FIFO and
+(as root) a character device, a 255-byte name and a path longer
 than 255 bytes, modes 0600/0755/0444/4755/2755/1777/0700/0555, owners other than root (when
 run as root) and mtimes with nanoseconds set on everything, dirs last; the root itself is
 0750 with its own mtime, so a restore that loses the release directory's metadata shows.
@@ -107,6 +108,14 @@ def full(root, big_mib, small):
                  "%percent%s", "日本語 ディレクトリ/ファイル.txt", "emoji 🚀.md"):
         write(j(root, "names", name), name.encode() + b"\n")
     write(j(root, "names", "n" * 255), b"255-byte name\n")
+    # a name that is not UTF-8 (Latin-1 bytes): names are bytes, whatever the locale
+    write(os.path.join(os.fsencode(j(root, "names")), b"latin1-\xe9t\xe9.txt"), b"latin-1\n")
+
+    # special files: a FIFO (never opened by the walk) and, as root, a character device
+    os.makedirs(j(root, "special"))
+    os.mkfifo(j(root, "special", "fifo"), 0o640)
+    if is_root:
+        os.mknod(j(root, "special", "null"), 0o20640, os.makedev(1, 3))
     long_dir = j(root, "names", *(["d" * 60] * 5))  # > 255 bytes of path
     os.makedirs(long_dir)
     write(j(long_dir, "f" * 100), b"long path\n")
