@@ -65,6 +65,16 @@ print_row(const struct sb_manifest *m)
            m->has_release ? m->release.name : "-", dbs, size);
 }
 
+/* The server of a remote repository is down: list and show answer from this host's catalog
+ * (the manifests of the snapshots it took, spooled ones included) and exit 69, as status
+ * does. Snapshots other hosts took, and what prune removed meanwhile, are not seen. */
+static void
+warn_offline(const struct sb_error *unreachable, const char *what)
+{
+    sb_warn("%s; %s (other hosts' snapshots and changes on the server are not seen)",
+            unreachable->msg, what);
+}
+
 int
 cmd_list(struct sb_cli *cli, struct sb_error *err)
 {
@@ -79,7 +89,12 @@ cmd_list(struct sb_cli *cli, struct sb_error *err)
     char **ids = NULL;
     size_t n = 0;
     int rc = -1;
-    if (sb_repo_open(cli->cfg, &repo, err) < 0 || sb_repo_list_ids(repo, &ids, &n, err) < 0)
+    struct sb_error unreachable = SB_ERROR_INIT;
+    if (sb_repo_open_reachable_or_offline(cli->cfg, &repo, &unreachable, err) < 0)
+        goto out;
+    if (repo->offline)
+        warn_offline(&unreachable, "listing the snapshots this host took, from its catalog");
+    if (sb_repo_list_ids(repo, &ids, &n, err) < 0)
         goto out;
     if (json)
         printf("[");
@@ -117,6 +132,10 @@ cmd_list(struct sb_cli *cli, struct sb_error *err)
         sb_error_wrap(err, "%zu of %zu manifests cannot be read", bad, n);
         goto out;
     }
+    if (repo->offline) {
+        *err = unreachable;
+        goto out;
+    }
     rc = 0;
 out:
     sb_store_names_free(ids, n);
@@ -139,14 +158,22 @@ cmd_show(struct sb_cli *cli, struct sb_error *err)
     struct sb_manifest *m = NULL;
     char *id = NULL, *text = NULL;
     int rc = -1;
-    if (sb_repo_open(cli->cfg, &repo, err) < 0 ||
-        sb_repo_resolve_id(repo, cli->argv[optind], &id, err) < 0 ||
+    struct sb_error unreachable = SB_ERROR_INIT;
+    if (sb_repo_open_reachable_or_offline(cli->cfg, &repo, &unreachable, err) < 0)
+        goto out;
+    if (repo->offline)
+        warn_offline(&unreachable, "showing this host's catalog copy of the manifest");
+    if (sb_repo_resolve_id(repo, cli->argv[optind], &id, err) < 0 ||
         sb_repo_load_manifest_cached(repo, id, &m, err) < 0)
         goto out;
     if (json) {
         if (sb_manifest_to_json(m, &text, err) < 0)
             goto out;
         printf("%s\n", text);
+        if (repo->offline) {
+            *err = unreachable;
+            goto out;
+        }
         rc = 0;
         goto out;
     }
@@ -175,6 +202,10 @@ cmd_show(struct sb_cli *cli, struct sb_error *err)
         sb_format_size(m->objects[idx].plain_size, plain);
         printf("  %-48s %10s stored  %10s plain  blake2b %.16s\n", m->objects[idx].name, stored,
                plain, hex);
+    }
+    if (repo->offline) {
+        *err = unreachable;
+        goto out;
     }
     rc = 0;
 out:

@@ -577,13 +577,23 @@ sb_repo_load_manifest_cached(struct sb_repo *repo, const char *id, struct sb_man
 {
     /* a local repository's manifest costs no more than the catalog's copy, and reading it
      * lets list and show notice a damaged one */
-    if (!repo->spool && sb_key_can_read(repo->key))
+    if (!repo->offline && !repo->spool && sb_key_can_read(repo->key))
         return sb_repo_load_manifest(repo, id, out, err);
     char *path = catalog_path(repo, id);
     if (!path)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
     bool cached = access(path, F_OK) == 0;
     free(path);
+    if (repo->offline) {
+        /* the server is down: the catalog is all there is (and catalog_ids listed only what
+         * it holds) */
+        if (cached)
+            return catalog_load(repo, id, out, err);
+        return sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                            "snapshot '%s' is not in this host's catalog (it holds the "
+                            "snapshots this host took), and the repository cannot be reached",
+                            id);
+    }
     if (cached && catalog_load(repo, id, out, err) == 0)
         return 0;
     if (cached)

@@ -6,7 +6,8 @@
 # that its upload never replaces the object earlier snapshots reference. Once the server is
 # back, 'push' (or the next snapshot) uploads it; every snapshot verifies and restores. Without
 # the copy (a state_dir that never reached the server) there is nothing to go on: 69, nothing
-# written. A host key that changed is never a reason to go offline (77).
+# written. While the server is down, list and show answer from this host's catalog and exit
+# 69, as status does. A host key that changed is never a reason to go offline (77).
 # shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
 # shellcheck source=tests/harness/sshd.sh
@@ -43,6 +44,19 @@ expect_out_contains "newest    $offline"
 expect_out_contains "file(s) in the spool"
 expect_exit 69 sb status --json
 check "status --json parses and says so" test "$(json_get "$OUT" 'j["newest"]["id"] + " " + str("remote_unreachable" in j)')" = "$offline True"
+
+expect_exit 69 sb list
+expect_err_contains "listing the snapshots this host took, from its catalog"
+expect_out_contains "$first"
+expect_out_contains "$offline"
+expect_exit 69 sb list --json
+check "list --json parses and has both snapshots" test "$(json_get "$OUT" '" ".join(s["id"] for s in j)')" = "$offline $first"
+expect_exit 69 sb show "$offline"
+expect_out_contains "snapshot   $offline"
+expect_err_contains "showing this host's catalog copy of the manifest"
+expect_exit 69 sb show latest --json
+check "show latest --json: the spooled snapshot" test "$(json_get "$OUT" 'j["id"]')" = "$offline"
+expect_exit 66 sb show 20200101T000000Z-abcd
 
 log "a second snapshot while still down: also into the spool"
 expect_exit 69 sb snapshot
