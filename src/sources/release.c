@@ -338,6 +338,94 @@ copy_data(struct tar_walk *w, int fd, int64_t size)
     return at;
 }
 
+/* Feeds n zero bytes (a hole of a sparse file) into the entry: the pax writer skips the bytes
+ * of the holes its sparse map declares, so nothing is read from the file for them. */
+static int
+feed_zeros(struct tar_walk *w, int64_t n)
+{
+    static const char zeros[16384];
+    while (n > 0) {
+        size_t step = n < (int64_t)sizeof(zeros) ? (size_t)n : sizeof(zeros);
+        if (archive_write_data(w->tar, zeros, step) < 0) {
+            if (!w->ts->failed)
+                sb_error_set(w->err, SB_E_IO, 0, "cannot archive '%s': %s", w->full,
+                             archive_error_string(w->tar));
+            return -1;
+        }
+        n -= (int64_t)step;
+    }
+    return 0;
+}
+
+/* A file with fewer blocks than its size may have holes (a database file, a VM image, a
+ * preallocated log): its data regions (lseek SEEK_DATA/SEEK_HOLE) become the entry's sparse
+ * map, stored as GNU sparse pax 1.0 and restored with the holes (libarchive seeks over them).
+ * The only cost for other files is the st_blocks test. Leaves the file at offset 0; no map
+ * when the filesystem cannot tell (then the file is stored whole, as before). */
+static void
+map_sparse(struct archive_entry *entry, int fd, const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode) || st->st_size <= 0 ||
+        (int64_t)st->st_blocks * 512 >= (int64_t)st->st_size)
+        return;
+    off_t size = st->st_size, at = 0;
+    int blocks = 0;
+    bool all_hole = false;
+    while (at < size) {
+        off_t data = lseek(fd, at, SEEK_DATA);
+        if (data < 0 && errno == ENXIO) {
+            all_hole = at == 0;
+            break; /* only a hole from here to the end */
+        }
+        if (data < 0 || data >= size)
+            break;
+        off_t hole = lseek(fd, data, SEEK_HOLE);
+        if (hole < 0 || hole > size)
+            hole = size;
+        if (data == 0 && hole == size && blocks == 0)
+            break; /* one extent: not sparse after all */
+        archive_entry_sparse_add_entry(entry, data, hole - data);
+        blocks++;
+        at = hole;
+    }
+    if (all_hole)
+        archive_entry_sparse_add_entry(entry, 0, 0); /* no data at all */
+    if (lseek(fd, 0, SEEK_SET) != 0)
+        archive_entry_sparse_clear(entry);
+}
+
+/* Copies the regions of a sparse entry (its map from map_sparse), holes as zeros; returns the
+ * logical bytes covered (fewer than size when the file shrank), -1 with err set. */
+static int64_t
+copy_sparse(struct tar_walk *w, struct archive_entry *entry, int fd, int64_t size)
+{
+    int64_t at = 0;
+    la_int64_t off, len;
+    archive_entry_sparse_reset(entry);
+    while (archive_entry_sparse_next(entry, &off, &len) == ARCHIVE_OK) {
+        if (off < at || off > size || len > size - off)
+            break; /* a map that does not fit the size (cannot happen): rest as zeros */
+        if (feed_zeros(w, off - at) < 0)
+            return -1;
+        at = off;
+        if (len == 0)
+            continue;
+        if (lseek(fd, off, SEEK_SET) != off) {
+            sb_error_set(w->err, SB_E_IO, errno, "cannot read '%s'", w->full);
+            return -1;
+        }
+        int64_t got = copy_data(w, fd, len);
+        if (got < 0)
+            return -1;
+        at += got;
+        if (got < len)
+            return at; /* shrank */
+    }
+    if (feed_zeros(w, size - at) < 0)
+        return -1;
+    return size;
+}
+
 /* After a shared file was read: replaced (a new upload renamed over it) or rewritten in place
  * since its stat, the copy may mix two versions. A file that only grew (a log) is a clean
  * prefix and not reported. A release needs no such check: the walk after the archive
@@ -427,6 +515,8 @@ walk_entry(struct tar_walk *w, int dir_fd, const char *name)
     /* entry_from_file reads a symlink's target, and a directory's default ACL, by path */
     archive_entry_copy_sourcepath(entry, w->full);
     int r = archive_read_disk_entry_from_file(w->disk, entry, fd, &st);
+    if (r >= ARCHIVE_WARN && fd >= 0)
+        map_sparse(entry, fd, &st);
     if (r < ARCHIVE_WARN) {
         int e = archive_errno(w->disk);
         if (fd >= 0)
@@ -477,7 +567,8 @@ walk_entry(struct tar_walk *w, int dir_fd, const char *name)
      * as the prefix its stat described. */
     int64_t size = S_ISREG(st.st_mode) ? archive_entry_size(to_write) : 0;
     if (size > 0) {
-        int64_t got = copy_data(w, fd, size);
+        int64_t got = archive_entry_sparse_count(to_write) > 0 ? copy_sparse(w, to_write, fd, size)
+                                                               : copy_data(w, fd, size);
         if (got < 0)
             goto out;
         if (got < size) {
@@ -596,9 +687,9 @@ sb_tree_archive(const char *dir, enum sb_tree_mode mode, struct sb_ostream *out,
     archive_read_disk_set_symlink_physical(w->disk);
     archive_read_disk_set_standard_lookup(w->disk);
     /* No file flags (chattr: an ioctl per file, and flags such as immutable have no place in
-     * a restored release) and no sparse-file probing (lseeks per file; a sparse file is stored
-     * as its full data, whose zeros zstd compresses to almost nothing). xattrs and ACLs are
-     * kept (set_metadata_reads). */
+     * a restored release) and not libarchive's sparse-file probe (lseeks for every file;
+     * map_sparse probes only files with fewer blocks than bytes). xattrs and ACLs are kept
+     * (set_metadata_reads). */
     w->disk_flags = ARCHIVE_READDISK_NO_FFLAGS | ARCHIVE_READDISK_NO_SPARSE;
     archive_read_disk_set_behavior(w->disk, w->disk_flags);
     /* Full pax (not pax_restricted, which drops sub-second mtimes), so a restored tree has

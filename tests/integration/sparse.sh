@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Sparse files (a database file, a VM image, a preallocated log) are stored as their data
+# regions only (GNU sparse pax 1.0, from lseek SEEK_DATA/SEEK_HOLE) and restored with their
+# holes: the stored object stays small, the restored file has the same bytes and about as few
+# blocks. Covers a hole in the middle, a file that is all hole, data then a hole to the end,
+# a hard link to a sparse file, in a release and in a shared path; verify and restore --path
+# read the same archive.
+# shellcheck source=tests/harness/lib.sh disable=SC2119
+source "$(dirname "$0")/../harness/lib.sh"
+sb_setup "$@"
+sb_env
+R=$APP/releases/20260102T000000Z
+probe=$WORK/probe
+truncate -s 16M "$probe"
+[[ $(stat -c %b "$probe") -lt 100 ]] || skip "the filesystem of $WORK does not keep holes"
+rm -f "$probe"
+
+at() { printf '%s' "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; } # at FILE OFFSET TEXT
+truncate -s 256M "$R/holey.img"
+at "$R/holey.img" 0 'head'
+at "$R/holey.img" $((128 * 1024 * 1024)) 'middle'
+at "$R/holey.img" $((256 * 1024 * 1024 - 4)) 'tail'
+truncate -s 100M "$R/all-hole.img"
+head -c 100000 /dev/urandom >"$R/data-then-hole.img"
+truncate -s 50M "$R/data-then-hole.img"
+ln "$R/holey.img" "$R/holey-link.img"
+mkdir -p "$APP/shared/uploads/db"
+truncate -s 64M "$APP/shared/uploads/db/app.sqlite"
+at "$APP/shared/uploads/db/app.sqlite" $((32 * 1024 * 1024)) 'row'
+
+sb_init
+sb_snapshot
+ID=$SNAP_ID
+expect_ok sb show "$ID" --json
+stored=$(json_get "$OUT" 'sum(o["stored_size"] for o in j["objects"])')
+check "the stored objects hold the data, not the holes ($stored bytes)" test "$stored" -lt 2000000
+expect_ok sb verify "$ID"
+expect_ok sb restore "$ID" --target "$WORK/restored"
+RR=$WORK/restored/releases/20260102T000000Z
+for f in holey.img all-hole.img data-then-hole.img; do
+    check "$f: same bytes" cmp -s "$R/$f" "$RR/$f"
+    check "$f: same size" test "$(stat -c %s "$RR/$f")" = "$(stat -c %s "$R/$f")"
+    check "$f: restored with its holes ($(stat -c %b "$RR/$f") blocks)" test "$(stat -c %b "$RR/$f")" -le $(($(stat -c %b "$R/$f") + 64))
+done
+check "the hard link is a hard link" test "$(stat -c %i "$RR/holey.img")" = "$(stat -c %i "$RR/holey-link.img")"
+compare_trees "$R" "$RR"
+compare_trees "$APP/shared/uploads" "$WORK/restored/shared/uploads"
+check "the shared file keeps its holes" test "$(stat -c %b "$WORK/restored/shared/uploads/db/app.sqlite")" -le 64
+
+log "restore --path of one sparse file"
+expect_ok sb restore "$ID" --target "$WORK/one" --path shared/uploads/db/app.sqlite
+check "same bytes" cmp -s "$APP/shared/uploads/db/app.sqlite" "$WORK/one/shared/uploads/db/app.sqlite"
+check "with its holes" test "$(stat -c %b "$WORK/one/shared/uploads/db/app.sqlite")" -le 64
