@@ -332,8 +332,10 @@ snapshot_shared(const struct sb_config *cfg, struct sb_repo *repo, struct sb_man
         char *dir = sb_path_join(cfg->release.root, rel);
         if (!dir)
             return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        /* followed when it is a symlink (shared/uploads linked to a mount): its contents are
+         * archived, and restored as a directory */
         struct stat st;
-        if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
             sb_error_set(err, SB_E_NOTFOUND, 0,
                          "shared path '%s' is not a directory; fix release.shared_paths[%zu]", dir,
                          idx);

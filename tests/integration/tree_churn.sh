@@ -142,6 +142,22 @@ touch -a -d '2020-01-02 03:04:05' "$UP/cache/aged.txt"
 expect_ok sb snapshot --only shared
 check "the atime is unchanged" test "$(stat -c %X "$UP/cache/aged.txt")" = "$(date -d '2020-01-02 03:04:05' +%s)"
 
+log "a shared path that is a symlink to a directory is archived as that directory"
+mkdir -p "$WORK/mnt/uploads/2026"
+printf 'on the mount\n' >"$WORK/mnt/uploads/2026/a.txt"
+"$PYTHON" -c 'import json, sys
+c = json.load(open(sys.argv[1])); c["release"]["shared_paths"].append("shared/mounted")
+json.dump(c, open(sys.argv[1], "w"))' "$CFG"
+ln -s "$WORK/mnt/uploads" "$APP/shared/mounted"
+expect_ok sb snapshot --only shared
+ID=$(printf '%s\n' "$OUT" | tail -n 1)
+expect_ok sb restore "$ID" --target "$WORK/restored.mounted" --only shared
+check "restored as a directory" test -d "$WORK/restored.mounted/shared/mounted" -a ! -L "$WORK/restored.mounted/shared/mounted"
+compare_trees "$WORK/mnt/uploads" "$WORK/restored.mounted/shared/mounted"
+"$PYTHON" -c 'import json, sys
+c = json.load(open(sys.argv[1])); c["release"]["shared_paths"].remove("shared/mounted")
+json.dump(c, open(sys.argv[1], "w"))' "$CFG"
+
 log "an unreadable file or directory fails with 77 and says what to do"
 # root without capabilities obeys file modes (no second user needed); skipped where setpriv
 # cannot drop them (not root, or no util-linux setpriv)
