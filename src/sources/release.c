@@ -446,7 +446,7 @@ warn_if_rewritten(struct tar_walk *w, int dir_fd, const char *name, const struct
 /* Which metadata entry_from_file reads: xattrs and ACLs only where the entry has any. One
  * listxattr (ACLs are the xattrs system.posix_acl_*) replaces the ACL probe libacl makes for
  * every file (an fgetxattr and an fstat, and for a directory a getxattr and a stat by path).
- * The entry is fd, or the symlink path when fd < 0. */
+ * The entry is fd, or (a symlink, FIFO or device, never opened) path when fd < 0. */
 static void
 set_metadata_reads(struct tar_walk *w, int fd, const char *path)
 {
@@ -508,7 +508,7 @@ walk_entry(struct tar_walk *w, int dir_fd, const char *name)
         if (fd < 0)
             return walk_failed(w, errno, S_ISDIR(st.st_mode) ? "open directory" : "read");
     }
-    set_metadata_reads(w, fd, S_ISLNK(st.st_mode) ? w->full : NULL);
+    set_metadata_reads(w, fd, fd < 0 ? w->full : NULL);
     struct archive_entry *entry = w->entry;
     archive_entry_clear(entry);
     archive_entry_copy_pathname(entry, walk_rel(w));
