@@ -202,7 +202,15 @@ def main():
     args = ap.parse_args()
     if args.log:
         logging.basicConfig(filename=args.log, level=logging.INFO)
-    host_key = paramiko.Ed25519Key.from_private_key_file(args.host_key)
+    host_key = None
+    for kind in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
+        try:
+            host_key = kind.from_private_key_file(args.host_key)
+            break
+        except paramiko.SSHException:
+            continue
+    if host_key is None:
+        sys.exit("cannot read the host key %s" % args.host_key)
     with open(args.authorized_key) as f:
         kind, b64 = f.read().split()[:2]
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

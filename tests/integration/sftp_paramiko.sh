@@ -3,8 +3,8 @@
 # SFTP version 3): no fsync@openssh.com (uploads are renamed into place with a warning, once
 # per run), a plain rename that refuses an existing target, its own status codes and
 # listings. init, snapshots (the second reuses the release), list, show, verify --all, restore
-# byte for byte, prune and the offline spool work the same; a changed host key is refused with
-# 77 and nothing is written.
+# byte for byte, prune and the offline spool work the same, also with an RSA host key; a
+# changed host key is refused with 77 and nothing is written.
 # shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
 # shellcheck source=tests/harness/sshd.sh
@@ -92,6 +92,15 @@ printf '[127.0.0.1]:%s %s\n' "$PORT" "$(cut -d' ' -f1,2 "$D/host_key.pub")" >"$S
 sftp_config "$CFG" "sftp://$(id -un)@127.0.0.1:$PORT$REPO"
 expect_ok sb push
 expect_ok sb verify "$offline"
+
+log "a server with only an RSA host key (older servers): the same repository, known_hosts with its key"
+stop_server
+ssh-keygen -q -t rsa -b 2048 -N '' -m PEM -C paramiko-rsa -f "$D/rsa_key"
+start_server "$D/rsa_key"
+printf '[127.0.0.1]:%s %s\n' "$PORT" "$(cut -d' ' -f1,2 "$D/rsa_key.pub")" >"$SSHD_KNOWN_HOSTS"
+sftp_config "$CFG" "sftp://$(id -un)@127.0.0.1:$PORT$REPO"
+sb_snapshot
+expect_ok sb verify "$SNAP_ID"
 
 log "a changed host key is refused with 77, nothing written"
 stop_server
