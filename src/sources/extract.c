@@ -393,7 +393,19 @@ sb_tree_extract_some(struct sb_istream *in, const char *dest, enum sb_extract_mo
                 }
             }
         }
-        if (archive_write_finish_entry(disk) != ARCHIVE_OK) {
+        /* ARCHIVE_WARN: the data is written and only some metadata could not be set here,
+         * in practice an xattr or ACL (trusted.* or security.* without the privilege, a
+         * filesystem without xattrs or ACLs). That must not cost the whole restore (or a
+         * rollback): a warning names the file, as tar and restic do. */
+        r = archive_write_finish_entry(disk);
+        if (r == ARCHIVE_WARN) {
+            /* named as in the restored layout, not under the temporary directory */
+            const char *tmp = strstr(dest, ".snapback-tmp-");
+            const char *shown = tmp ? strchr(tmp, '/') : NULL;
+            sb_warn("'%s%s%s' is restored without some of its metadata: %s",
+                    tmp ? (shown ? shown + 1 : "") : dest, tmp && !shown ? "" : "/", name,
+                    archive_error_string(disk));
+        } else if (r != ARCHIVE_OK) {
             sb_error_set(err, SB_E_IO, archive_errno(disk), "cannot finish '%s/%s': %s", dest, name,
                          archive_error_string(disk));
             goto out;
