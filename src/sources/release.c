@@ -56,13 +56,18 @@ struct fp_walk {
     char line[2 * PATH_MAX + 200];
 };
 
-/* The fingerprint line of one entry: "PATH\0MODE SIZE MTIME" then the symlink target (if
- * any) and "\n"; returns its length. */
+/* The fingerprint line of one entry: "PATH\0MODE SIZE MTIME UID GID" then the symlink target
+ * (if any) and "\n"; returns its length (docs/FORMAT.md). The owner is in it (DESIGN §4 names
+ * path, size, mtime and mode): a `chown -R` that fixes a release deployed as the wrong user
+ * leaves every mtime as it was, and without it the repository would keep, and a rollback
+ * bring back, the old owners. */
 static size_t
-fp_line(char *line, size_t cap, const char *path, unsigned mode, long long size, long long sec,
-        long nsec, const char *target, size_t target_len)
+fp_line(char *line, size_t cap, const char *path, const struct stat *st, const char *target,
+        size_t target_len)
 {
-    int len = snprintf(line, cap, "%s%c%o %lld %lld.%09ld", path, 0, mode, size, sec, nsec);
+    int len = snprintf(line, cap, "%s%c%o %lld %lld.%09ld %lu %lu", path, 0, (unsigned)st->st_mode,
+                       (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+                       (unsigned long)st->st_uid, (unsigned long)st->st_gid);
     size_t n = len < 0 ? 0 : (size_t)len < cap ? (size_t)len : cap - 1;
     if (target && target_len && n + target_len < cap) {
         memcpy(line + n, target, target_len);
@@ -150,9 +155,8 @@ fp_dir(struct fp_walk *w, int dir_fd)
         ssize_t tl = 0;
         if (S_ISLNK(st.st_mode))
             tl = readlinkat(dirfd(d), names[idx], w->target, sizeof(w->target));
-        size_t line_len = fp_line(w->line, sizeof(w->line), w->path, (unsigned)st.st_mode,
-                                  (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-                                  st.st_mtim.tv_nsec, w->target, tl > 0 ? (size_t)tl : 0);
+        size_t line_len =
+            fp_line(w->line, sizeof(w->line), w->path, &st, w->target, tl > 0 ? (size_t)tl : 0);
         crypto_generichash_update(&w->state, (const unsigned char *)w->line, line_len);
         digest_add(&w->out->digest, w->line, line_len);
         w->out->entries++;
@@ -534,9 +538,8 @@ walk_entry(struct tar_walk *w, int dir_fd, const char *name)
     if (w->seen && !is_root) {
         /* the metadata as archived: the stat taken before the data was read */
         const char *target = S_ISLNK(st.st_mode) ? archive_entry_symlink(entry) : NULL;
-        size_t len = fp_line(w->line, sizeof(w->line), walk_rel(w), (unsigned)st.st_mode,
-                             (long long)st.st_size, (long long)st.st_mtim.tv_sec,
-                             st.st_mtim.tv_nsec, target, target ? strlen(target) : 0);
+        size_t len = fp_line(w->line, sizeof(w->line), walk_rel(w), &st, target,
+                             target ? strlen(target) : 0);
         digest_add(w->seen, w->line, len);
     }
     /* A socket cannot be stored (pax has no type for it) and means nothing once its listener

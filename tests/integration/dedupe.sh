@@ -99,3 +99,19 @@ j8=$(show_json "$SNAP_ID")
 check "8th snapshot: the release is reused" test "$(json_get "$j8" 'j["release"]["reused"]')" = true
 check "8th snapshot: the oldest manifest was not read" bash -c "! grep -q 'unreadable manifest' <<<\"\$1\"" _ "$ERR"
 cp -a "$WORK/first.manifest" "$REPO/demo/snapshots/$first.manifest"
+
+# a chown alone (every mtime as it was: the fix after a deploy as the wrong user) changes the
+# fingerprint too, and the new object has the new owner
+if [[ $(id -u) == 0 ]]; then
+    before=$(release_objects | wc -l)
+    chown -R nobody "$APP/releases/20260102T000000Z/app"
+    sb_snapshot
+    idc=$SNAP_ID
+    check "after a chown: one more release object" test "$(release_objects | wc -l)" -eq $((before + 1))
+    check "after a chown: release.reused is false" test "$(json_get "$(show_json "$idc")" 'j["release"]["reused"]')" = false
+    expect_ok sb restore "$idc" --target "$WORK/rc" --only release
+    check "the restored files have the new owner" test "$(stat -c %U "$WORK/rc/releases/20260102T000000Z/app/main.rb")" = nobody
+    chown -R root "$APP/releases/20260102T000000Z/app"
+else
+    log "SKIP: the chown case needs root"
+fi
