@@ -26,19 +26,29 @@ def status(err):
     return SFTPServer.convert_errno(err.errno)
 
 
+def attempt(fn, *args):
+    """fn(*args): what it returns (SFTP_OK for None), or the SFTP status of its OSError."""
+    try:
+        r = fn(*args)
+    except OSError as e:
+        return status(e)
+    return SFTP_OK if r is None else r
+
+
+def attrs_of(stat_fn, path):
+    return attempt(lambda: SFTPAttributes.from_stat(stat_fn(path)))
+
+
+def mode_of(attr, default):
+    return attr.st_mode & 0o7777 if attr._flags & attr.FLAG_PERMISSIONS else default
+
+
 class Handle(SFTPHandle):
     def stat(self):
-        try:
-            return SFTPAttributes.from_stat(os.fstat(self.readfile.fileno()))
-        except OSError as e:
-            return status(e)
+        return attempt(lambda: SFTPAttributes.from_stat(os.fstat(self.readfile.fileno())))
 
     def chattr(self, attr):
-        try:
-            apply_attrs(self.filename, attr)
-            return SFTP_OK
-        except OSError as e:
-            return status(e)
+        return attempt(apply_attrs, self.filename, attr)
 
 
 def apply_attrs(path, attr):
@@ -53,6 +63,22 @@ def apply_attrs(path, attr):
             f.truncate(attr.st_size)
 
 
+def listing(path):
+    out = []
+    for name in os.listdir(path):
+        attr = SFTPAttributes.from_stat(os.lstat(os.path.join(path, name)))
+        attr.filename = name
+        out.append(attr)
+    return out
+
+
+def strict_rename(oldpath, newpath):
+    # SFTP v3: an existing target is an error (OpenSSH does the same with link+unlink)
+    if os.path.lexists(newpath):
+        raise OSError(errno.EEXIST, "exists")
+    os.rename(oldpath, newpath)
+
+
 class Files(SFTPServerInterface):
     """The real filesystem, absolute paths as they come."""
 
@@ -60,32 +86,17 @@ class Files(SFTPServerInterface):
         return os.path.normpath(os.path.join("/", path))
 
     def list_folder(self, path):
-        try:
-            out = []
-            for name in os.listdir(path):
-                attr = SFTPAttributes.from_stat(os.lstat(os.path.join(path, name)))
-                attr.filename = name
-                out.append(attr)
-            return out
-        except OSError as e:
-            return status(e)
+        return attempt(listing, path)
 
     def stat(self, path):
-        try:
-            return SFTPAttributes.from_stat(os.stat(path))
-        except OSError as e:
-            return status(e)
+        return attrs_of(os.stat, path)
 
     def lstat(self, path):
-        try:
-            return SFTPAttributes.from_stat(os.lstat(path))
-        except OSError as e:
-            return status(e)
+        return attrs_of(os.lstat, path)
 
     def open(self, path, flags, attr):
-        try:
-            mode = attr.st_mode & 0o7777 if attr._flags & attr.FLAG_PERMISSIONS else 0o666
-            fd = os.open(path, flags | getattr(os, "O_BINARY", 0), mode)
+        try:  # not attempt(): a descriptor and a status are both ints
+            fd = os.open(path, flags | getattr(os, "O_BINARY", 0), mode_of(attr, 0o666))
         except OSError as e:
             return status(e)
         if flags & os.O_WRONLY:
@@ -94,10 +105,7 @@ class Files(SFTPServerInterface):
             fmode = "a+b" if flags & os.O_APPEND else "r+b"
         else:
             fmode = "rb"
-        try:
-            f = os.fdopen(fd, fmode)
-        except OSError as e:
-            return status(e)
+        f = os.fdopen(fd, fmode)
         h = Handle(flags)
         h.filename = path
         h.readfile = f
@@ -105,63 +113,28 @@ class Files(SFTPServerInterface):
         return h
 
     def remove(self, path):
-        try:
-            os.remove(path)
-        except OSError as e:
-            return status(e)
-        return SFTP_OK
+        return attempt(os.remove, path)
 
     def rename(self, oldpath, newpath):
-        # SFTP v3: an existing target is an error (OpenSSH does the same with link+unlink)
-        if os.path.lexists(newpath):
-            return status(OSError(errno.EEXIST, "exists"))
-        try:
-            os.rename(oldpath, newpath)
-        except OSError as e:
-            return status(e)
-        return SFTP_OK
+        return attempt(strict_rename, oldpath, newpath)
 
     def posix_rename(self, oldpath, newpath):
-        try:
-            os.rename(oldpath, newpath)
-        except OSError as e:
-            return status(e)
-        return SFTP_OK
+        return attempt(os.rename, oldpath, newpath)
 
     def mkdir(self, path, attr):
-        try:
-            mode = attr.st_mode & 0o7777 if attr._flags & attr.FLAG_PERMISSIONS else 0o777
-            os.mkdir(path, mode)
-        except OSError as e:
-            return status(e)
-        return SFTP_OK
+        return attempt(os.mkdir, path, mode_of(attr, 0o777))
 
     def rmdir(self, path):
-        try:
-            os.rmdir(path)
-        except OSError as e:
-            return status(e)
-        return SFTP_OK
+        return attempt(os.rmdir, path)
 
     def chattr(self, path, attr):
-        try:
-            apply_attrs(path, attr)
-        except OSError as e:
-            return status(e)
-        return SFTP_OK
+        return attempt(apply_attrs, path, attr)
 
     def readlink(self, path):
-        try:
-            return os.readlink(path)
-        except OSError as e:
-            return status(e)
+        return attempt(os.readlink, path)
 
     def symlink(self, target_path, path):
-        try:
-            os.symlink(target_path, path)
-        except OSError as e:
-            return status(e)
-        return SFTP_OK
+        return attempt(os.symlink, target_path, path)
 
 
 class Auth(paramiko.ServerInterface):
