@@ -458,7 +458,10 @@ set_metadata_reads(struct tar_walk *w, int fd, const char *path)
     ssize_t n = fd >= 0 ? flistxattr(fd, list, sizeof(list))
                 : path  ? llistxattr(path, list, sizeof(list))
                         : 0;
-    bool acl = n < 0, xattr = n < 0; /* ERANGE (a long list) or an error: let libarchive look */
+    /* ERANGE (a long list) or an error: let libarchive look; a filesystem without xattrs
+     * (ENOTSUP) has none to read */
+    bool unknown = n < 0 && errno != ENOTSUP;
+    bool acl = unknown, xattr = unknown;
     for (ssize_t at = 0; at < n;) {
         const char *name = list + at;
         size_t len = strnlen(name, (size_t)(n - at));
