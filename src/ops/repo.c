@@ -682,7 +682,16 @@ sb_repo_resolve_id(struct sb_repo *repo, const char *spec, char **id, struct sb_
         return -1;
     int rc = -1;
     const char *found = NULL;
+    /* Offline, the ids are this host's catalog: a miss there says nothing about the server,
+     * so it is "cannot be reached" (69), not "no such snapshot" (66). */
     if (strcmp(spec, "latest") == 0) {
+        if (n == 0 && repo->offline) {
+            sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                         "this host's catalog has no snapshot of app '%s', and the repository "
+                         "'%s' cannot be reached",
+                         repo->app, repo->store->display);
+            goto out;
+        }
         if (n == 0) {
             sb_error_set(err, SB_E_NOTFOUND, 0,
                          "repository '%s' has no snapshot of app '%s' yet; take one with "
@@ -703,6 +712,13 @@ sb_repo_resolve_id(struct sb_repo *repo, const char *spec, char **id, struct sb_
                 found = ids[idx];
                 matches++;
             }
+        }
+        if (matches == 0 && repo->offline) {
+            sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                         "snapshot '%s' is not in this host's catalog (it holds the snapshots "
+                         "this host took), and the repository '%s' cannot be reached",
+                         spec, repo->store->display);
+            goto out;
         }
         if (matches == 0) {
             sb_error_set(err, SB_E_NOTFOUND, 0,

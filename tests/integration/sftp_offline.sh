@@ -56,7 +56,8 @@ expect_out_contains "snapshot   $offline"
 expect_err_contains "showing this host's catalog copy of the manifest"
 expect_exit 69 sb show latest --json
 check "show latest --json: the spooled snapshot" test "$(json_get "$OUT" 'j["id"]')" = "$offline"
-expect_exit 66 sb show 20200101T000000Z-abcd
+expect_exit 69 sb show 20200101T000000Z-abcd
+expect_err_contains "snapshot '20200101T000000Z-abcd' is not in this host's catalog (it holds the snapshots this host took), and the repository"
 
 log "a second snapshot while still down: also into the spool"
 expect_exit 69 sb snapshot
