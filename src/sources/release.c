@@ -381,8 +381,13 @@ map_sparse(struct archive_entry *entry, int fd, const struct stat *st)
             all_hole = at == 0;
             break; /* only a hole from here to the end */
         }
-        if (data < 0 || data >= size)
+        if (data < 0) {
+            /* a partial map would drop the rest as a hole: store the file whole */
+            archive_entry_sparse_clear(entry);
             break;
+        }
+        if (data >= size)
+            break; /* it grew meanwhile: nothing more within the size of its stat */
         off_t hole = lseek(fd, data, SEEK_HOLE);
         if (hole < 0 || hole > size)
             hole = size;
