@@ -636,8 +636,8 @@ walk_dir(struct tar_walk *w, int dir_fd)
         if (!de) {
             if (errno) {
                 w->full[len] = '\0';
-                walk_failed(w, errno, "read directory");
-                goto out;
+                if (walk_failed(w, errno, "read directory") < 0)
+                    goto out; /* else: removed while it was read, and the tree is volatile */
             }
             break;
         }
