@@ -82,7 +82,7 @@ bool sb_test_pause_armed(void);
  * soft RLIMIT_NOFILE to 8192 (or the hard limit); children get the limit back before exec,
  * as Go does for its children, so nothing they run (select() users) sees the raise. --- */
 void sb_raise_nofile(void);
-/* In a child between fork and exec: async-signal-safe. */
+/* In a child between fork and exec: one system call (prlimit), no lock or allocation. */
 void sb_restore_nofile(void);
 
 /* --- misc --- */
