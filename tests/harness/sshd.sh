@@ -24,6 +24,8 @@
 #   sftp_env [USER [PATH]]      the standard layout of lib.sh's sb_env over SFTP: $APP, $KEY,
 #                               $STATE, $CFG, $URL, and $REPO (the repository on the server's
 #                               disk, for inspection)
+#   sftp_app_snapshot           sshd_setup, make_app (R1, R2), sftp_env, keygen, init and one
+#                               snapshot; sets FIRST (its id) and SPOOL (the app's spool)
 # Extra sshd_config lines (Match blocks) go in SSHD_EXTRA_CONFIG before sshd_setup.
 
 SSHD_BIN=${SSHD_BIN:-/usr/sbin/sshd}
@@ -210,4 +212,17 @@ sftp_env() {
     URL=sftp://$user@127.0.0.1:$SSHD_PORT$path
     [[ -d $APP ]] || make_app "$APP" 20260101T000000Z 20260102T000000Z
     sftp_config "$CFG" "$URL"
+}
+
+# sftp_app_snapshot: sshd, the standard app (releases R1 and R2) on an SFTP repository, keygen,
+# init and one snapshot; sets FIRST (its id) and SPOOL (the app's spool directory).
+sftp_app_snapshot() {
+    sshd_setup
+    APP=$WORK/app
+    make_app "$APP" R1 R2
+    sftp_env
+    sb_init
+    sb_snapshot
+    FIRST=$SNAP_ID
+    SPOOL=$STATE/spool/demo
 }

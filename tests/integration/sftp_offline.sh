@@ -13,14 +13,8 @@ source "$(dirname "$0")/../harness/lib.sh"
 # shellcheck source=tests/harness/sshd.sh
 source "$HARNESS_DIR/sshd.sh"
 sb_setup "$@"
-sshd_setup
-APP=$WORK/app
-make_app "$APP" R1 R2
-sftp_env
-sb_init
-sb_snapshot
-first=$SNAP_ID
-SPOOL=$STATE/spool/demo
+sftp_app_snapshot
+first=$FIRST
 check "the run that reached the server kept a copy of snapback.json" test -s "$STATE/remote.json"
 check "the copy is private (0600)" test "$(stat -c %a "$STATE/remote.json")" = 600
 release_objects_before=$(find "$REPO/demo/releases" -type f | sort)

@@ -9,14 +9,8 @@ source "$(dirname "$0")/../harness/lib.sh"
 # shellcheck source=tests/harness/sshd.sh
 source "$HARNESS_DIR/sshd.sh"
 sb_setup "$@"
-sshd_setup
-APP=$WORK/app
-make_app "$APP" R1 R2
-sftp_env
-sb_init
-sb_snapshot
-first=$SNAP_ID
-SPOOL=$STATE/spool/demo
+sftp_app_snapshot
+first=$FIRST
 [[ -z $(find "$SPOOL" -type f 2>/dev/null) ]] || fail "the spool is not empty after a good snapshot"
 CHECKS=$((CHECKS + 1))
 
