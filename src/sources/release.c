@@ -11,6 +11,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <langinfo.h>
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -255,6 +256,7 @@ struct tar_walk {
     struct archive *disk; /* never opened: entry_from_file and its uname/gname caches */
     int disk_flags;       /* its behavior flags (set_metadata_reads) */
     bool no_noatime;      /* an open with O_NOATIME was refused: not asked for again */
+    bool raw_fallback;    /* names: ASCII as they are, others raw under hdrcharset=BINARY */
     struct archive *tar;
     struct tar_sink *ts;
     struct archive_entry_linkresolver *resolver;
@@ -268,6 +270,39 @@ struct tar_walk {
     char line[2 * PATH_MAX + 200];
     char point[PATH_MAX + 8];
 };
+
+static bool
+has_non_ascii(const char *s)
+{
+    for (; s && *s; s++)
+        if ((unsigned char)*s > 0x7f)
+            return true;
+    return false;
+}
+
+/* Whether archive_write_header's ARCHIVE_WARN is the pax writer storing this entry's names as
+ * raw bytes: in the C locale it cannot translate a name with a byte above 0x7f, says so, and
+ * writes the entry with hdrcharset=BINARY, which restores the exact bytes. Any other warning
+ * (an ACL whose text it cannot translate, ...) is a failure, as before. */
+static bool
+raw_name_fallback(const struct tar_walk *w, struct archive_entry *e)
+{
+    if (!w->raw_fallback ||
+        !(has_non_ascii(archive_entry_pathname(e)) || has_non_ascii(archive_entry_hardlink(e)) ||
+          has_non_ascii(archive_entry_symlink(e)) || has_non_ascii(archive_entry_uname(e)) ||
+          has_non_ascii(archive_entry_gname(e))))
+        return false;
+    static const char *const names[] = {"pathname", "linkname", "uname", "gname"};
+    const char *msg = archive_error_string(w->tar);
+    const char *prefix = "Can't translate ";
+    if (!msg || strncmp(msg, prefix, strlen(prefix)) != 0)
+        return false;
+    msg += strlen(prefix);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strncmp(msg, names[i], strlen(names[i])) == 0 && msg[strlen(names[i])] == ' ')
+            return true;
+    return false;
+}
 
 /* The current entry's path in the tree ("." for the root). */
 static const char *
@@ -565,7 +600,8 @@ walk_entry(struct tar_walk *w, int dir_fd, const char *name)
         rc = 0;
         goto out;
     }
-    if (archive_write_header(w->tar, to_write) != ARCHIVE_OK) {
+    int hr = archive_write_header(w->tar, to_write);
+    if (hr != ARCHIVE_OK && !(hr == ARCHIVE_WARN && raw_name_fallback(w, to_write))) {
         if (!w->ts->failed)
             sb_error_set(w->err, SB_E_IO, 0, "cannot archive '%s': %s", w->full,
                          archive_error_string(w->tar));
@@ -706,9 +742,18 @@ sb_tree_archive(const char *dir, enum sb_tree_mode mode, struct sb_ostream *out,
     /* Full pax (not pax_restricted, which drops sub-second mtimes), so a restored tree has
      * the exact mtimes: the release fingerprint of a restored release then matches. */
     archive_write_set_format_pax(w->tar);
-    /* File names are bytes, not text in the locale's charset: store them as they are, so a
-     * name that is not valid in the current locale (cron runs in "C") still round-trips. */
-    if (archive_write_set_format_option(w->tar, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK) {
+    /* File names are bytes, not text in the locale's charset: they must come back exactly as
+     * they were, whatever the locale of the restore. snapback never calls setlocale, so it
+     * runs in the C locale, where libarchive cannot translate a byte above 0x7f: an entry
+     * whose names are all ASCII gets a plain ustar header, and an entry with any other byte
+     * falls back to hdrcharset=BINARY with its names as raw bytes (raw_name_fallback).
+     * Should the locale be another one (a library called setlocale), libarchive would
+     * translate names instead, so every entry is marked BINARY: an extended header for each
+     * entry, 1 KiB more tar per file (docs/FORMAT.md, docs/PERFORMANCE.md). */
+    const char *codeset = nl_langinfo(CODESET);
+    w->raw_fallback = strcmp(codeset, "ANSI_X3.4-1968") == 0 || strcmp(codeset, "ASCII") == 0;
+    if (!w->raw_fallback &&
+        archive_write_set_format_option(w->tar, "pax", "hdrcharset", "BINARY") != ARCHIVE_OK) {
         sb_error_set(err, SB_E_INTERNAL, 0, "libarchive refuses hdrcharset=BINARY: %s",
                      archive_error_string(w->tar));
         goto out;

@@ -7,10 +7,12 @@
 'full' has: empty files, one big file (random, zero and repetitive regions, so both the
 incompressible and the compressible paths of zstd are used), many small files, empty dirs,
 symlinks (relative, absolute, dangling, to a dir, long target), hard links (across dirs and
-names), unicode, space, tab, newline and backslash names, a name that is not UTF-8, a FIFO and
-(as root) a character device, a 255-byte name and a path longer
+names), unicode, space, tab, newline and backslash names, names and link targets that are not
+UTF-8 (Latin-1, CESU-8, overlong, 0xff) or that a Unicode library would rewrite (NFC and NFD),
+a FIFO and (as root) a character device, a 255-byte name and a path longer
 than 255 bytes, modes 0600/0755/0444/4755/2755/1777/0700/0555, owners other than root (when
-run as root) and mtimes with nanoseconds set on everything, dirs last; the root itself is
+run as root) and mtimes set on everything (a third in whole seconds, the rest with
+nanoseconds), dirs last; the root itself is
 0750 with its own mtime, so a restore that loses the release directory's metadata shows.
 Content is pseudo-random from a fixed seed except the random regions of the big file.
 """
@@ -110,6 +112,15 @@ def full(root, big_mib, small):
     write(j(root, "names", "n" * 255), b"255-byte name\n")
     # a name that is not UTF-8 (Latin-1 bytes): names are bytes, whatever the locale
     write(os.path.join(os.fsencode(j(root, "names")), b"latin1-\xe9t\xe9.txt"), b"latin-1\n")
+    # more bytes a locale or a Unicode library would rewrite: the same word in NFC and NFD, CESU-8
+    # surrogates, an overlong sequence, bytes that are never UTF-8; link targets with them too
+    nb = os.fsencode(j(root, "names"))
+    for raw in ("caf\u00e9 nfc".encode(), "cafe\u0301 nfd".encode(), b"cesu-\xed\xa0\xbd\xed\xb8\x80",
+                b"overlong-\xc0\xaf", b"never-utf8-\xff\xfe"):
+        write(os.path.join(nb, raw), raw + b"\n")
+    os.symlink("cafe\u0301 nfd".encode(), os.path.join(nb, b"link-to-nfd"))
+    os.symlink(b"never-utf8-\xff\xfe", os.path.join(nb, "link-\u00e9-to-bytes".encode()))
+    os.link(os.path.join(nb, b"never-utf8-\xff\xfe"), os.path.join(nb, b"hard-\xff"))
 
     # special files: a FIFO (never opened by the walk) and, as root, a character device
     os.makedirs(j(root, "special"))
@@ -152,7 +163,10 @@ def set_times(root, rnd):
             p = os.path.join(d, n)
             if os.path.isdir(p) and not os.path.islink(p):
                 continue
-            ns = rnd.randrange(978307200, 1893456000) * 10**9 + rnd.randrange(10**9)
+            # a third whole seconds (as a package manager leaves them), the rest with nanoseconds
+            ns = rnd.randrange(978307200, 1893456000) * 10**9
+            if rnd.randrange(3):
+                ns += rnd.randrange(10**9)
             os.utime(p, ns=(ns, ns), follow_symlinks=False)
         ns = rnd.randrange(978307200, 1893456000) * 10**9 + rnd.randrange(10**9)
         os.utime(d, ns=(ns, ns))

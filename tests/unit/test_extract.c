@@ -6,10 +6,12 @@
 #include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "snapback/core.h"
@@ -309,6 +311,156 @@ test_tree_roundtrip(void)
     EXPECT(strcmp(fp1.hex, fp2.hex) != 0);
 }
 
+/* Names are bytes (docs/FORMAT.md): an entry whose path, link target, owner and group names are
+ * ASCII has a plain ustar header (no extended header when its mtime is whole seconds), and an
+ * entry with any other byte carries hdrcharset=BINARY and its names as they are. Valid UTF-8 in
+ * NFC and NFD, bytes that are not UTF-8, CESU-8 surrogates and an overlong sequence all come
+ * back byte for byte, as names and as link targets. In a UTF-8 locale (a library that called
+ * setlocale) every entry is marked BINARY and the names come back the same. */
+struct tar_scan {
+    int plain;          /* entries without an extended header */
+    int binary;         /* entries whose extended header says hdrcharset=BINARY */
+    int other;          /* entries with an extended header that does not */
+    int ascii_binary;   /* ... of which "ascii" or "whole": marked BINARY */
+    int ascii_extended; /* "whole" (ASCII, whole-second mtime) with an extended header */
+};
+
+static struct tar_scan
+scan_tar(const unsigned char *tar, size_t len)
+{
+    struct tar_scan sc = {0};
+    size_t off = 0;
+    bool ext = false, bin = false;
+    while (off + 512 <= len && tar[off] != 0) {
+        const unsigned char *h = tar + off;
+        char sizebuf[13] = {0};
+        memcpy(sizebuf, h + 124, 12);
+        size_t size = (size_t)strtoull(sizebuf, NULL, 8);
+        size_t body = (size + 511) / 512 * 512;
+        if (h[156] == 'x') {
+            ext = true;
+            bin = memmem(tar + off + 512, size, "hdrcharset=BINARY", 17) != NULL;
+        } else {
+            char name[101] = {0};
+            memcpy(name, h, 100);
+            const char *base_name = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
+            bool ascii = strcmp(base_name, "ascii") == 0 || strcmp(base_name, "whole") == 0;
+            if (!ext)
+                sc.plain++;
+            else if (bin)
+                sc.binary++;
+            else
+                sc.other++;
+            if (ascii && bin)
+                sc.ascii_binary++;
+            if (strcmp(base_name, "whole") == 0 && ext)
+                sc.ascii_extended++;
+            ext = bin = false;
+        }
+        off += 512 + body;
+    }
+    return sc;
+}
+
+static void
+archive_and_restore(const char *src, const char *dst, struct tar_scan *sc)
+{
+    struct sb_error err = SB_ERROR_INIT;
+    sb_remove_tree(dst, &err);
+    mkdir(dst, 0755);
+    unsigned char *tar = NULL;
+    size_t len = 0;
+    struct sb_ostream *out = sb_mem_ostream_new(&tar, &len);
+    uint64_t written = 0;
+    EXPECT_OK(sb_tree_archive(src, SB_TREE_STRICT, out, &written, NULL, &err), &err);
+    sb_ostream_free(out);
+    *sc = scan_tar(tar, len);
+    struct sb_istream *in = sb_mem_istream_new(tar, len);
+    EXPECT_OK(sb_tree_extract(in, dst, SB_EXTRACT_WRITE, NULL, &err), &err);
+    sb_istream_free(in);
+    free(tar);
+}
+
+static void
+test_names_are_bytes(void)
+{
+    static const char *const names[] = {
+        "ascii",
+        "whole",
+        "caf\xc3\xa9-nfc",
+        "cafe\xcc\x81-nfd",
+        "not-utf8-\xff\xfe",
+        "latin1-caf\xe9",
+        "cesu-\xed\xa0\xbd\xed\xb8\x80",
+        "overlong-\xc0\xaf",
+        "emoji-\xf0\x9f\x9a\x80",
+    };
+    const size_t n = sizeof(names) / sizeof(names[0]);
+    char src[300], dst[300], path[600], target[600];
+    snprintf(src, sizeof(src), "%s/names-src", base);
+    snprintf(dst, sizeof(dst), "%s/names-dst", base);
+    struct sb_error err = SB_ERROR_INIT;
+    sb_remove_tree(src, &err);
+    mkdir(src, 0755);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(path, sizeof(path), "%s/%s", src, names[i]);
+        write_file(path, names[i], 0644);
+    }
+    /* link targets and hard links with such bytes; a long name with them (a pax path) */
+    snprintf(path, sizeof(path), "%s/link-nfd", src);
+    EXPECT(symlink("cafe\xcc\x81-nfd", path) == 0);
+    snprintf(path, sizeof(path), "%s/link-\xe9", src);
+    EXPECT(symlink("not-utf8-\xff\xfe", path) == 0);
+    snprintf(target, sizeof(target), "%s/not-utf8-\xff\xfe", src);
+    snprintf(path, sizeof(path), "%s/hard-\xff", src);
+    EXPECT(link(target, path) == 0);
+    char longname[200];
+    memset(longname, 'l', 150);
+    memcpy(longname + 150, "-\xc3\xa9\xff", 4);
+    snprintf(path, sizeof(path), "%s/%s", src, longname);
+    write_file(path, "long", 0644);
+    /* "whole": ASCII with a whole-second mtime, the case that needs no extended header */
+    snprintf(path, sizeof(path), "%s/whole", src);
+    struct timeval tv[2] = {{1700000000, 0}, {1700000000, 0}};
+    EXPECT(utimes(path, tv) == 0);
+    const int entries = (int)n + 4;
+
+    struct sb_tree_fp fp_src, fp_dst;
+    EXPECT_OK(sb_tree_fingerprint(src, &fp_src, &err), &err);
+    struct tar_scan sc;
+    archive_and_restore(src, dst, &sc);
+    EXPECT_OK(sb_tree_fingerprint(dst, &fp_dst, &err), &err);
+    EXPECT_STR(fp_dst.hex, fp_src.hex);
+    EXPECT_INT(sc.ascii_binary, 0);
+    EXPECT_INT(sc.ascii_extended, 0);
+    EXPECT_INT(sc.plain, 1);            /* "whole" (the others have sub-second mtimes) */
+    EXPECT_INT(sc.binary, entries - 2); /* all but "ascii", "whole" and the root "." */
+    EXPECT_INT(sc.other, 2);            /* "ascii" and ".": only an mtime record */
+    for (size_t i = 0; i < n; i++) {
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dst, names[i]);
+        if (lstat(path, &st) != 0)
+            TEST_FAIL("'%s' is not restored under its exact bytes", names[i]);
+    }
+    char got[64];
+    snprintf(path, sizeof(path), "%s/link-\xe9", dst);
+    ssize_t l = readlink(path, got, sizeof(got) - 1);
+    EXPECT(l == (ssize_t)strlen("not-utf8-\xff\xfe") &&
+           memcmp(got, "not-utf8-\xff\xfe", (size_t)l) == 0);
+
+    /* a UTF-8 locale: every entry is marked BINARY, the bytes still round-trip */
+    if (setlocale(LC_CTYPE, "C.UTF-8") == NULL) {
+        fprintf(stderr, "  (no C.UTF-8 locale here: the UTF-8 locale case is not run)\n");
+        return;
+    }
+    archive_and_restore(src, dst, &sc);
+    setlocale(LC_CTYPE, "C");
+    EXPECT_OK(sb_tree_fingerprint(dst, &fp_dst, &err), &err);
+    EXPECT_STR(fp_dst.hex, fp_src.hex);
+    EXPECT_INT(sc.binary, entries + 1);
+    EXPECT_INT(sc.plain + sc.other, 0);
+}
+
 int
 main(void)
 {
@@ -319,6 +471,7 @@ main(void)
     RUN(test_verify_mode_refuses_too);
     RUN(test_garbage_is_not_tar);
     RUN(test_tree_roundtrip);
+    RUN(test_names_are_bytes);
     struct sb_error err = SB_ERROR_INIT;
     sb_remove_tree(base, &err);
     return test_summary();
