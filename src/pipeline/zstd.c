@@ -8,11 +8,14 @@
 #include <unistd.h>
 #include <zstd.h>
 
-/* 4 MiB jobs: a /usr/share snapshot took 3.13 s (median of 8) against 3.27 s with 2 MiB jobs
- * (each job re-reads an overlap of the window, a larger share of a small job), at 50-52 MiB
- * peak RSS against 36; zstd's default for level 3 (8 MiB) peaks at 77-85 MiB, over the 64 MiB
- * budget (docs/PERFORMANCE.md). */
-#define ZSTD_JOB_SIZE (4u << 20)
+/* Job size: 4 MiB with up to 2 workers, 2 MiB with more. With 2 workers a /usr/share snapshot
+ * took 3.13 s (median of 8) against 3.27 s with 2 MiB jobs (each job first loads an overlap of
+ * the window, a larger share of a small job), at 50-52 MiB peak RSS against 36; each worker
+ * holds about one job's input and output, so 4 workers with 4 MiB jobs peaked at 70 MiB and
+ * with 2 MiB jobs at 45 MiB (8 workers: 57 MiB). zstd's default for level 3 (8 MiB) peaks at
+ * 77-85 MiB with 2 workers, over the 64 MiB budget (docs/PERFORMANCE.md). */
+#define ZSTD_JOB_SIZE_FEW (4u << 20)
+#define ZSTD_JOB_SIZE_MANY (2u << 20)
 #define ZSTD_WINDOW_LOG_MAX 27
 
 struct zstd_ostream {
@@ -118,7 +121,8 @@ sb_zstd_ostream_new(struct sb_ostream *down, int level, int threads, struct sb_e
     /* One worker gives the same ratio in another thread; fall back silently when zstd was
      * built without multithreading (the parameter is then refused). */
     if (threads > 1 && !ZSTD_isError(ZSTD_CCtx_setParameter(zs->cctx, ZSTD_c_nbWorkers, threads)))
-        ZSTD_CCtx_setParameter(zs->cctx, ZSTD_c_jobSize, ZSTD_JOB_SIZE);
+        ZSTD_CCtx_setParameter(zs->cctx, ZSTD_c_jobSize,
+                               threads <= 2 ? ZSTD_JOB_SIZE_FEW : ZSTD_JOB_SIZE_MANY);
     return &zs->base;
 fail:
     zstd_ofree(&zs->base);
