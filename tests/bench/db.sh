@@ -83,27 +83,45 @@ measure() {
     RSS[$key]+="$(tail -n 1 "$WORK/time.$key") "
 }
 # measure_sb KEY ARGS...: measure of snapback, plus its own VmHWM (KiB) sampled from /proc.
+# The sampler must not cost the measured run anything: until 2026-11-25 it forked awk and
+# sleep every 10 ms (about 200 processes a second on a 2-core machine, which snapback alone
+# paid for) and the wall time was taken when the polling loop noticed the exit (up to one
+# poll late). Now the sampler runs beside the run, reads /proc with bash builtins every 0.1 s
+# (VmHWM is a high-water mark: nothing is lost but growth in the last 0.1 s), and the wall
+# time is taken when `wait` returns.
+_sample_hwm() { # PARENT-PID FILE: the highest VmHWM of PARENT's snapback child, into FILE
+    local pid="" hwm=0 k v _
+    trap 'printf "%s\n" "$hwm" >"$2"; exit 0' TERM
+    while :; do
+        [[ -n $pid ]] || pid=$(pgrep -P "$1" -x snapback || true)
+        if [[ -n $pid ]]; then
+            while read -r k v _; do
+                [[ $k == VmHWM: ]] || continue
+                ((v <= hwm)) || hwm=$v
+                break
+            done 2>/dev/null <"/proc/$pid/status" || true
+        fi
+        sleep 0.1 &
+        wait $!
+    done
+}
 measure_sb() {
     local key=$1
     shift
-    local t0 t1 tpid pid="" hwm=0 v status=0
+    local t0 t1 tpid spid status=0
     t0=$EPOCHREALTIME
     /usr/bin/time -f '%M' -o "$WORK/time.$key" "${SBC[@]}" "$@" >"$WORK/out.$key" 2>"$WORK/err.$key" &
     tpid=$!
-    while kill -0 "$tpid" 2>/dev/null; do
-        [[ -n $pid ]] || pid=$(pgrep -P "$tpid" -x snapback || true)
-        if [[ -n $pid ]]; then
-            v=$(awk '/^VmHWM/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
-            [[ -z $v ]] || ((v <= hwm)) || hwm=$v
-        fi
-        sleep 0.01
-    done
+    _sample_hwm "$tpid" "$WORK/hwm.$key" &
+    spid=$!
     wait "$tpid" || status=$?
     t1=$EPOCHREALTIME
+    kill -TERM "$spid" 2>/dev/null || true
+    wait "$spid" 2>/dev/null || true
     ((status == 0)) || { echo "FAILED: snapback $*" >&2; cat "$WORK/err.$key" >&2; exit 1; }
     WALL[$key]+="$(bc -l <<<"$t1 - $t0") "
     RSS[$key]+="$(tail -n 1 "$WORK/time.$key") "
-    OWN[$key]+="$hwm "
+    OWN[$key]+="$(cat "$WORK/hwm.$key" 2>/dev/null || echo 0) "
 }
 
 # settle: no dirty pages or checkpoint of an earlier step in the next measurement.
