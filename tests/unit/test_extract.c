@@ -416,7 +416,7 @@ test_names_are_bytes(void)
     EXPECT(link(target, path) == 0);
     char longname[200];
     memset(longname, 'l', 150);
-    memcpy(longname + 150, "-\xc3\xa9\xff", 4);
+    memcpy(longname + 150, "-\xc3\xa9\xff", 5); /* with its NUL */
     snprintf(path, sizeof(path), "%s/%s", src, longname);
     write_file(path, "long", 0644);
     /* "whole": ASCII with a whole-second mtime, the case that needs no extended header */
