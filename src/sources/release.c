@@ -304,6 +304,58 @@ raw_name_fallback(const struct tar_walk *w, struct archive_entry *e)
     return false;
 }
 
+/* In the C locale the pax writer cannot store an ACL entry whose user or group name has a
+ * byte above 0x7f: it would drop the whole ACL and fail the entry ("Can't translate
+ * SCHILY.acl.access to UTF-8"), and ACLs have no raw fallback as names do. Such an ACL entry
+ * is stored with its numeric id only (the pax record always carries the id too), which is
+ * what a restore applies when a name is absent: the same user on this host, and on another
+ * host the same uid, as `tar --numeric-owner` would. On allocation failure the entry is left
+ * as it is and writing its header fails with libarchive's message. */
+static void
+acl_ascii_names(const struct tar_walk *w, struct archive_entry *e)
+{
+    static const int kinds[] = {ARCHIVE_ENTRY_ACL_TYPE_ACCESS, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT};
+    struct acl_item {
+        int type, perm, tag, id;
+        char *name;
+    } *items = NULL;
+    size_t n = 0, cap = 0;
+    bool rewrite = false;
+    for (size_t k = 0; k < 2; k++) {
+        if (archive_entry_acl_reset(e, kinds[k]) <= 0)
+            continue;
+        int type, perm, tag, id;
+        const char *name;
+        while (archive_entry_acl_next(e, kinds[k], &type, &perm, &tag, &id, &name) == ARCHIVE_OK) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 8;
+                struct acl_item *p = realloc(items, cap * sizeof(*p));
+                if (!p)
+                    goto out;
+                items = p;
+            }
+            bool raw = has_non_ascii(name);
+            rewrite |= raw;
+            items[n] = (struct acl_item){type, perm, tag, id, NULL};
+            if (name && !raw && !(items[n].name = sb_strdup(name)))
+                goto out;
+            n++;
+        }
+    }
+    if (!rewrite)
+        goto out;
+    archive_entry_acl_clear(e);
+    for (size_t i = 0; i < n; i++)
+        archive_entry_acl_add_entry(e, items[i].type, items[i].perm, items[i].tag, items[i].id,
+                                    items[i].name);
+    sb_debug("'%s/%s': an ACL entry's user or group name is not ASCII: stored by id", w->root,
+             archive_entry_pathname(e));
+out:
+    for (size_t i = 0; i < n; i++)
+        free(items[i].name);
+    free(items);
+}
+
 /* The current entry's path in the tree ("." for the root). */
 static const char *
 walk_rel(const struct tar_walk *w)
@@ -578,6 +630,8 @@ walk_entry(struct tar_walk *w, int dir_fd, const char *name)
     archive_entry_unset_ctime(entry);
     archive_entry_unset_birthtime(entry);
     archive_entry_copy_sourcepath(entry, NULL);
+    if (w->raw_fallback)
+        acl_ascii_names(w, entry);
     if (w->seen && !is_root) {
         /* the metadata as archived: the stat taken before the data was read */
         const char *target = S_ISLNK(st.st_mode) ? archive_entry_symlink(entry) : NULL;

@@ -47,8 +47,20 @@ _on_err() {
     printf '[%s] FAIL: line %s: command exited %s: %s\n' "$TEST_NAME" "$line" "$status" "$cmd" >&2
 }
 
+# at_exit CMD...: run CMD when the test ends, passed or failed (before $WORK is removed).
+_AT_EXIT=()
+at_exit() {
+    local q
+    printf -v q '%q ' "$@"
+    _AT_EXIT+=("$q")
+}
+
 _cleanup() {
     local status=$?
+    local cmd
+    for cmd in "${_AT_EXIT[@]}"; do
+        eval "$cmd" >/dev/null 2>&1 || true
+    done
     # Stop background jobs this test started (lock holders, killed snapshots).
     local pids
     pids=$(jobs -pr 2>/dev/null || true)
