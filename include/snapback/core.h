@@ -77,6 +77,13 @@ void sb_test_pause_point(const char *name);
  * point ("entry:PATH", the archive walk) cost nothing but this test in production. */
 bool sb_test_pause_armed(void);
 
+/* Test hook, never for production: with SNAPBACK_TEST_HOOKS=1 and
+ * SNAPBACK_TEST_FAIL_AT=NAME:N:ERRNO (ERRNO a number), the N-th call of
+ * sb_test_fail_point(NAME) (that one only) returns true with errno set to ERRNO, so a test
+ * can make a system call fail where no real fault can be arranged (lseek SEEK_DATA on a file
+ * of the tree, readdir of a directory being walked). Costs one test of a flag read once. */
+bool sb_test_fail_point(const char *name);
+
 /* --- descriptors: a tree walk holds one open directory per level of depth (up to about
  * 2,000 for paths below PATH_MAX), more than the usual soft limit of 1024. main raises the
  * soft RLIMIT_NOFILE to 8192 (or the hard limit); children get the limit back before exec,

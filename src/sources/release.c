@@ -463,7 +463,7 @@ map_sparse(struct archive_entry *entry, int fd, const struct stat *st)
     int blocks = 0;
     bool all_hole = false;
     while (at < size) {
-        off_t data = lseek(fd, at, SEEK_DATA);
+        off_t data = sb_test_fail_point("sparse-seek") ? -1 : lseek(fd, at, SEEK_DATA);
         if (data < 0 && errno == ENXIO) {
             all_hole = at == 0;
             break; /* only a hole from here to the end */
@@ -722,7 +722,7 @@ walk_dir(struct tar_walk *w, int dir_fd)
         if (sb_check_stop(w->err) < 0)
             goto out;
         errno = 0;
-        struct dirent *de = readdir(d);
+        struct dirent *de = sb_test_fail_point("walk-readdir") ? NULL : readdir(d);
         if (!de) {
             if (errno) {
                 w->full[len] = '\0';

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# System calls of the tree walk that fail where no real fault can be arranged, through the
+# test hook SNAPBACK_TEST_FAIL_AT=NAME:N:ERRNO (src/core/util.c):
+# - an lseek(SEEK_DATA) that fails half-way through a sparse file's map: the file is stored
+#   whole (a partial map would have dropped its later data as holes) and comes back with the
+#   same bytes;
+# - a readdir that fails in a shared path (volatile): ENOENT (the directory was removed while
+#   it was read) skips it with a warning, EIO fails the snapshot naming the directory;
+# - the same ENOENT in a release (immutable) fails with 75, "run the snapshot again".
+# shellcheck source=tests/harness/lib.sh disable=SC2119
+source "$(dirname "$0")/../harness/lib.sh"
+sb_setup "$@"
+sb_env
+probe=$WORK/probe
+truncate -s 16M "$probe"
+[[ $(stat -c %b "$probe") -lt 100 ]] || skip "the filesystem of $WORK does not keep holes"
+rm -f "$probe"
+sb_init
+sb_snapshot
+manifests() { find "$REPO/demo/snapshots" -name '*.manifest' | wc -l; }
+EIO=5 ENOENT=2
+
+log "lseek(SEEK_DATA) fails at the second data region: the file is stored whole"
+R3=$APP/releases/20260103T000000Z
+mkdir -p "$R3"
+at() { printf '%s' "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; } # at FILE OFFSET TEXT
+truncate -s 8M "$R3/three-regions.img"
+at "$R3/three-regions.img" 0 'first'
+at "$R3/three-regions.img" $((4 * 1024 * 1024)) 'second'
+at "$R3/three-regions.img" $((8 * 1024 * 1024 - 5)) 'third'
+ln -sfn releases/20260103T000000Z "$APP/current"
+SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_FAIL_AT=sparse-seek:2:$EIO sb_snapshot
+expect_ok sb restore "$SNAP_ID" --target "$WORK/whole" --only release
+f=$WORK/whole/releases/20260103T000000Z/three-regions.img
+check "same bytes, the later regions included" cmp -s "$R3/three-regions.img" "$f"
+check "stored whole: no holes restored ($(stat -c %b "$f") blocks)" test "$(stat -c %b "$f")" -ge 16000
+expect_ok sb verify "$SNAP_ID"
+log "the same without the fault: stored with its holes (the test above measures the fallback)"
+mkdir -p "$APP/releases/20260104T000000Z"
+cp --sparse=always "$R3/three-regions.img" "$APP/releases/20260104T000000Z/"
+ln -sfn releases/20260104T000000Z "$APP/current"
+sb_snapshot
+expect_ok sb restore "$SNAP_ID" --target "$WORK/holes" --only release
+f=$WORK/holes/releases/20260104T000000Z/three-regions.img
+check "same bytes" cmp -s "$R3/three-regions.img" "$f"
+check "with its holes ($(stat -c %b "$f") blocks)" test "$(stat -c %b "$f")" -le 200
+
+log "readdir fails with ENOENT in a shared path: skipped with a warning"
+mkdir -p "$APP/shared/uploads/a" && printf 'a\n' >"$APP/shared/uploads/a/file"
+before=$(manifests)
+# the release is stored already, so the first readdir of the walk is the shared path's root
+SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_FAIL_AT=walk-readdir:1:$ENOENT sb_snapshot
+expect_err_contains "vanished"
+check "a snapshot is stored" test "$(manifests)" -eq $((before + 1))
+
+log "readdir fails with EIO in a shared path: the snapshot fails and names the directory"
+before=$(manifests)
+RC=0
+SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_FAIL_AT=walk-readdir:1:$EIO expect_exit 74 sb snapshot
+expect_err_contains "cannot read directory '$APP/shared/uploads'"
+check "no snapshot is stored" test "$(manifests)" -eq "$before"
+check "no partial file" test -z "$(find "$REPO" "$STATE" -name '*.partial' -o -name '*-new-*')"
+
+log "readdir fails with ENOENT in a release: 75, run again"
+mkdir -p "$APP/releases/20260105T000000Z/sub" && printf 'x\n' >"$APP/releases/20260105T000000Z/sub/x"
+ln -sfn releases/20260105T000000Z "$APP/current"
+SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_FAIL_AT=walk-readdir:1:$ENOENT expect_exit 75 sb snapshot
+expect_err_contains "run the snapshot again"
+check "no snapshot is stored" test "$(manifests)" -eq "$before"
+sb_snapshot
+expect_ok sb verify --all
