@@ -300,6 +300,19 @@ paused_snapshot_at() {
     check "no sanitizer report" test -z "$(grep -E 'AddressSanitizer|LeakSanitizer|runtime error:' "$WORK/.err" || true)"
 }
 
+# need_holes: skips the test when the filesystem of $WORK does not keep holes (sparse files).
+need_holes() {
+    local probe=$WORK/.holes-probe
+    truncate -s 16M "$probe"
+    local blocks
+    blocks=$(stat -c %b "$probe")
+    rm -f "$probe"
+    ((blocks < 100)) || skip "the filesystem of $WORK does not keep holes"
+}
+
+# write_at FILE OFFSET TEXT: writes TEXT into FILE at OFFSET, leaving the rest as it is.
+write_at() { printf '%s' "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; }
+
 # manifest_count: how many manifests the repository holds (finished snapshots).
 manifest_count() {
     find "$REPO/demo/snapshots" -maxdepth 1 -type f -name '*.manifest' 2>/dev/null | wc -l

@@ -11,23 +11,18 @@
 source "$(dirname "$0")/../harness/lib.sh"
 sb_setup "$@"
 sb_env
-probe=$WORK/probe
-truncate -s 16M "$probe"
-[[ $(stat -c %b "$probe") -lt 100 ]] || skip "the filesystem of $WORK does not keep holes"
-rm -f "$probe"
+need_holes
 sb_init
 sb_snapshot
-manifests() { find "$REPO/demo/snapshots" -name '*.manifest' | wc -l; }
 EIO=5 ENOENT=2
 
 log "lseek(SEEK_DATA) fails at the second data region: the file is stored whole"
 R3=$APP/releases/20260103T000000Z
 mkdir -p "$R3"
-at() { printf '%s' "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; } # at FILE OFFSET TEXT
 truncate -s 8M "$R3/three-regions.img"
-at "$R3/three-regions.img" 0 'first'
-at "$R3/three-regions.img" $((4 * 1024 * 1024)) 'second'
-at "$R3/three-regions.img" $((8 * 1024 * 1024 - 5)) 'third'
+write_at "$R3/three-regions.img" 0 'first'
+write_at "$R3/three-regions.img" $((4 * 1024 * 1024)) 'second'
+write_at "$R3/three-regions.img" $((8 * 1024 * 1024 - 5)) 'third'
 ln -sfn releases/20260103T000000Z "$APP/current"
 SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_FAIL_AT=sparse-seek:2:$EIO sb_snapshot
 expect_ok sb restore "$SNAP_ID" --target "$WORK/whole" --only release
@@ -47,18 +42,18 @@ check "with its holes ($(stat -c %b "$f") blocks)" test "$(stat -c %b "$f")" -le
 
 log "readdir fails with ENOENT in a shared path: skipped with a warning"
 mkdir -p "$APP/shared/uploads/a" && printf 'a\n' >"$APP/shared/uploads/a/file"
-before=$(manifests)
+before=$(manifest_count)
 # the release is stored already, so the first readdir of the walk is the shared path's root
 SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_FAIL_AT=walk-readdir:1:$ENOENT sb_snapshot
 expect_err_contains "vanished"
-check "a snapshot is stored" test "$(manifests)" -eq $((before + 1))
+check "a snapshot is stored" test "$(manifest_count)" -eq $((before + 1))
 
 log "readdir fails with EIO in a shared path: the snapshot fails and names the directory"
-before=$(manifests)
+before=$(manifest_count)
 RC=0
 SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_FAIL_AT=walk-readdir:1:$EIO expect_exit 74 sb snapshot
 expect_err_contains "cannot read directory '$APP/shared/uploads'"
-check "no snapshot is stored" test "$(manifests)" -eq "$before"
+check "no snapshot is stored" test "$(manifest_count)" -eq "$before"
 check "no partial file" test -z "$(find "$REPO" "$STATE" -name '*.partial' -o -name '*-new-*')"
 
 log "readdir fails with ENOENT in a release: 75, run again"
@@ -66,6 +61,6 @@ mkdir -p "$APP/releases/20260105T000000Z/sub" && printf 'x\n' >"$APP/releases/20
 ln -sfn releases/20260105T000000Z "$APP/current"
 SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_FAIL_AT=walk-readdir:1:$ENOENT expect_exit 75 sb snapshot
 expect_err_contains "run the snapshot again"
-check "no snapshot is stored" test "$(manifests)" -eq "$before"
+check "no snapshot is stored" test "$(manifest_count)" -eq "$before"
 sb_snapshot
 expect_ok sb verify --all

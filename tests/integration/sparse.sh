@@ -10,16 +10,11 @@ source "$(dirname "$0")/../harness/lib.sh"
 sb_setup "$@"
 sb_env
 R=$APP/releases/20260102T000000Z
-probe=$WORK/probe
-truncate -s 16M "$probe"
-[[ $(stat -c %b "$probe") -lt 100 ]] || skip "the filesystem of $WORK does not keep holes"
-rm -f "$probe"
-
-at() { printf '%s' "$3" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none; } # at FILE OFFSET TEXT
+need_holes
 truncate -s 256M "$R/holey.img"
-at "$R/holey.img" 0 'head'
-at "$R/holey.img" $((128 * 1024 * 1024)) 'middle'
-at "$R/holey.img" $((256 * 1024 * 1024 - 4)) 'tail'
+write_at "$R/holey.img" 0 'head'
+write_at "$R/holey.img" $((128 * 1024 * 1024)) 'middle'
+write_at "$R/holey.img" $((256 * 1024 * 1024 - 4)) 'tail'
 truncate -s 100M "$R/all-hole.img"
 head -c 100000 /dev/urandom >"$R/data-then-hole.img"
 truncate -s 50M "$R/data-then-hole.img"
@@ -28,14 +23,14 @@ ln "$R/holey.img" "$R/holey-link.img"
 # of its own, which compare_trees does not read: 10 GiB of holes take a minute to read)
 mkdir -p "$APP/shared/big"
 truncate -s 10G "$APP/shared/big/big.img"
-at "$APP/shared/big/big.img" $((10 * 1024 * 1024 * 1024 - 9)) 'the end.'
+write_at "$APP/shared/big/big.img" $((10 * 1024 * 1024 * 1024 - 9)) 'the end.'
 "$PYTHON" -c 'import json, sys
 c = json.load(open(sys.argv[1])); c["release"]["shared_paths"].append("shared/big")
 json.dump(c, open(sys.argv[1], "w"))' "$CFG"
 
 mkdir -p "$APP/shared/uploads/db"
 truncate -s 64M "$APP/shared/uploads/db/app.sqlite"
-at "$APP/shared/uploads/db/app.sqlite" $((32 * 1024 * 1024)) 'row'
+write_at "$APP/shared/uploads/db/app.sqlite" $((32 * 1024 * 1024)) 'row'
 
 sb_init
 sb_snapshot
