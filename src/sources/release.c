@@ -308,8 +308,9 @@ raw_name_fallback(const struct tar_walk *w, struct archive_entry *e)
  * byte above 0x7f: it would drop the whole ACL and fail the entry ("Can't translate
  * SCHILY.acl.access to UTF-8"), and ACLs have no raw fallback as names do. Such an ACL entry
  * is stored by its numeric id ("user:4242:r--"), which a restore applies as it is: the same
- * user on this host, and on another host the same uid, as `tar --numeric-owner` would. On allocation failure the entry is left
- * as it is and writing its header fails with libarchive's message. */
+ * user on this host, and on another host the same uid, as `tar --numeric-owner` would. On
+ * allocation failure the entry is left as it is and writing its header fails with libarchive's
+ * message. */
 static void
 acl_ascii_names(const struct tar_walk *w, struct archive_entry *e)
 {
