@@ -27,6 +27,12 @@ struct sb_tree_fp {
  * under dir, in sorted order, without reading file contents. */
 int sb_tree_fingerprint(const char *dir, struct sb_tree_fp *out, struct sb_error *err);
 
+/* The same walk without the ordered hash: fills out->digest, entries and bytes (out->hex is
+ * left empty), in threads (0: one per core, at most 4) that share the tree's directories, in
+ * no particular order. What a check that a tree is as it was needs: equal digests mean the
+ * same entries with the same metadata. Errors as sb_tree_fingerprint's. */
+int sb_tree_digest_walk(const char *dir, int threads, struct sb_tree_fp *out, struct sb_error *err);
+
 /* How sb_tree_archive treats a tree that changes under it. */
 enum sb_tree_mode {
     /* A release: immutable once deployed. An entry that vanishes, or a file that shrinks
@@ -42,12 +48,13 @@ enum sb_tree_mode {
 /* Writes the tree under dir as a pax tar stream into out (not closed). Paths in the archive
  * are relative to dir; the root itself is the entry "." (not counted in *entries). Hard links
  * within the tree are kept; symlinks are stored as symlinks. *entries receives the number of
- * entries written; *seen (when not NULL) the digest of the metadata each entry had when it
- * was archived (its stat before its data was read), to compare with a fingerprint taken
- * after the archive. A file that grows while it is read is stored with the size its stat
- * gave (a prefix of what it became). */
+ * entries written. With seen (not NULL), the tree is archived in the fingerprint's order and
+ * *seen receives the fingerprint of the metadata each entry had when it was archived (its
+ * stat before its data was read): the hex sb_tree_fingerprint gives for that state, and the
+ * digest, to compare with a digest walk taken after the archive. A file that grows while it
+ * is read is stored with the size its stat gave (a prefix of what it became). */
 int sb_tree_archive(const char *dir, enum sb_tree_mode mode, struct sb_ostream *out,
-                    uint64_t *entries, struct sb_tree_digest *seen, struct sb_error *err);
+                    uint64_t *entries, struct sb_tree_fp *seen, struct sb_error *err);
 bool sb_tree_digest_equal(const struct sb_tree_digest *a, const struct sb_tree_digest *b);
 
 enum sb_extract_mode {

@@ -61,12 +61,12 @@ make_id(struct sb_repo *repo, char out[32], struct sb_error *err)
 }
 
 /* Archives the tree at dir into the object `name` of the app; *obj receives its sizes and hash
- * (its name is left NULL), *seen (when not NULL) the metadata digest of the archive walk.
+ * (its name is left NULL), *seen (when not NULL) the fingerprint of the archive walk.
  * bytes: the size of its files when a fingerprint walk already told (for the progress line),
  * else 0. */
 static int
 archive_tree(struct sb_repo *repo, const char *dir, enum sb_tree_mode mode, const char *name,
-             uint64_t bytes, struct sb_tree_digest *seen, uint64_t *entries,
+             uint64_t bytes, struct sb_tree_fp *seen, uint64_t *entries,
              struct sb_manifest_object *obj, struct sb_error *err)
 {
     char *path = sb_repo_object_path(repo, name);
@@ -77,7 +77,7 @@ archive_tree(struct sb_repo *repo, const char *dir, enum sb_tree_mode mode, cons
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
     struct sb_tree_fp size;
     struct sb_error ignored = SB_ERROR_INIT;
-    if (sb_progress_enabled() && !bytes && sb_tree_fingerprint(dir, &size, &ignored) == 0)
+    if (sb_progress_enabled() && !bytes && sb_tree_digest_walk(dir, 0, &size, &ignored) == 0)
         bytes = size.bytes;
     if (sb_progress_enabled() && bytes)
         sb_progress_expect(bytes); /* the tar is a little more: headers */
@@ -138,6 +138,19 @@ release_changed(const char *dir, struct sb_error *err)
                         "release '%s' changed while it was archived (releases must not change "
                         "once deployed); run the snapshot again",
                         dir);
+}
+
+/* Checks, with a digest walk, that the release at dir still has the metadata the archive
+ * walk saw (seen); else fails as release_changed. */
+static int
+release_unchanged(const char *dir, const struct sb_tree_fp *seen, struct sb_error *err)
+{
+    struct sb_tree_fp now;
+    if (sb_tree_digest_walk(dir, 0, &now, err) < 0)
+        return -1;
+    if (!sb_tree_digest_equal(&seen->digest, &now.digest))
+        return release_changed(dir, err);
+    return 0;
 }
 
 /* Finds a manifest that already references the release object and still exists, newest
@@ -224,14 +237,14 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
     if (!named) {
         /* No snapshot has a release of this name (the first snapshot after a deploy): there is
          * nothing to reuse, so the tree is archived at once, under a name of this snapshot,
-         * and walked once afterwards for its fingerprint, which names the object. The digest
-         * of the metadata each entry had when it was archived must equal that walk's: a file
-         * written, added or removed meanwhile fails the snapshot as below. One walk instead
-         * of two (docs/PERFORMANCE.md). */
+         * in the fingerprint's order, which gives the fingerprint of the metadata each entry
+         * had when it was archived; it names the object. A digest walk afterwards (in
+         * threads) must find the same metadata: a file written, added or removed meanwhile
+         * fails the snapshot as below. One walk instead of two (docs/PERFORMANCE.md). */
         char pending[PATH_MAX];
         snprintf(pending, sizeof(pending), "releases/%s-new-%s%s.snpb", m->release.name, m->id,
                  key_tag);
-        struct sb_tree_digest seen = {{0, 0}, 0};
+        struct sb_tree_fp seen;
         struct sb_manifest_object obj;
         if (archive_tree(repo, dir, SB_TREE_STRICT, pending, 0, &seen, &m->release.entries, &obj,
                          err) < 0) {
@@ -240,13 +253,11 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
         }
         sb_test_kill_point("release-archived");
         sb_test_pause_point("release-archived");
-        struct sb_tree_fp after;
-        if (sb_tree_fingerprint(dir, &after, err) < 0 ||
-            (!sb_tree_digest_equal(&seen, &after.digest) && release_changed(dir, err) < 0)) {
+        if (release_unchanged(dir, &seen, err) < 0) {
             remove_object(repo, pending);
             goto out;
         }
-        snprintf(object, sizeof(object), "releases/%s-%s%s%s.snpb", m->release.name, after.hex,
+        snprintf(object, sizeof(object), "releases/%s-%s%s%s.snpb", m->release.name, seen.hex,
                  offline_tag, key_tag);
         char *from = sb_repo_object_path(repo, pending), *to = sb_repo_object_path(repo, object);
         int renamed = from && to ? sb_store_rename(sb_repo_write_store(repo), from, to, err)
@@ -257,7 +268,7 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
             remove_object(repo, pending);
             goto out;
         }
-        m->release.fingerprint = sb_strdup(after.hex);
+        m->release.fingerprint = sb_strdup(seen.hex);
         m->release.object = sb_strdup(object);
         if (!m->release.fingerprint || !m->release.object) {
             sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
@@ -293,22 +304,26 @@ snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_ma
         rc = 0;
         goto out;
     }
-    if (store_tree(repo, m, dir, SB_TREE_STRICT, object, fp.bytes, &m->release.entries, err) < 0) {
+    struct sb_tree_fp seen;
+    struct sb_manifest_object obj;
+    if (archive_tree(repo, dir, SB_TREE_STRICT, object, fp.bytes, &seen, &m->release.entries, &obj,
+                     err) < 0) {
         sb_error_wrap(err, "release '%s'", m->release.name);
         goto out;
     }
     sb_test_kill_point("release-archived");
     sb_test_pause_point("release-archived");
     /* A release is immutable once deployed; if it changed while we read it, the object may
-     * mix two states, so we refuse it rather than store a lie under this fingerprint. */
-    struct sb_tree_fp after;
-    if (sb_tree_fingerprint(dir, &after, err) < 0)
-        goto out;
-    if (strcmp(after.hex, fp.hex) != 0) {
+     * mix two states, so we refuse it rather than store a lie under this fingerprint: the
+     * archive must have seen what the fingerprint walk saw before it, and nothing may have
+     * changed since. */
+    if (strcmp(seen.hex, fp.hex) != 0 ? release_changed(dir, err) < 0
+                                      : release_unchanged(dir, &seen, err) < 0) {
         remove_object(repo, object);
-        release_changed(dir, err);
         goto out;
     }
+    if (record_object(m, object, &obj, err) < 0)
+        goto out;
     rc = 0;
 out:
     free(name);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "snapback/core.h"
+#include "tree_internal.h"
 
 #define READ_STEP (64 * 1024u)
 
@@ -29,8 +30,8 @@
 
 /* A path below dir (in) that, with a name appended, reaches PATH_MAX: the reason comes first,
  * since the path itself fills the message. */
-static int
-path_too_long(struct sb_error *err, const char *dir, const char *in)
+int
+sb_fp_path_too_long(struct sb_error *err, const char *dir, const char *in)
 {
     return sb_error_set(err, SB_E_IO, 0,
                         "a path in '%.200s' is longer than %d bytes, which snapback cannot "
@@ -54,7 +55,7 @@ struct fp_walk {
     char *root;
     char path[PATH_MAX]; /* the current entry's path in the tree */
     char target[PATH_MAX];
-    char line[2 * PATH_MAX + 200];
+    char line[SB_FP_LINE_MAX];
 };
 
 /* The fingerprint line of one entry: "PATH\0MODE SIZE MTIME UID GID" then the symlink target
@@ -62,9 +63,9 @@ struct fp_walk {
  * path, size, mtime and mode): a `chown -R` that fixes a release deployed as the wrong user
  * leaves every mtime as it was, and without it the repository would keep, and a rollback
  * bring back, the old owners. */
-static size_t
-fp_line(char *line, size_t cap, const char *path, const struct stat *st, const char *target,
-        size_t target_len)
+size_t
+sb_fp_line(char *line, size_t cap, const char *path, const struct stat *st, const char *target,
+           size_t target_len)
 {
     int len = snprintf(line, cap, "%s%c%o %lld %lld.%09ld %lu %lu", path, 0, (unsigned)st->st_mode,
                        (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
@@ -79,8 +80,8 @@ fp_line(char *line, size_t cap, const char *path, const struct stat *st, const c
     return n;
 }
 
-static void
-digest_add(struct sb_tree_digest *d, const char *line, size_t len)
+void
+sb_fp_digest_add(struct sb_tree_digest *d, const char *line, size_t len)
 {
     unsigned char h[16];
     crypto_generichash(h, sizeof(h), (const unsigned char *)line, len, NULL, 0);
@@ -137,7 +138,7 @@ fp_dir(struct fp_walk *w, int dir_fd)
         struct stat st;
         size_t nlen = strlen(names[idx]), at = len ? len + 1 : 0;
         if (at + nlen >= sizeof(w->path)) {
-            path_too_long(w->err, w->root, w->path);
+            sb_fp_path_too_long(w->err, w->root, w->path);
             goto out;
         }
         if (len)
@@ -157,9 +158,9 @@ fp_dir(struct fp_walk *w, int dir_fd)
         if (S_ISLNK(st.st_mode))
             tl = readlinkat(dirfd(d), names[idx], w->target, sizeof(w->target));
         size_t line_len =
-            fp_line(w->line, sizeof(w->line), w->path, &st, w->target, tl > 0 ? (size_t)tl : 0);
+            sb_fp_line(w->line, sizeof(w->line), w->path, &st, w->target, tl > 0 ? (size_t)tl : 0);
         crypto_generichash_update(&w->state, (const unsigned char *)w->line, line_len);
-        digest_add(&w->out->digest, w->line, line_len);
+        sb_fp_digest_add(&w->out->digest, w->line, line_len);
         w->out->entries++;
         if (S_ISREG(st.st_mode))
             w->out->bytes += (uint64_t)st.st_size;
@@ -261,13 +262,14 @@ struct tar_walk {
     struct tar_sink *ts;
     struct archive_entry_linkresolver *resolver;
     struct archive_entry *entry;
-    struct sb_tree_digest *seen;
+    struct sb_tree_fp *seen;            /* NULL: no fingerprint of the walk asked for */
+    crypto_generichash_state *fp_state; /* with seen: the ordered fingerprint hash */
     uint64_t count;
     char *buf;
     struct sb_error *err;
     char full[PATH_MAX]; /* root "/" the entry's path in the tree */
     /* scratch of walk_entry, here and not in its frame: it recurses once per level of depth */
-    char line[2 * PATH_MAX + 200];
+    char line[SB_FP_LINE_MAX];
     char point[PATH_MAX + 8];
 };
 
@@ -633,11 +635,16 @@ walk_entry(struct tar_walk *w, int dir_fd, const char *name)
     if (w->raw_fallback)
         acl_ascii_names(w, entry);
     if (w->seen && !is_root) {
-        /* the metadata as archived: the stat taken before the data was read */
+        /* the metadata as archived: the stat taken before the data was read. The walk is in
+         * the fingerprint's order (walk_dir), so these lines also make the fingerprint. */
         const char *target = S_ISLNK(st.st_mode) ? archive_entry_symlink(entry) : NULL;
-        size_t len = fp_line(w->line, sizeof(w->line), walk_rel(w), &st, target,
-                             target ? strlen(target) : 0);
-        digest_add(w->seen, w->line, len);
+        size_t len = sb_fp_line(w->line, sizeof(w->line), walk_rel(w), &st, target,
+                                target ? strlen(target) : 0);
+        crypto_generichash_update(w->fp_state, (const unsigned char *)w->line, len);
+        sb_fp_digest_add(&w->seen->digest, w->line, len);
+        w->seen->entries++;
+        if (S_ISREG(st.st_mode))
+            w->seen->bytes += (uint64_t)st.st_size;
     }
     /* A socket cannot be stored (pax has no type for it) and means nothing once its listener
      * is gone: like tar, skip it with a warning rather than fail the snapshot over a stale
@@ -705,8 +712,29 @@ out:
     return rc;
 }
 
-/* Archives every entry of the directory open as dir_fd (taken over and closed), in the order
- * of its listing: only one directory's read position per level is held, never its listing. */
+/* Archives the entry name of the directory d, whose path w->full names; len: the length of
+ * the directory's own path in w->full. */
+static int
+walk_child(struct tar_walk *w, DIR *d, size_t len, const char *name)
+{
+    size_t nlen = strlen(name);
+    if (len + 1 + nlen >= sizeof(w->full)) {
+        sb_fp_path_too_long(w->err, w->root, walk_rel(w));
+        return -1;
+    }
+    w->full[len] = '/';
+    memcpy(w->full + len + 1, name, nlen + 1);
+    int r = walk_entry(w, dirfd(d), name);
+    w->full[len] = '\0';
+    return r;
+}
+
+/* Archives every entry of the directory open as dir_fd (taken over and closed). A tree whose
+ * fingerprint is asked for (w->seen: a release) is walked in the fingerprint's order, names
+ * sorted byte-wise and each directory's contents right after it, as sb_tree_fingerprint does:
+ * its listing is held meanwhile, as the fingerprint walk holds it. Any other tree (a shared
+ * path, which may hold a million uploads in one directory) is walked in the order of its
+ * listing, holding only one read position per level. */
 static int
 walk_dir(struct tar_walk *w, int dir_fd)
 {
@@ -717,6 +745,8 @@ walk_dir(struct tar_walk *w, int dir_fd)
         return walk_failed(w, e, "read directory");
     }
     size_t len = strlen(w->full);
+    char **names = NULL;
+    size_t n = 0, cap = 0;
     int rc = -1;
     for (;;) {
         if (sb_check_stop(w->err) < 0)
@@ -733,27 +763,43 @@ walk_dir(struct tar_walk *w, int dir_fd)
         }
         if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
             continue;
-        size_t nlen = strlen(de->d_name);
-        if (len + 1 + nlen >= sizeof(w->full)) {
-            path_too_long(w->err, w->root, walk_rel(w));
-            goto out;
+        if (!w->seen) {
+            if (walk_child(w, d, len, de->d_name) < 0)
+                goto out;
+            continue;
         }
-        w->full[len] = '/';
-        memcpy(w->full + len + 1, de->d_name, nlen + 1);
-        int r = walk_entry(w, dirfd(d), de->d_name);
-        w->full[len] = '\0';
-        if (r < 0)
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **p = realloc(names, cap * sizeof(*p));
+            if (!p)
+                goto oom;
+            names = p;
+        }
+        if (!(names[n] = sb_strdup(de->d_name)))
+            goto oom;
+        n++;
+    }
+    if (n > 1)
+        qsort(names, n, sizeof(*names), cmp_names);
+    for (size_t idx = 0; idx < n; idx++) {
+        if (sb_check_stop(w->err) < 0 || walk_child(w, d, len, names[idx]) < 0)
             goto out;
     }
     rc = 0;
+    goto out;
+oom:
+    sb_error_set(w->err, SB_E_INTERNAL, ENOMEM, "out of memory");
 out:
+    for (size_t idx = 0; idx < n; idx++)
+        free(names[idx]);
+    free(names);
     closedir(d);
     return rc;
 }
 
 int
 sb_tree_archive(const char *dir, enum sb_tree_mode mode, struct sb_ostream *out, uint64_t *entries,
-                struct sb_tree_digest *seen, struct sb_error *err)
+                struct sb_tree_fp *seen, struct sb_error *err)
 {
     struct tar_sink ts = {out, err, 0};
     struct tar_walk *w = calloc(1, sizeof(*w));
@@ -771,7 +817,7 @@ sb_tree_archive(const char *dir, enum sb_tree_mode mode, struct sb_ostream *out,
     while (w->root_len > 1 && dir[w->root_len - 1] == '/')
         w->root_len--;
     if (w->root_len >= sizeof(w->full)) {
-        path_too_long(err, dir, "");
+        sb_fp_path_too_long(err, dir, "");
         goto out;
     }
     memcpy(w->full, dir, w->root_len);
@@ -781,7 +827,15 @@ sb_tree_archive(const char *dir, enum sb_tree_mode mode, struct sb_ostream *out,
     w->resolver = archive_entry_linkresolver_new();
     w->entry = archive_entry_new();
     w->buf = malloc(READ_STEP);
-    if (!w->disk || !w->tar || !w->resolver || !w->entry || !w->buf) {
+    if (seen) {
+        memset(seen, 0, sizeof(*seen));
+        /* aligned: the BLAKE2b state is declared 64-byte aligned */
+        size_t align = _Alignof(crypto_generichash_state);
+        w->fp_state = aligned_alloc(align, (sizeof(*w->fp_state) + align - 1) / align * align);
+        if (w->fp_state)
+            crypto_generichash_init(w->fp_state, NULL, 0, 16);
+    }
+    if (!w->disk || !w->tar || !w->resolver || !w->entry || !w->buf || (seen && !w->fp_state)) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         goto out;
     }
@@ -840,8 +894,14 @@ sb_tree_archive(const char *dir, enum sb_tree_mode mode, struct sb_ostream *out,
     }
     if (entries)
         *entries = w->count;
+    if (seen) {
+        unsigned char hash[16];
+        crypto_generichash_final(w->fp_state, hash, sizeof(hash));
+        sb_hex_encode(hash, sizeof(hash), seen->hex);
+    }
     rc = 0;
 out:
+    free(w->fp_state);
     if (root_fd >= 0)
         close(root_fd);
     archive_entry_free(w->entry);

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -311,6 +313,120 @@ test_tree_roundtrip(void)
     EXPECT(strcmp(fp1.hex, fp2.hex) != 0);
 }
 
+/* The three walks agree. A release is archived in the fingerprint's order, so the archive walk
+ * gives the fingerprint sb_tree_fingerprint gives (the object's name: a later snapshot finds it
+ * by that walk's hex), and the digest walk, in 1, 2 or 4 threads, the same digest, entries and
+ * bytes; any change to the tree changes the digest. The tree has names that sort differently
+ * byte-wise than in any listing order (upper case, dots, spaces, bytes above 0x7f), nested
+ * directories for the threads to share, symlinks, a hard link and a socket. */
+static void
+fp_expect_agree(const char *src, const struct sb_tree_fp *fp)
+{
+    struct sb_error err = SB_ERROR_INIT;
+    unsigned char *tar = NULL;
+    size_t len = 0;
+    struct sb_ostream *out = sb_mem_ostream_new(&tar, &len);
+    struct sb_tree_fp seen;
+    uint64_t written = 0;
+    EXPECT_OK(sb_tree_archive(src, SB_TREE_STRICT, out, &written, &seen, &err), &err);
+    sb_ostream_free(out);
+    free(tar);
+    EXPECT_STR(seen.hex, fp->hex);
+    EXPECT(sb_tree_digest_equal(&seen.digest, &fp->digest));
+    EXPECT_INT(seen.entries, fp->entries);
+    EXPECT_INT(seen.bytes, fp->bytes);
+    EXPECT_INT(written, fp->entries - 1); /* the socket is not archived */
+    for (int threads = 1; threads <= 4; threads *= 2) {
+        struct sb_tree_fp dw;
+        EXPECT_OK(sb_tree_digest_walk(src, threads, &dw, &err), &err);
+        EXPECT(sb_tree_digest_equal(&dw.digest, &fp->digest));
+        EXPECT_INT(dw.entries, fp->entries);
+        EXPECT_INT(dw.bytes, fp->bytes);
+        EXPECT_STR(dw.hex, "");
+    }
+}
+
+static void
+test_tree_walks_agree(void)
+{
+    char src[300], path[600];
+    snprintf(src, sizeof(src), "%s/walks", base);
+    struct sb_error err = SB_ERROR_INIT;
+    sb_remove_tree(src, &err);
+    mkdir(src, 0755);
+    static const char *const names[] = {"b",   "B",         "a b",  "a", ".hidden",
+                                        "a.b", "z\xc3\xa9", "\xff", "A"};
+    size_t nn = sizeof(names) / sizeof(names[0]);
+    for (size_t i = 0; i < nn; i++) {
+        snprintf(path, sizeof(path), "%s/%s", src, names[i]);
+        EXPECT(mkdir(path, 0755) == 0);
+        for (size_t j = 0; j < nn; j++) {
+            snprintf(path, sizeof(path), "%s/%s/%s", src, names[i], names[j]);
+            if (j % 3 == 0) {
+                EXPECT(mkdir(path, 0700) == 0);
+                snprintf(path, sizeof(path), "%s/%s/%s/%s", src, names[i], names[j], names[i]);
+            }
+            write_file(path, names[j], j % 2 ? 0644 : 0600);
+        }
+        snprintf(path, sizeof(path), "%s/%s/link", src, names[i]);
+        EXPECT(symlink(names[i], path) == 0);
+    }
+    char a[600], b[600];
+    snprintf(a, sizeof(a), "%s/a/B", src);
+    snprintf(b, sizeof(b), "%s/hard", src);
+    EXPECT(link(a, b) == 0);
+    snprintf(path, sizeof(path), "%s/dangling", src);
+    EXPECT(symlink("/nonexistent/x", path) == 0);
+    snprintf(path, sizeof(path), "%s/sock", src);
+    int sk = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    EXPECT(strlen(path) < sizeof(sa.sun_path));
+    memcpy(sa.sun_path, path, strlen(path) + 1 < sizeof(sa.sun_path) ? strlen(path) + 1 : 0);
+    EXPECT(sk >= 0 && bind(sk, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+    close(sk);
+
+    struct sb_tree_fp fp;
+    EXPECT_OK(sb_tree_fingerprint(src, &fp, &err), &err);
+    fp_expect_agree(src, &fp);
+
+    /* every kind of change moves the digest: a mode, a size, an mtime, an entry added and
+     * one removed, deep in the tree */
+    struct sb_tree_fp dw;
+    snprintf(path, sizeof(path), "%s/\xff/a/\xff", src);
+    EXPECT(chmod(path, 0640) == 0);
+    EXPECT_OK(sb_tree_digest_walk(src, 2, &dw, &err), &err);
+    EXPECT(!sb_tree_digest_equal(&dw.digest, &fp.digest));
+    EXPECT(chmod(path, 0644) == 0);
+    EXPECT_OK(sb_tree_digest_walk(src, 2, &dw, &err), &err);
+    EXPECT(sb_tree_digest_equal(&dw.digest, &fp.digest));
+    write_file(path, "longer", 0644);
+    EXPECT_OK(sb_tree_digest_walk(src, 2, &dw, &err), &err);
+    EXPECT(!sb_tree_digest_equal(&dw.digest, &fp.digest));
+    struct timeval tv[2] = {{1000000000, 0}, {1000000000, 1}};
+    EXPECT(utimes(path, tv) == 0);
+    struct sb_tree_fp fp2;
+    EXPECT_OK(sb_tree_fingerprint(src, &fp2, &err), &err);
+    EXPECT(strcmp(fp2.hex, fp.hex) != 0);
+    fp_expect_agree(src, &fp2);
+    snprintf(path, sizeof(path), "%s/B/a/new", src);
+    write_file(path, "", 0600);
+    EXPECT_OK(sb_tree_digest_walk(src, 4, &dw, &err), &err);
+    EXPECT(!sb_tree_digest_equal(&dw.digest, &fp2.digest));
+    EXPECT_INT(dw.entries, fp2.entries + 1);
+    EXPECT(unlink(path) == 0);
+    snprintf(path, sizeof(path), "%s/B/a b", src);
+    EXPECT(unlink(path) == 0);
+    EXPECT_OK(sb_tree_digest_walk(src, 4, &dw, &err), &err);
+    EXPECT_INT(dw.entries, fp2.entries - 1);
+
+    /* a tree that is not there */
+    snprintf(path, sizeof(path), "%s/missing", src);
+    EXPECT(sb_tree_digest_walk(path, 2, &dw, &err) < 0);
+    EXPECT_INT(err.code, SB_E_NOTFOUND);
+    EXPECT(strstr(err.msg, "missing") != NULL);
+    sb_remove_tree(src, &err);
+}
+
 /* Names are bytes (docs/FORMAT.md): an entry whose path, link target, owner and group names are
  * ASCII has a plain ustar header (no extended header when its mtime is whole seconds), and an
  * entry with any other byte carries hdrcharset=BINARY and its names as they are. Valid UTF-8 in
@@ -471,6 +587,7 @@ main(void)
     RUN(test_verify_mode_refuses_too);
     RUN(test_garbage_is_not_tar);
     RUN(test_tree_roundtrip);
+    RUN(test_tree_walks_agree);
     RUN(test_names_are_bytes);
     struct sb_error err = SB_ERROR_INIT;
     sb_remove_tree(base, &err);
