@@ -43,6 +43,9 @@ struct sb_istream_ops {
     /* Reads up to cap bytes; *got == 0 means end of stream (all integrity checks passed). */
     int (*read)(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err);
     void (*free)(struct sb_istream *s);
+    /* Optional (NULL: not offered): the next bytes of the stream in the stream's own buffer,
+     * *data valid until the next call on the stream; *len == 0 at its end. */
+    int (*borrow)(struct sb_istream *s, const void **data, size_t *len, struct sb_error *err);
 };
 
 struct sb_istream {
@@ -62,6 +65,11 @@ int sb_ostream_reserve(struct sb_ostream *s, size_t min, unsigned char **buf, si
 int sb_ostream_commit(struct sb_ostream *s, size_t len, struct sb_error *err);
 void sb_ostream_free(struct sb_ostream *s);
 int sb_istream_read(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err);
+/* The next bytes of the stream without a copy where the stream lends its buffer, else read
+ * into buf (cap bytes): *data is valid until the next call on the stream; *len == 0 at the
+ * end of the stream. */
+int sb_istream_borrow(struct sb_istream *s, void *buf, size_t cap, const void **data, size_t *len,
+                      struct sb_error *err);
 /* Reads exactly cap bytes unless the stream ends first; *got tells how many were read. */
 int sb_istream_read_full(struct sb_istream *s, void *buf, size_t cap, size_t *got,
                          struct sb_error *err);

@@ -162,7 +162,7 @@ proc_ifree(struct sb_istream *s)
     (void)s; /* owned by the sb_proc */
 }
 
-static const struct sb_istream_ops proc_in_ops = {proc_read, proc_ifree};
+static const struct sb_istream_ops proc_in_ops = {.read = proc_read, .free = proc_ifree};
 
 static int
 proc_write(struct sb_ostream *s, const void *data, size_t len, struct sb_error *err)

@@ -145,7 +145,8 @@ progress_free(struct sb_istream *s)
     free(ps);
 }
 
-static const struct sb_istream_ops progress_istream_ops = {progress_read, progress_free};
+static const struct sb_istream_ops progress_istream_ops = {.read = progress_read,
+                                                           .free = progress_free};
 
 int
 sb_object_reader_new(struct sb_istream *source, const struct sb_key *key,
@@ -156,9 +157,9 @@ sb_object_reader_new(struct sb_istream *source, const struct sb_key *key,
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
     if (!(s = sb_decrypt_istream_new(s, key, err)))
         return -1;
-    if (!(s = sb_thread_istream_new(s, THREAD_READ_BLOCK, THREAD_DEPTH, err)))
-        return -1;
     if (!(s = sb_zstd_istream_new(s, err)))
+        return -1;
+    if (!(s = sb_thread_istream_new(s, THREAD_READ_BLOCK, THREAD_DEPTH, err)))
         return -1;
     *out = s;
     return 0;

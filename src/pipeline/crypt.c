@@ -474,7 +474,7 @@ decrypt_free(struct sb_istream *s)
     free(ds);
 }
 
-static const struct sb_istream_ops decrypt_ops = {decrypt_read, decrypt_free};
+static const struct sb_istream_ops decrypt_ops = {.read = decrypt_read, .free = decrypt_free};
 
 struct sb_istream *
 sb_decrypt_istream_new(struct sb_istream *up, const struct sb_key *key, struct sb_error *err)

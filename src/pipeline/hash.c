@@ -132,7 +132,7 @@ hash_ifree(struct sb_istream *s)
     free(hs);
 }
 
-static const struct sb_istream_ops hash_istream_ops = {hash_read, hash_ifree};
+static const struct sb_istream_ops hash_istream_ops = {.read = hash_read, .free = hash_ifree};
 
 struct sb_istream *
 sb_hash_istream_new(struct sb_istream *up, const struct sb_digest *expect, struct sb_digest *result)

@@ -64,6 +64,17 @@ sb_istream_read(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct
 }
 
 int
+sb_istream_borrow(struct sb_istream *s, void *buf, size_t cap, const void **data, size_t *len,
+                  struct sb_error *err)
+{
+    *len = 0;
+    if (s->ops->borrow)
+        return s->ops->borrow(s, data, len, err);
+    *data = buf;
+    return s->ops->read(s, buf, cap, len, err);
+}
+
+int
 sb_istream_read_full(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err)
 {
     size_t total = 0;
@@ -117,11 +128,16 @@ sb_stream_copy(struct sb_istream *in, struct sb_ostream *out, uint64_t *copied,
     uint64_t total = 0;
     for (;;) {
         size_t n = 0;
-        if (sb_check_stop(err) < 0 || sb_istream_read_full(in, buf, COPY_STEP, &n, err) < 0)
+        const void *data = buf;
+        /* a stream that lends its blocks (a thread queue) is not copied into buf; any other
+         * fills it, so the writes downstream stay large */
+        if (sb_check_stop(err) < 0 ||
+            (in->ops->borrow ? sb_istream_borrow(in, buf, COPY_STEP, &data, &n, err)
+                             : sb_istream_read_full(in, buf, COPY_STEP, &n, err)) < 0)
             goto out;
         if (n == 0)
             break;
-        if (sb_ostream_write(out, buf, n, err) < 0)
+        if (sb_ostream_write(out, data, n, err) < 0)
             goto out;
         total += n;
     }
@@ -220,7 +236,7 @@ fd_ifree(struct sb_istream *s)
     free(s);
 }
 
-static const struct sb_istream_ops fd_istream_ops = {fd_read, fd_ifree};
+static const struct sb_istream_ops fd_istream_ops = {.read = fd_read, .free = fd_ifree};
 
 struct sb_istream *
 sb_fd_istream_new(int fd, const char *name)
@@ -319,7 +335,7 @@ mem_ifree(struct sb_istream *s)
     free(s);
 }
 
-static const struct sb_istream_ops mem_istream_ops = {mem_read, mem_ifree};
+static const struct sb_istream_ops mem_istream_ops = {.read = mem_read, .free = mem_ifree};
 
 struct sb_istream *
 sb_mem_istream_new(const void *data, size_t len)

@@ -265,6 +265,7 @@ struct thread_istream {
     struct queue q;
     size_t block_size;
     size_t pos; /* read position in the head block, owned by the consumer */
+    bool lent;  /* the head block is lent to the consumer (borrow) until its next call */
     pthread_t worker;
     bool started;
     bool failed, eof; /* set by the worker under the lock */
@@ -309,41 +310,78 @@ istream_worker(void *arg)
     }
 }
 
-static int
-thread_iread(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err)
+/* Gives the head block back to the worker (its data all read). */
+static void
+istream_pop(struct thread_istream *ts)
 {
-    struct thread_istream *ts = (struct thread_istream *)s;
     struct queue *q = &ts->q;
+    ts->pos = 0;
+    ts->lent = false;
+    pthread_mutex_lock(&q->mu);
+    q->head = (q->head + 1) % q->depth;
+    q->count--;
+    pthread_cond_broadcast(&q->changed);
+    pthread_mutex_unlock(&q->mu);
+}
+
+/* Waits for a block: the head block, or NULL at the end of the stream (*rc 0) or after the
+ * worker failed (*rc -1, err set). */
+static struct block *
+istream_head(struct thread_istream *ts, int *rc, struct sb_error *err)
+{
+    struct queue *q = &ts->q;
+    if (ts->lent)
+        istream_pop(ts);
     pthread_mutex_lock(&q->mu);
     while (q->count == 0 && !ts->failed && !ts->eof)
         pthread_cond_wait(&q->changed, &q->mu);
     if (q->count == 0) {
         bool failed = ts->failed;
         pthread_mutex_unlock(&q->mu);
+        *rc = 0;
         if (failed) {
             if (err)
                 *err = ts->werr;
-            return -1;
+            *rc = -1;
         }
-        *got = 0;
-        return 0;
+        return NULL;
     }
     struct block *b = &q->slots[q->head];
     pthread_mutex_unlock(&q->mu);
+    return b;
+}
+
+static int
+thread_iread(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err)
+{
+    struct thread_istream *ts = (struct thread_istream *)s;
+    int rc;
+    struct block *b = istream_head(ts, &rc, err);
+    if (!b)
+        return rc;
     size_t n = b->len - ts->pos;
     if (n > cap)
         n = cap;
     memcpy(buf, b->data + ts->pos, n);
     ts->pos += n;
-    if (ts->pos == b->len) {
-        ts->pos = 0;
-        pthread_mutex_lock(&q->mu);
-        q->head = (q->head + 1) % q->depth;
-        q->count--;
-        pthread_cond_broadcast(&q->changed);
-        pthread_mutex_unlock(&q->mu);
-    }
+    if (ts->pos == b->len)
+        istream_pop(ts);
     *got = n;
+    return 0;
+}
+
+/* Lends the rest of the head block; it goes back to the worker at the next call. */
+static int
+thread_iborrow(struct sb_istream *s, const void **data, size_t *len, struct sb_error *err)
+{
+    struct thread_istream *ts = (struct thread_istream *)s;
+    int rc;
+    struct block *b = istream_head(ts, &rc, err);
+    if (!b)
+        return rc;
+    *data = b->data + ts->pos;
+    *len = b->len - ts->pos;
+    ts->lent = true;
     return 0;
 }
 
@@ -363,7 +401,8 @@ thread_ifree(struct sb_istream *s)
     free(ts);
 }
 
-static const struct sb_istream_ops thread_istream_ops = {thread_iread, thread_ifree};
+static const struct sb_istream_ops thread_istream_ops = {
+    .read = thread_iread, .free = thread_ifree, .borrow = thread_iborrow};
 
 struct sb_istream *
 sb_thread_istream_new(struct sb_istream *up, size_t block_size, size_t depth, struct sb_error *err)

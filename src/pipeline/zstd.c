@@ -184,7 +184,7 @@ zstd_ifree(struct sb_istream *s)
     free(zs);
 }
 
-static const struct sb_istream_ops zstd_istream_ops = {zstd_iread, zstd_ifree};
+static const struct sb_istream_ops zstd_istream_ops = {.read = zstd_iread, .free = zstd_ifree};
 
 struct sb_istream *
 sb_zstd_istream_new(struct sb_istream *up, struct sb_error *err)

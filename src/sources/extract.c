@@ -33,12 +33,13 @@ tar_read_cb(struct archive *a, void *client, const void **out)
 {
     struct tar_source *ts = client;
     size_t n = 0;
-    if (sb_istream_read(ts->in, ts->buf, READ_STEP, &n, ts->err) < 0) {
+    /* libarchive keeps a block only until its next call here: a thread queue's block can be
+     * lent rather than copied */
+    if (sb_istream_borrow(ts->in, ts->buf, READ_STEP, out, &n, ts->err) < 0) {
         ts->failed = 1;
         archive_set_error(a, EIO, "stream read failed");
         return -1;
     }
-    *out = ts->buf;
     return (la_ssize_t)n;
 }
 

@@ -206,7 +206,7 @@ reader_free(struct sb_istream *s)
     free(lr);
 }
 
-static const struct sb_istream_ops reader_ops = {reader_read, reader_free};
+static const struct sb_istream_ops reader_ops = {.read = reader_read, .free = reader_free};
 
 static int
 local_open_read(struct sb_store *st, const char *path, struct sb_istream **out,

@@ -1413,7 +1413,7 @@ reader_free(struct sb_istream *s)
     free(r);
 }
 
-static const struct sb_istream_ops reader_ops = {reader_read, reader_free};
+static const struct sb_istream_ops reader_ops = {.read = reader_read, .free = reader_free};
 
 static int
 op_open_read(struct sftp_store *ss, void *arg, struct sb_error *err)

@@ -692,6 +692,104 @@ test_full_disk_through_threads(void)
     sb_key_free(key);
 }
 
+/* An istream that fails like a read error after `left` bytes of data. */
+struct failing_source {
+    struct sb_istream base;
+    const unsigned char *data;
+    size_t left;
+};
+
+static int
+failing_read(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_error *err)
+{
+    struct failing_source *fs = (struct failing_source *)s;
+    if (fs->left == 0)
+        return sb_error_set(err, SB_E_IO, EIO, "cannot read 'source' (test)");
+    size_t n = cap < fs->left ? cap : fs->left;
+    n = n > 777 ? 777 : n;
+    memcpy(buf, fs->data, n);
+    fs->data += n;
+    fs->left -= n;
+    *got = n;
+    return 0;
+}
+
+static void
+failing_free(struct sb_istream *s)
+{
+    free(s);
+}
+
+static const struct sb_istream_ops failing_ops = {.read = failing_read, .free = failing_free};
+
+/* A thread queue lends its blocks (sb_istream_borrow) instead of copying them: reads and
+ * borrows in any mix give the stream's bytes in order, exactly once; the end of the stream
+ * is a zero length; a read error upstream reaches the consumer with its message after the
+ * data that came before it. */
+static void
+test_thread_istream_borrow(void)
+{
+    size_t total = 300000;
+    unsigned char *data = random_data(total);
+    unsigned char *got = malloc(total), buf[64];
+    struct sb_error err = SB_ERROR_INIT;
+    struct sb_istream *in = sb_thread_istream_new(sb_mem_istream_new(data, total), 4096, 3, &err);
+    EXPECT(in != NULL);
+    size_t at = 0, step = 0;
+    for (;;) {
+        size_t n = 0;
+        const void *p = NULL;
+        if (step++ % 3 == 2) {
+            EXPECT_OK(sb_istream_read(in, buf, 1 + step % sizeof(buf), &n, &err), &err);
+            p = buf;
+        } else {
+            EXPECT_OK(sb_istream_borrow(in, buf, sizeof(buf), &p, &n, &err), &err);
+            EXPECT(n == 0 || p != buf); /* lent, not copied */
+        }
+        if (n == 0)
+            break;
+        EXPECT(at + n <= total);
+        if (at + n > total)
+            break;
+        memcpy(got + at, p, n);
+        at += n;
+    }
+    EXPECT_INT(at, total);
+    EXPECT(memcmp(got, data, total) == 0);
+    sb_istream_free(in);
+
+    /* a stream that does not lend: borrow reads into the caller's buffer */
+    in = sb_mem_istream_new(data, 10);
+    const void *p = NULL;
+    size_t n = 0;
+    EXPECT_OK(sb_istream_borrow(in, buf, sizeof(buf), &p, &n, &err), &err);
+    EXPECT(p == buf && n == 10 && memcmp(buf, data, 10) == 0);
+    sb_istream_free(in);
+
+    struct failing_source *fs = calloc(1, sizeof(*fs));
+    fs->base.ops = &failing_ops;
+    fs->data = data;
+    fs->left = 10000;
+    in = sb_thread_istream_new(&fs->base, 4096, 3, &err);
+    EXPECT(in != NULL);
+    at = 0;
+    int rc = 0;
+    while (rc == 0) {
+        rc = sb_istream_borrow(in, buf, sizeof(buf), &p, &n, &err);
+        if (rc == 0 && n == 0)
+            break;
+        if (rc == 0)
+            at += n;
+    }
+    EXPECT_INT(rc, -1);
+    EXPECT_INT(at, 8192); /* the two whole blocks read before the error */
+    EXPECT_INT(err.code, SB_E_IO);
+    EXPECT(strstr(err.msg, "'source'") != NULL);
+    sb_istream_free(in);
+    free(got);
+    free(data);
+}
+
 int
 main(void)
 {
@@ -705,6 +803,7 @@ main(void)
     RUN(test_roundtrip_sizes);
     RUN(test_threaded_chain_matches_serial);
     RUN(test_full_disk_through_threads);
+    RUN(test_thread_istream_borrow);
     RUN(test_every_flip_detected);
     RUN(test_every_truncation_detected);
     RUN(test_chunk_swap_detected);
