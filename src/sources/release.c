@@ -45,6 +45,45 @@ cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* A directory's names, visited in byte-wise order: the fingerprint's (docs/FORMAT.md). */
+struct name_list {
+    char **names;
+    size_t n, cap;
+};
+
+/* Adds a copy of name; -1 when out of memory. */
+static int
+name_list_add(struct name_list *l, const char *name)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        char **p = realloc(l->names, cap * sizeof(*p));
+        if (!p)
+            return -1;
+        l->names = p;
+        l->cap = cap;
+    }
+    if (!(l->names[l->n] = sb_strdup(name)))
+        return -1;
+    l->n++;
+    return 0;
+}
+
+static void
+name_list_sort(struct name_list *l)
+{
+    if (l->n > 1)
+        qsort(l->names, l->n, sizeof(*l->names), cmp_names);
+}
+
+static void
+name_list_free(struct name_list *l)
+{
+    for (size_t idx = 0; idx < l->n; idx++)
+        free(l->names[idx]);
+    free(l->names);
+}
+
 /* The buffers live here, not in fp_dir's frame: the walk recurses once per level of depth
  * (up to about 2,000 levels below PATH_MAX), and 16 KiB of stack per level overflowed the main
  * thread's 8 MiB at about 500 (tests/integration/deep_tree.sh). */
@@ -115,26 +154,18 @@ fp_dir(struct fp_walk *w, int dir_fd)
                             w->path);
     }
     int rc = -1;
-    char **names = NULL;
-    size_t n = 0, cap = 0, len = strlen(w->path);
+    struct name_list list = {NULL, 0, 0};
+    char **names;
+    size_t len = strlen(w->path);
     struct dirent *de;
     while ((de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-            continue;
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **p = realloc(names, cap * sizeof(*p));
-            if (!p)
-                goto oom;
-            names = p;
-        }
-        if (!(names[n] = sb_strdup(de->d_name)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+            name_list_add(&list, de->d_name) < 0)
             goto oom;
-        n++;
     }
-    if (n > 1)
-        qsort(names, n, sizeof(*names), cmp_names);
-    for (size_t idx = 0; idx < n; idx++) {
+    name_list_sort(&list);
+    names = list.names;
+    for (size_t idx = 0; idx < list.n; idx++) {
         struct stat st;
         size_t nlen = strlen(names[idx]), at = len ? len + 1 : 0;
         if (at + nlen >= sizeof(w->path)) {
@@ -188,9 +219,7 @@ fp_dir(struct fp_walk *w, int dir_fd)
 oom:
     sb_error_set(w->err, SB_E_INTERNAL, ENOMEM, "out of memory");
 out:
-    for (size_t idx = 0; idx < n; idx++)
-        free(names[idx]);
-    free(names);
+    name_list_free(&list);
     closedir(d);
     return rc;
 }
@@ -745,8 +774,7 @@ walk_dir(struct tar_walk *w, int dir_fd)
         return walk_failed(w, e, "read directory");
     }
     size_t len = strlen(w->full);
-    char **names = NULL;
-    size_t n = 0, cap = 0;
+    struct name_list list = {NULL, 0, 0};
     int rc = -1;
     for (;;) {
         if (sb_check_stop(w->err) < 0)
@@ -768,31 +796,19 @@ walk_dir(struct tar_walk *w, int dir_fd)
                 goto out;
             continue;
         }
-        if (n == cap) {
-            cap = cap ? cap * 2 : 64;
-            char **p = realloc(names, cap * sizeof(*p));
-            if (!p)
-                goto oom;
-            names = p;
+        if (name_list_add(&list, de->d_name) < 0) {
+            sb_error_set(w->err, SB_E_INTERNAL, ENOMEM, "out of memory");
+            goto out;
         }
-        if (!(names[n] = sb_strdup(de->d_name)))
-            goto oom;
-        n++;
     }
-    if (n > 1)
-        qsort(names, n, sizeof(*names), cmp_names);
-    for (size_t idx = 0; idx < n; idx++) {
-        if (sb_check_stop(w->err) < 0 || walk_child(w, d, len, names[idx]) < 0)
+    name_list_sort(&list);
+    for (size_t idx = 0; idx < list.n; idx++) {
+        if (sb_check_stop(w->err) < 0 || walk_child(w, d, len, list.names[idx]) < 0)
             goto out;
     }
     rc = 0;
-    goto out;
-oom:
-    sb_error_set(w->err, SB_E_INTERNAL, ENOMEM, "out of memory");
 out:
-    for (size_t idx = 0; idx < n; idx++)
-        free(names[idx]);
-    free(names);
+    name_list_free(&list);
     closedir(d);
     return rc;
 }
