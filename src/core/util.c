@@ -3,7 +3,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -166,37 +169,47 @@ sb_test_pause_armed(void)
     return armed == 1;
 }
 
+/* Read once (pthread_once): the digest walk calls its fail points from several threads. */
+static struct {
+    bool armed;
+    char name[64];
+    uint64_t want;
+    int fail_errno;
+    _Atomic uint64_t calls;
+} fail_at;
+
+static void
+fail_at_init(void)
+{
+    const char *hooks = getenv("SNAPBACK_TEST_HOOKS");
+    const char *spec = getenv("SNAPBACK_TEST_FAIL_AT");
+    if (!hooks || strcmp(hooks, "1") != 0 || !spec)
+        return;
+    const char *c1 = strchr(spec, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+    char num[32];
+    uint64_t e = 0;
+    size_t nlen = c1 ? (size_t)(c1 - spec) : 0, wlen = c2 ? (size_t)(c2 - c1 - 1) : 0;
+    if (!c2 || !nlen || nlen >= sizeof(fail_at.name) || !wlen || wlen >= sizeof(num) ||
+        sb_parse_u64(c2 + 1, &e) != 0 || e == 0 || e >= 4096)
+        return;
+    memcpy(fail_at.name, spec, nlen);
+    memcpy(num, c1 + 1, wlen);
+    num[wlen] = '\0';
+    if (sb_parse_u64(num, &fail_at.want) == 0 && fail_at.want > 0) {
+        fail_at.fail_errno = (int)e;
+        fail_at.armed = true;
+    }
+}
+
 bool
 sb_test_fail_point(const char *name)
 {
-    static int armed = -1;
-    static char spec_name[64];
-    static uint64_t want, calls;
-    static int fail_errno;
-    if (armed < 0) {
-        const char *hooks = getenv("SNAPBACK_TEST_HOOKS");
-        const char *spec = getenv("SNAPBACK_TEST_FAIL_AT");
-        armed = 0;
-        if (hooks && strcmp(hooks, "1") == 0 && spec) {
-            const char *c1 = strchr(spec, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-            char num[32];
-            uint64_t e = 0;
-            size_t nlen = c1 ? (size_t)(c1 - spec) : 0, wlen = c2 ? (size_t)(c2 - c1 - 1) : 0;
-            if (c2 && nlen && nlen < sizeof(spec_name) && wlen && wlen < sizeof(num) &&
-                sb_parse_u64(c2 + 1, &e) == 0 && e > 0 && e < 4096) {
-                memcpy(spec_name, spec, nlen);
-                memcpy(num, c1 + 1, wlen);
-                num[wlen] = '\0';
-                if (sb_parse_u64(num, &want) == 0 && want > 0) {
-                    fail_errno = (int)e;
-                    armed = 1;
-                }
-            }
-        }
-    }
-    if (armed != 1 || strcmp(name, spec_name) != 0 || ++calls != want)
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, fail_at_init);
+    if (!fail_at.armed || strcmp(name, fail_at.name) != 0 ||
+        atomic_fetch_add(&fail_at.calls, 1) + 1 != fail_at.want)
         return false;
-    errno = fail_errno;
+    errno = fail_at.fail_errno;
     return true;
 }
 

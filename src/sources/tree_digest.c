@@ -115,7 +115,8 @@ dw_dir(struct dw_worker *w, int dir_fd)
             w->path[len] = '/';
         memcpy(w->path + at, de->d_name, nlen + 1);
         struct stat st;
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (sb_test_fail_point("digest-stat") ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
             if (errno == ENOENT)
                 sb_error_set(&w->err, SB_E_TEMPFAIL, errno,
                              "'%s/%s' vanished while the release was read (releases must not "
@@ -231,8 +232,12 @@ sb_tree_digest_walk(const char *dir, int threads, struct sb_tree_fp *out, struct
     for (int idx = 0; idx < threads; idx++)
         ws[idx].sh = sh;
     /* the caller is worker 0; without a thread for a helper, it walks with fewer helpers */
+    int create_rc = 0;
     for (int idx = 1; idx < threads; idx++) {
-        if (pthread_create(&tids[idx], NULL, dw_run, &ws[idx]) != 0) {
+        create_rc = sb_test_fail_point("digest-thread")
+                        ? errno
+                        : pthread_create(&tids[idx], NULL, dw_run, &ws[idx]);
+        if (create_rc != 0) {
             pthread_mutex_lock(&sh->mu);
             sh->workers = idx;
             pthread_mutex_unlock(&sh->mu);
@@ -243,6 +248,11 @@ sb_tree_digest_walk(const char *dir, int threads, struct sb_tree_fp *out, struct
     dw_run(&ws[0]);
     for (int idx = 1; idx <= started; idx++)
         pthread_join(tids[idx], NULL);
+    if (create_rc != 0)
+        sb_debug("digest walk of '%s': %d thread(s) of %d; no thread for another helper: %s", dir,
+                 started + 1, threads, strerror(create_rc));
+    else
+        sb_debug("digest walk of '%s': %d thread(s)", dir, threads);
     int rc = 0;
     if (sh->failed) {
         *err = sh->err;

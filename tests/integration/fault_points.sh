@@ -6,7 +6,11 @@
 #   same bytes;
 # - a readdir that fails in a shared path (volatile): ENOENT (the directory was removed while
 #   it was read) skips it with a warning, EIO fails the snapshot naming the directory;
-# - the same ENOENT in a release (immutable) fails with 75, "run the snapshot again".
+# - the same ENOENT in a release (immutable) fails with 75, "run the snapshot again";
+# - inside the digest walk after the archive (src/sources/tree_digest.c): an entry that
+#   vanishes between its listing and its stat fails with 75 and stores nothing; a helper
+#   thread that cannot be created leaves the walk to the threads it has, and the snapshot is
+#   stored and restores the same tree.
 # shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
 sb_setup "$@"
@@ -63,4 +67,30 @@ SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_FAIL_AT=walk-readdir:1:$ENOENT expect_exit 7
 expect_err_contains "run the snapshot again"
 check "no snapshot is stored" test "$(manifest_count)" -eq "$before"
 sb_snapshot
+expect_ok sb verify --all
+
+log "a release entry vanishes inside the digest walk after the archive: 75, run again"
+R6=$APP/releases/20260106T000000Z
+mkdir -p "$R6/a" "$R6/b" && printf '1\n' >"$R6/a/one" && printf '2\n' >"$R6/b/two"
+ln -sfn releases/20260106T000000Z "$APP/current"
+before=$(manifest_count)
+# the digest walk is the only caller of this point: its third entry "vanishes"
+SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_FAIL_AT=digest-stat:3:$ENOENT expect_exit 75 sb snapshot
+expect_err_contains "vanished while the release was read"
+expect_err_contains "run the snapshot again"
+check "no snapshot is stored" test "$(manifest_count)" -eq "$before"
+check "no partial file" test -z "$(find "$REPO" "$STATE" -name '*.partial' -o -name '*-new-*')"
+
+log "the digest walk gets no thread for a helper: it walks with the threads it has"
+if (($(nproc) < 2)); then
+    log "one CPU: the digest walk starts no helper here, nothing to fail (not a failure)"
+else
+    # a wide tree, so that a helper would have had directories to take
+    for d in $(seq 1 40); do mkdir -p "$R6/w$d/x" && printf '%s\n' "$d" >"$R6/w$d/x/f"; done
+    SNAPBACK_TEST_HOOKS=1 SNAPBACK_TEST_FAIL_AT=digest-thread:1:11 sb_snapshot --verbose
+    expect_err_contains "1 thread(s) of $(($(nproc) > 4 ? 4 : $(nproc))); no thread for another helper"
+    check "a snapshot is stored" test "$(manifest_count)" -eq $((before + 1))
+    expect_ok sb restore "$SNAP_ID" --target "$WORK/r6" --only release
+    compare_trees "$R6" "$WORK/r6/releases/20260106T000000Z"
+fi
 expect_ok sb verify --all

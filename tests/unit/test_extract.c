@@ -5,6 +5,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <locale.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "snapback/core.h"
@@ -577,6 +579,65 @@ test_names_are_bytes(void)
     EXPECT_INT(sc.plain + sc.other, 0);
 }
 
+/* Both walks that check a release fail on a directory they cannot open with SB_E_PERM and a
+ * message that names it and says what to do; the digest walk in 1 and 4 threads alike. As
+ * root (where modes do not stop anyone) the walks run in a child that has become nobody. */
+static int
+walk_denied_codes(const char *src)
+{
+    struct sb_error err = SB_ERROR_INIT;
+    struct sb_tree_fp fp;
+    int bad = 0;
+    if (sb_tree_fingerprint(src, &fp, &err) == 0 || err.code != SB_E_PERM ||
+        !strstr(err.msg, "/locked'; run snapback as a user who can read"))
+        bad |= 1;
+    for (int threads = 1; threads <= 4; threads *= 4) {
+        err = (struct sb_error)SB_ERROR_INIT;
+        if (sb_tree_digest_walk(src, threads, &fp, &err) == 0 || err.code != SB_E_PERM ||
+            !strstr(err.msg, "/locked'; run snapback as a user who can read"))
+            bad |= threads == 1 ? 2 : 4;
+    }
+    return bad;
+}
+
+static void
+test_walks_permission_denied(void)
+{
+    char src[300], path[600];
+    snprintf(src, sizeof(src), "%s/denied", base);
+    struct sb_error err = SB_ERROR_INIT;
+    sb_remove_tree(src, &err);
+    EXPECT(mkdir(src, 0755) == 0);
+    for (int i = 0; i < 20; i++) { /* enough directories for the helpers to take some */
+        snprintf(path, sizeof(path), "%s/d%02d", src, i);
+        EXPECT(mkdir(path, 0755) == 0);
+    }
+    snprintf(path, sizeof(path), "%s/d13/locked", src);
+    EXPECT(mkdir(path, 0000) == 0);
+    EXPECT(chmod(path, 0000) == 0);
+    if (geteuid() != 0) {
+        EXPECT_INT(walk_denied_codes(src), 0);
+    } else {
+        struct stat st;
+        EXPECT(stat(base, &st) == 0);
+        EXPECT(chmod(base, 0711) == 0); /* nobody must reach src */
+        pid_t pid = fork();
+        EXPECT(pid >= 0);
+        if (pid == 0) {
+            if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+                _exit(100);
+            _exit(walk_denied_codes(src));
+        }
+        int status = 0;
+        EXPECT(waitpid(pid, &status, 0) == pid);
+        EXPECT(WIFEXITED(status));
+        EXPECT_INT(WEXITSTATUS(status), 0);
+        EXPECT(chmod(base, st.st_mode & 07777) == 0);
+    }
+    EXPECT(chmod(path, 0755) == 0);
+    sb_remove_tree(src, &err);
+}
+
 int
 main(void)
 {
@@ -588,6 +649,7 @@ main(void)
     RUN(test_garbage_is_not_tar);
     RUN(test_tree_roundtrip);
     RUN(test_tree_walks_agree);
+    RUN(test_walks_permission_denied);
     RUN(test_names_are_bytes);
     struct sb_error err = SB_ERROR_INIT;
     sb_remove_tree(base, &err);
