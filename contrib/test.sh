@@ -11,19 +11,22 @@
 #    valgrind (definite leaks and memory errors fail);
 # 5. tsan: a --werror ThreadSanitizer build in build-tsan/, the unit suite (which runs the
 #    threaded object chain) and two integration tests that snapshot, restore and verify
-#    through every pipeline thread, with any data race fatal.
+#    through every pipeline thread, with any data race fatal;
+# 6. fuzz: a clang ASan+UBSan build in build-fuzz/ whose libFuzzer targets (object decoder,
+#    manifest, config and zone parsers) run coverage-guided for FUZZ_SECONDS each (default
+#    30; set it higher for a long manual run, e.g. FUZZ_SECONDS=1800).
 # Every stage runs even when an earlier one failed (unless it needs that one's build); the
 # summary at the end lists each stage's result, and the exit status is non-zero when any
-# failed. STAGE is one of format, asan, valgrind, tsan. Environment: MESON_TEST_ARGS adds arguments
-# to both `meson test` runs (e.g. "--suite integration"), FUZZ_SECONDS is passed to the
-# build (-Dfuzz_seconds) when set.
+# failed. STAGE is one of format, asan, valgrind, tsan, fuzz. Environment: MESON_TEST_ARGS
+# adds arguments to the asan, valgrind and tsan `meson test` runs (e.g. "--suite
+# integration"), FUZZ_SECONDS is passed to the builds (-Dfuzz_seconds) when set.
 # shellcheck disable=SC2317 # the stage functions are called through `stage`
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 INSTALL=1
-STAGES=format,asan,valgrind,tsan
+STAGES=format,asan,valgrind,tsan,fuzz
 while (($#)); do
     case $1 in
     --no-install) INSTALL=0 ;;
@@ -32,7 +35,7 @@ while (($#)); do
         shift
         ;;
     -h | --help)
-        sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -168,6 +171,22 @@ tsan() {
     meson test -C build-tsan --print-errorlogs dedupe release_changed tree_churn
 }
 
+# libFuzzer needs clang: the asan stage's gcc build runs the same targets through
+# tests/fuzz/driver.c (corpus replay and blind mutations); this one is coverage-guided, with
+# the library instrumented (tests/fuzz/meson.build), FUZZ_SECONDS (default 30) per target.
+fuzz() {
+    if ! command -v clang >/dev/null; then
+        echo "clang is not installed: the libFuzzer targets cannot be built" >&2
+        return 1
+    fi
+    local secs=()
+    [[ -n ${FUZZ_SECONDS:-} ]] || secs=(-Dfuzz_seconds=30)
+    CC=clang setup_build build-fuzz -Db_sanitize=address,undefined -Db_lundef=false --werror \
+        "${secs[@]}" || return
+    ninja -C build-fuzz || return
+    meson test -C build-fuzz --suite fuzz --print-errorlogs
+}
+
 banner "snapback test suite in $ROOT"
 echo "stages: $STAGES; $(nproc) cores; $(uname -srm); user $(id -un)"
 stage dependencies install_missing
@@ -179,12 +198,13 @@ want format && stage format format_check
 want asan && stage "asan+ubsan (all suites)" asan
 want valgrind && stage "valgrind (unit suite)" valgrind_unit
 want tsan && stage "tsan (unit + 3 integration)" tsan
+want fuzz && stage "fuzz (libFuzzer, clang)" fuzz
 
 banner "summary ($((SECONDS - T_START)) s)"
 for name in "${ORDER[@]}"; do
     printf '  %-28s %s\n' "$name" "${RESULT[$name]}"
 done
-for dir in build-asan build-valgrind build-tsan; do
+for dir in build-asan build-valgrind build-tsan build-fuzz; do
     [[ -f $dir/meson-logs/testlog.txt ]] && echo "  test log: $ROOT/$dir/meson-logs/testlog.txt"
 done
 exit "$FAILED"
