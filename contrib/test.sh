@@ -10,8 +10,9 @@
 # 4. valgrind: a --werror release build in build-valgrind/, and the unit suite under
 #    valgrind (definite leaks and memory errors fail);
 # 5. tsan: a --werror ThreadSanitizer build in build-tsan/, the unit suite (which runs the
-#    threaded object chain) and two integration tests that snapshot, restore and verify
-#    through every pipeline thread, with any data race fatal;
+#    threaded object chain) and four integration tests that snapshot, restore and verify
+#    through every pipeline thread and the threaded digest walk (fault_points fails a helper
+#    thread's start and a stat inside it), with any data race fatal;
 # 6. fuzz: a clang ASan+UBSan build in build-fuzz/ whose libFuzzer targets (object decoder,
 #    manifest, config and zone parsers) run coverage-guided for FUZZ_SECONDS each (default
 #    30; set it higher for a long manual run, e.g. FUZZ_SECONDS=1800).
@@ -35,7 +36,7 @@ while (($#)); do
         shift
         ;;
     -h | --help)
-        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -168,7 +169,7 @@ tsan() {
     export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
     # shellcheck disable=SC2086
     meson test -C build-tsan --suite unit --print-errorlogs ${MESON_TEST_ARGS:-} || return
-    meson test -C build-tsan --print-errorlogs dedupe release_changed tree_churn
+    meson test -C build-tsan --print-errorlogs dedupe release_changed tree_churn fault_points
 }
 
 # libFuzzer needs clang: the asan stage's gcc build runs the same targets through
@@ -197,7 +198,7 @@ fi
 want format && stage format format_check
 want asan && stage "asan+ubsan (all suites)" asan
 want valgrind && stage "valgrind (unit suite)" valgrind_unit
-want tsan && stage "tsan (unit + 3 integration)" tsan
+want tsan && stage "tsan (unit + 4 integration)" tsan
 want fuzz && stage "fuzz (libFuzzer, clang)" fuzz
 
 banner "summary ($((SECONDS - T_START)) s)"
