@@ -264,6 +264,15 @@ sftp_fail_fx(struct sftp_store *ss, long fx, const char *verb, const char *path,
                             "cannot %s '%s' on %s: the server is out of space (%s); free some "
                             "space there, or prune",
                             verb, path, ss->hostport, fx_name((unsigned long)fx));
+    case LIBSSH2_FX_FAILURE:
+        /* SFTP v3 (OpenSSH) has no code for a full disk: ENOSPC and EDQUOT come as FAILURE */
+        if (write_access)
+            return sb_error_set(err, SB_E_IO, 0,
+                                "cannot %s '%s' on %s: the server said FAILURE (SFTP's catch-all; "
+                                "when writing, a full disk or a quota on the server is the usual "
+                                "cause: check its free space, or prune)",
+                                verb, path, ss->hostport);
+        /* fall through */
     default:
         return sb_error_set(err, SB_E_IO, 0, "cannot %s '%s' on %s: the server said %s", verb, path,
                             ss->hostport, fx_name((unsigned long)fx));
