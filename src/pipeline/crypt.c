@@ -373,6 +373,8 @@ fail:
 
 /* --- decryption --- */
 
+#define DECRYPT_FIRST_CAP (32u << 10)
+
 struct decrypt_istream {
     struct sb_istream base;
     struct sb_istream *up;
@@ -380,21 +382,54 @@ struct decrypt_istream {
     unsigned char header[HEADER_MAX];
     size_t header_len;
     uint32_t chunk_size;
-    unsigned char *cipher;
-    unsigned char *plain;
+    /* Sized for a small object first (cap: the plaintext bytes they hold): most objects read
+     * are manifests of a few KiB, and a chunk_size of sodium_malloc'd (mlocked) plaintext
+     * buffer per object cost more than the rest of a 'list' together. Both grow to the full
+     * chunk the first time a chunk fills the small ones. */
+    size_t cap;
+    unsigned char *cipher; /* cap + ABYTES bytes */
+    unsigned char *plain;  /* cap bytes */
     size_t plain_len, plain_pos;
     uint64_t stored_offset; /* offset of the next message in the stored object */
     uint64_t chunk_idx;
     bool final_seen, done;
 };
 
+/* Replaces the small buffers with ones for a whole chunk, keeping the n cipher bytes read. */
+static int
+decrypt_grow(struct decrypt_istream *ds, size_t n, struct sb_error *err)
+{
+    unsigned char *cipher = malloc((size_t)ds->chunk_size + ABYTES);
+    unsigned char *plain = sodium_malloc(ds->chunk_size);
+    if (!cipher || !plain) {
+        free(cipher);
+        if (plain)
+            sodium_free(plain);
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate decryption buffers");
+    }
+    memcpy(cipher, ds->cipher, n);
+    free(ds->cipher);
+    sodium_free(ds->plain); /* holds nothing: every byte of it was read */
+    ds->cipher = cipher;
+    ds->plain = plain;
+    ds->cap = ds->chunk_size;
+    return 0;
+}
+
 static int
 decrypt_next_chunk(struct decrypt_istream *ds, struct sb_error *err)
 {
     size_t want = ds->chunk_size + ABYTES;
     size_t n = 0;
-    if (sb_istream_read_full(ds->up, ds->cipher, want, &n, err) < 0)
+    if (sb_istream_read_full(ds->up, ds->cipher, ds->cap + ABYTES, &n, err) < 0)
         return -1;
+    if (n == ds->cap + ABYTES && n < want) {
+        size_t more = 0;
+        if (decrypt_grow(ds, n, err) < 0 ||
+            sb_istream_read_full(ds->up, ds->cipher + n, want - n, &more, err) < 0)
+            return -1;
+        n += more;
+    }
     if (n == 0)
         return sb_error_set(err, SB_E_CORRUPT, 0,
                             "truncated: the object ends at byte %llu before its final chunk",
@@ -551,8 +586,9 @@ sb_decrypt_istream_new(struct sb_istream *up, const struct sb_key *key, struct s
     }
     ds->stored_offset = ds->header_len;
     ds->state = sodium_malloc(sizeof(*ds->state));
-    ds->plain = sodium_malloc(chunk_size);
-    ds->cipher = malloc(chunk_size + ABYTES);
+    ds->cap = chunk_size < DECRYPT_FIRST_CAP ? chunk_size : DECRYPT_FIRST_CAP;
+    ds->plain = sodium_malloc(ds->cap);
+    ds->cipher = malloc(ds->cap + ABYTES);
     file_key = sodium_malloc(SB_KEY_BYTES);
     wrap_key = sodium_malloc(SB_KEY_BYTES);
     if (!ds->state || !ds->plain || !ds->cipher || !file_key || !wrap_key) {

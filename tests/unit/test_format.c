@@ -311,6 +311,73 @@ test_every_truncation_detected(void)
     sb_key_free(key);
 }
 
+/* Chunks bigger than the decrypt stage's first buffers (32 KiB, src/pipeline/crypt.c): the
+ * buffers grow on the first full chunk. Round trips, a first chunk of exactly 32 KiB (the
+ * growth then reads nothing more), and cuts and flips around the growth point and inside the
+ * grown chunks, each refused as corrupt. */
+static void
+test_chunks_beyond_first_buffers(void)
+{
+    struct sb_key *key = test_key();
+    enum { CHUNK = 256 << 10, FIRST = 32 << 10, TAG = 17 };
+    struct sb_error err = SB_ERROR_INIT;
+    struct sb_object_result res;
+    unsigned char *obj = NULL, *plain = NULL;
+    size_t len = 0, plain_len = 0;
+    unsigned char *data = random_data(600 << 10);
+    EXPECT_OK(encode(key, CHUNK, data, 600 << 10, &obj, &len, &res, &err), &err);
+    EXPECT(len > HDR + 2 * (size_t)(CHUNK + TAG));
+    EXPECT_OK(decode(key, obj, len, &res.stored, &plain, &plain_len, &err), &err);
+    EXPECT_INT(plain_len, 600 << 10);
+    EXPECT(plain && memcmp(plain, data, plain_len) == 0);
+    free(plain);
+    const size_t cuts[] = {
+        HDR + FIRST + TAG - 1, HDR + FIRST + TAG, HDR + FIRST + TAG + 1,     HDR + 100000,
+        HDR + CHUNK + TAG - 1, HDR + CHUNK + TAG, HDR + CHUNK + TAG + FIRST, len - 1};
+    for (size_t idx = 0; idx < sizeof(cuts) / sizeof(cuts[0]); idx++) {
+        err = (struct sb_error)SB_ERROR_INIT;
+        if (decode(key, obj, cuts[idx], NULL, &plain, &plain_len, &err) == 0) {
+            TEST_FAIL("cut at %zu of %zu: not detected", cuts[idx], len);
+            free(plain);
+        } else if (err.code != SB_E_CORRUPT) {
+            TEST_FAIL("cut at %zu: code %d: %s", cuts[idx], err.code, err.msg);
+        }
+    }
+    const size_t flips[] = {HDR + 10, HDR + FIRST + TAG + 5, HDR + 200000,
+                            HDR + CHUNK + TAG + FIRST + 100, len - 1};
+    for (size_t idx = 0; idx < sizeof(flips) / sizeof(flips[0]); idx++) {
+        obj[flips[idx]] ^= 0x40;
+        err = (struct sb_error)SB_ERROR_INIT;
+        if (decode(key, obj, len, NULL, &plain, &plain_len, &err) == 0) {
+            TEST_FAIL("flip at %zu: not detected", flips[idx]);
+            free(plain);
+        } else if (err.code != SB_E_CORRUPT) {
+            TEST_FAIL("flip at %zu: code %d: %s", flips[idx], err.code, err.msg);
+        }
+        obj[flips[idx]] ^= 0x40;
+    }
+    free(obj);
+    /* a one-chunk object whose chunk is exactly the first buffers' size */
+    bool exact = false;
+    for (size_t n = FIRST - 64; n <= FIRST && !exact; n++) {
+        obj = NULL;
+        EXPECT_OK(encode(key, CHUNK, data, n, &obj, &len, &res, &err), &err);
+        if (len == HDR + FIRST + TAG) {
+            exact = true;
+            EXPECT_OK(decode(key, obj, len, &res.stored, &plain, &plain_len, &err), &err);
+            EXPECT_INT(plain_len, n);
+            EXPECT(plain && memcmp(plain, data, n) == 0);
+            free(plain);
+            EXPECT_ERR(decode(key, obj, len - 1, NULL, &plain, &plain_len, &err), &err,
+                       SB_E_CORRUPT, NULL);
+        }
+        free(obj);
+    }
+    EXPECT(exact);
+    free(data);
+    sb_key_free(key);
+}
+
 static void
 test_chunk_swap_detected(void)
 {
@@ -806,6 +873,7 @@ main(void)
     RUN(test_thread_istream_borrow);
     RUN(test_every_flip_detected);
     RUN(test_every_truncation_detected);
+    RUN(test_chunks_beyond_first_buffers);
     RUN(test_chunk_swap_detected);
     RUN(test_object_swap_detected);
     RUN(test_wrong_key);
