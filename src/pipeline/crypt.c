@@ -375,10 +375,20 @@ fail:
 
 #define DECRYPT_FIRST_CAP (32u << 10)
 
+/* The secretstream state and the keys needed only to open the header, in one guarded
+ * allocation (sodium_malloc maps, locks and guards each one: a 'list' reads one object per
+ * snapshot). */
+struct decrypt_secrets {
+    crypto_secretstream_xchacha20poly1305_state state;
+    unsigned char file_key[SB_KEY_BYTES];
+    unsigned char wrap_key[SB_KEY_BYTES];
+};
+
 struct decrypt_istream {
     struct sb_istream base;
     struct sb_istream *up;
-    crypto_secretstream_xchacha20poly1305_state *state;
+    struct decrypt_secrets *secrets;                    /* sodium_malloc'd */
+    crypto_secretstream_xchacha20poly1305_state *state; /* in secrets */
     unsigned char header[HEADER_MAX];
     size_t header_len;
     uint32_t chunk_size;
@@ -501,8 +511,8 @@ decrypt_free(struct sb_istream *s)
 {
     struct decrypt_istream *ds = (struct decrypt_istream *)s;
     sb_istream_free(ds->up);
-    if (ds->state)
-        sodium_free(ds->state);
+    if (ds->secrets)
+        sodium_free(ds->secrets);
     if (ds->plain)
         sodium_free(ds->plain);
     free(ds->cipher);
@@ -514,7 +524,6 @@ static const struct sb_istream_ops decrypt_ops = {.read = decrypt_read, .free = 
 struct sb_istream *
 sb_decrypt_istream_new(struct sb_istream *up, const struct sb_key *key, struct sb_error *err)
 {
-    unsigned char *file_key = NULL, *wrap_key = NULL;
     struct decrypt_istream *ds = calloc(1, sizeof(*ds));
     if (!ds) {
         sb_istream_free(up);
@@ -585,16 +594,16 @@ sb_decrypt_istream_new(struct sb_istream *up, const struct sb_key *key, struct s
         goto fail;
     }
     ds->stored_offset = ds->header_len;
-    ds->state = sodium_malloc(sizeof(*ds->state));
+    ds->secrets = sodium_malloc(sizeof(*ds->secrets));
     ds->cap = chunk_size < DECRYPT_FIRST_CAP ? chunk_size : DECRYPT_FIRST_CAP;
     ds->plain = sodium_malloc(ds->cap);
     ds->cipher = malloc(ds->cap + ABYTES);
-    file_key = sodium_malloc(SB_KEY_BYTES);
-    wrap_key = sodium_malloc(SB_KEY_BYTES);
-    if (!ds->state || !ds->plain || !ds->cipher || !file_key || !wrap_key) {
+    if (!ds->secrets || !ds->plain || !ds->cipher) {
         sb_error_set(err, SB_E_INTERNAL, ENOMEM, "cannot allocate decryption buffers");
         goto fail;
     }
+    ds->state = &ds->secrets->state;
+    unsigned char *file_key = ds->secrets->file_key, *wrap_key = ds->secrets->wrap_key;
     bool opened = false;
     for (const struct sb_key *k = key; k && !opened; k = k->next) {
         if (k->mode != want || !sb_key_can_read(k))
@@ -629,14 +638,10 @@ sb_decrypt_istream_new(struct sb_istream *up, const struct sb_key *key, struct s
         sb_error_set(err, SB_E_CORRUPT, 0, "invalid secretstream header");
         goto fail;
     }
-    sodium_free(file_key);
-    sodium_free(wrap_key);
+    sodium_memzero(file_key, SB_KEY_BYTES);
+    sodium_memzero(wrap_key, SB_KEY_BYTES);
     return &ds->base;
 fail:
-    if (file_key)
-        sodium_free(file_key);
-    if (wrap_key)
-        sodium_free(wrap_key);
-    decrypt_free(&ds->base);
+    decrypt_free(&ds->base); /* sodium_free wipes the keys */
     return NULL;
 }
