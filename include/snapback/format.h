@@ -49,6 +49,11 @@ int sb_object_writer_new(struct sb_ostream *sink, const struct sb_key *key,
  * final chunk, the size and (when expect is not NULL) the BLAKE2b have been checked. */
 int sb_object_open(struct sb_store *st, const char *path, const struct sb_key *key,
                    const struct sb_digest *expect, struct sb_istream **out, struct sb_error *err);
+/* The same for a small object that is read whole (a manifest): the same checks, without the
+ * read-ahead thread. */
+int sb_object_open_small(struct sb_store *st, const char *path, const struct sb_key *key,
+                         const struct sb_digest *expect, struct sb_istream **out,
+                         struct sb_error *err);
 /* Same over any source. Takes ownership of source. */
 int sb_object_reader_new(struct sb_istream *source, const struct sb_key *key,
                          const struct sb_digest *expect, struct sb_istream **out,

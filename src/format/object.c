@@ -148,9 +148,11 @@ progress_free(struct sb_istream *s)
 static const struct sb_istream_ops progress_istream_ops = {.read = progress_read,
                                                            .free = progress_free};
 
-int
-sb_object_reader_new(struct sb_istream *source, const struct sb_key *key,
-                     const struct sb_digest *expect, struct sb_istream **out, struct sb_error *err)
+/* The read chain; read_ahead: with the thread stage (a small object read whole does without
+ * it: one thread per manifest was most of what a 'list' of many snapshots cost). */
+static int
+object_reader(struct sb_istream *source, const struct sb_key *key, const struct sb_digest *expect,
+              bool read_ahead, struct sb_istream **out, struct sb_error *err)
 {
     struct sb_istream *s = sb_hash_istream_new(source, expect, NULL);
     if (!s)
@@ -159,15 +161,23 @@ sb_object_reader_new(struct sb_istream *source, const struct sb_key *key,
         return -1;
     if (!(s = sb_zstd_istream_new(s, err)))
         return -1;
-    if (!(s = sb_thread_istream_new(s, THREAD_READ_BLOCK, THREAD_DEPTH, err)))
+    if (read_ahead && !(s = sb_thread_istream_new(s, THREAD_READ_BLOCK, THREAD_DEPTH, err)))
         return -1;
     *out = s;
     return 0;
 }
 
 int
-sb_object_open(struct sb_store *st, const char *path, const struct sb_key *key,
-               const struct sb_digest *expect, struct sb_istream **out, struct sb_error *err)
+sb_object_reader_new(struct sb_istream *source, const struct sb_key *key,
+                     const struct sb_digest *expect, struct sb_istream **out, struct sb_error *err)
+{
+    return object_reader(source, key, expect, true, out, err);
+}
+
+static int
+object_open(struct sb_store *st, const char *path, const struct sb_key *key,
+            const struct sb_digest *expect, bool read_ahead, struct sb_istream **out,
+            struct sb_error *err)
 {
     struct sb_istream *source = NULL;
     if (sb_store_open_read(st, path, &source, err) < 0)
@@ -183,5 +193,19 @@ sb_object_open(struct sb_store *st, const char *path, const struct sb_key *key,
         source = &ps->base;
         sb_progress_begin(path, expect ? expect->size : 0);
     }
-    return sb_object_reader_new(source, key, expect, out, err);
+    return object_reader(source, key, expect, read_ahead, out, err);
+}
+
+int
+sb_object_open(struct sb_store *st, const char *path, const struct sb_key *key,
+               const struct sb_digest *expect, struct sb_istream **out, struct sb_error *err)
+{
+    return object_open(st, path, key, expect, true, out, err);
+}
+
+int
+sb_object_open_small(struct sb_store *st, const char *path, const struct sb_key *key,
+                     const struct sb_digest *expect, struct sb_istream **out, struct sb_error *err)
+{
+    return object_open(st, path, key, expect, false, out, err);
 }

@@ -614,7 +614,7 @@ sb_repo_load_manifest(struct sb_repo *repo, const char *id, struct sb_manifest *
     size_t len = 0;
     struct sb_ostream *mem = NULL;
     int rc = -1;
-    if (sb_object_open(repo->store, name, repo->key, NULL, &in, err) < 0) {
+    if (sb_object_open_small(repo->store, name, repo->key, NULL, &in, err) < 0) {
         if (err->code == SB_E_NOTFOUND)
             sb_error_set(err, SB_E_NOTFOUND, 0,
                          "no snapshot '%s' in repository '%s'; 'snapback list' shows them", id,
