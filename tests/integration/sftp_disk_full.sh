@@ -17,7 +17,8 @@ make_app "$APP" R1 R2
 sftp_env
 mkdir -p "$REPO"
 mount -t tmpfs -o size=3m,mode=0700 snapback-test-sftp "$REPO" 2>/dev/null || skip "cannot mount a tmpfs"
-trap 'st=$?; umount -l "$REPO" 2>/dev/null; (exit $st); _cleanup' EXIT
+# unmounted before $WORK is removed, passed or failed (sshd.sh's EXIT trap stops sshd first)
+at_exit umount -l "$REPO"
 sb_init
 sb_snapshot
 first=$SNAP_ID
