@@ -1,8 +1,9 @@
 /* Database dumps and restores for PostgreSQL, MariaDB/MySQL and SQLite (include/snapback/
  * db.h). Client programs run as children whose output is streamed, never staged in a temp
  * file; SQLite, which has no server to stream from, is copied consistently with VACUUM INTO
- * a 0600 file in state_dir, streamed, and removed. Failures are classified from the client's
- * stderr so the exit code says what to do: 69 server down or client missing, 77 refused. */
+ * (or the backup API) to a 0600 file in state_dir, streamed, and removed. Failures are classified
+ * from the client's stderr so the exit code says what to do: 69 server down or client missing, 77
+ * refused. */
 #include "snapback/db.h"
 
 #include <dirent.h>
@@ -1141,20 +1142,81 @@ mysql_restore_run(const struct client_env *ce, const char *target, enum sb_db_re
 
 /* --- SQLite --- */
 
+static enum sb_code
+sqlite_code(int rc)
+{
+    switch (rc & 0xff) { /* the primary code of an extended one */
+    case SQLITE_CANTOPEN:
+        return SB_E_NOTFOUND;
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+    case SQLITE_READONLY:
+        return SB_E_PERM;
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+        return SB_E_CORRUPT;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return SB_E_TEMPFAIL;
+    default:
+        return SB_E_IO;
+    }
+}
+
 static int
 sqlite_error(struct sb_error *err, sqlite3 *handle, int rc, const char *what, const char *path)
 {
-    enum sb_code code = SB_E_IO;
-    if (rc == SQLITE_CANTOPEN)
-        code = SB_E_NOTFOUND;
-    else if (rc == SQLITE_PERM || rc == SQLITE_AUTH || rc == SQLITE_READONLY)
-        code = SB_E_PERM;
-    else if (rc == SQLITE_CORRUPT || rc == SQLITE_NOTADB)
-        code = SB_E_CORRUPT;
-    else if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-        code = SB_E_TEMPFAIL;
-    return sb_error_set(err, code, 0, "%s '%s': %s", what, path,
+    return sb_error_set(err, sqlite_code(rc), 0, "%s '%s': %s", what, path,
                         handle ? sqlite3_errmsg(handle) : sqlite3_errstr(rc));
+}
+
+/* Removes path and the -journal, -wal and -shm SQLite may have made beside it. */
+static void
+sqlite_remove_with_logs(const char *path)
+{
+    static const char *const suffixes[] = {"", "-journal", "-wal", "-shm"};
+    for (size_t idx = 0; idx < sizeof(suffixes) / sizeof(suffixes[0]); idx++) {
+        char side[PATH_MAX + 16];
+        snprintf(side, sizeof(side), "%s%s", path, suffixes[idx]);
+        unlink(side);
+    }
+}
+
+/* Copies the database open as src into the new file tmp with the online backup API: one step
+ * (-1) copies every page inside one read transaction, so the copy is one committed state, as
+ * VACUUM INTO's is, but not compacted (the freelist comes along). The copy of a WAL database
+ * says WAL in its header; it is switched to a rollback journal, so the dump is a plain file
+ * like VACUUM INTO's (the -wal that conversion makes is checkpointed and removed). */
+static int
+sqlite_copy_pages(sqlite3 *src, const char *path, const char *tmp, struct sb_error *err)
+{
+    sqlite3 *dst = NULL;
+    int r = sqlite3_open_v2(tmp, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (r != SQLITE_OK) {
+        sqlite_error(err, dst, r, "cannot create the copy", tmp);
+        sqlite3_close(dst);
+        return -1;
+    }
+    /* a temp file: a crash discards it, so no fsyncs */
+    r = sqlite3_exec(dst, "PRAGMA synchronous = OFF", NULL, NULL, NULL);
+    sqlite3_backup *b = r == SQLITE_OK ? sqlite3_backup_init(dst, "main", src, "main") : NULL;
+    if (!b) {
+        sqlite_error(err, dst, sqlite3_errcode(dst), "cannot start copying", path);
+        sqlite3_close(dst);
+        return -1;
+    }
+    r = sqlite3_backup_step(b, -1); /* the source's busy timeout applies to its read lock */
+    int fin = sqlite3_backup_finish(b);
+    if (r == SQLITE_DONE && fin == SQLITE_OK)
+        r = sqlite3_exec(dst, "PRAGMA journal_mode = DELETE", NULL, NULL, NULL);
+    else
+        r = r != SQLITE_DONE ? r : fin;
+    int rc = 0;
+    if (r != SQLITE_OK)
+        rc = sb_error_set(err, sqlite_code(r), 0, "cannot copy SQLite database '%s': %s", path,
+                          sqlite3_errstr(r));
+    sqlite3_close(dst);
+    return rc;
 }
 
 static int
@@ -1194,7 +1256,18 @@ sqlite_dump_run(const struct sb_db_config *db, const char *state_dir, struct sb_
             r = SQLITE_OK;
     }
     sqlite3_finalize(stmt);
-    if (r != SQLITE_OK) {
+    if (r == SQLITE_ERROR) {
+        /* VACUUM INTO rebuilds every index, so it needs what the schema names; a collation
+         * only the application defines (sqlite3_create_collation) fails it. The backup API
+         * copies the pages as they are, in one read transaction as well. */
+        sb_info("SQLite database '%s': VACUUM INTO refused (%s); copying it page by page with "
+                "the backup API instead",
+                db->path, sqlite3_errmsg(src));
+        sqlite_remove_with_logs(tmp);
+        r = sqlite_copy_pages(src, db->path, tmp, err);
+        if (r < 0)
+            goto out;
+    } else if (r != SQLITE_OK) {
         sqlite_error(err, src, r, "cannot copy SQLite database", db->path);
         goto out;
     }
@@ -1216,7 +1289,7 @@ sqlite_dump_run(const struct sb_db_config *db, const char *state_dir, struct sb_
 out:
     if (src)
         sqlite3_close(src);
-    unlink(tmp);
+    sqlite_remove_with_logs(tmp);
     return rc;
 }
 
@@ -1239,27 +1312,112 @@ sqlite_refuse_stale_logs(const char *target, struct sb_error *err)
     return 0;
 }
 
-/* PRAGMA integrity_check on a restored copy. */
+/* Runs one integrity_check statement on h: SQLITE_OK with its first row in verdict ("ok"
+ * when sound), or the SQLite error, its message in verdict. */
 static int
-sqlite_check_file(const char *path, struct sb_error *err)
+sqlite_integrity(sqlite3 *h, const char *sql, char *verdict, size_t cap)
 {
-    sqlite3 *check = NULL;
     sqlite3_stmt *stmt = NULL;
-    int r = sqlite3_open_v2(path, &check, SQLITE_OPEN_READONLY, NULL);
-    if (r == SQLITE_OK)
-        r = sqlite3_prepare_v2(check, "PRAGMA integrity_check", -1, &stmt, NULL);
-    int rc = 0;
-    if (r == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW) {
-        const char *verdict = (const char *)sqlite3_column_text(stmt, 0);
-        if (!verdict || strcmp(verdict, "ok") != 0)
-            rc = sb_error_set(err, SB_E_CORRUPT, 0,
-                              "restored SQLite database fails integrity_check: %s",
-                              verdict ? verdict : "?");
+    int r = sqlite3_prepare_v2(h, sql, -1, &stmt, NULL);
+    if (r == SQLITE_OK) {
+        r = sqlite3_step(stmt);
+        if (r == SQLITE_ROW) {
+            const char *v = (const char *)sqlite3_column_text(stmt, 0);
+            snprintf(verdict, cap, "%s", v ? v : "?");
+            r = SQLITE_OK;
+        } else if (r == SQLITE_DONE) {
+            r = SQLITE_CORRUPT; /* integrity_check always returns a row */
+            snprintf(verdict, cap, "integrity_check returned nothing");
+        } else {
+            snprintf(verdict, cap, "%s", sqlite3_errmsg(h));
+        }
     } else {
-        rc = sqlite_error(err, check, r == SQLITE_OK ? SQLITE_CORRUPT : r,
-                          "cannot check the restored SQLite database", path);
+        snprintf(verdict, cap, "%s", sqlite3_errmsg(h));
     }
     sqlite3_finalize(stmt);
+    return r;
+}
+
+#define SQLITE_NO_COLLATION "no such collation sequence: "
+
+/* integrity_check cannot compare the keys of an index whose collation only the application
+ * defines (sqlite3_create_collation): SQLite refuses the whole check. Then every table is
+ * checked on its own (PRAGMA integrity_check(TABLE): the table and its indexes), the tables
+ * that need such a collation are skipped with a warning naming them, and the others must be
+ * sound. The copy's bytes are the ones the snapshot stored (its hashes were checked); what
+ * is skipped is the check of the source database itself. */
+static int
+sqlite_check_tables(sqlite3 *h, const char *shown, const char *why, struct sb_error *err)
+{
+    sqlite3_stmt *list = NULL;
+    int r = sqlite3_prepare_v2(
+        h, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", -1, &list, NULL);
+    if (r != SQLITE_OK)
+        return sqlite_error(err, h, r, "cannot list the tables of the restored SQLite database",
+                            shown);
+    char skipped[512] = "";
+    size_t n_skipped = 0;
+    int rc = 0;
+    while (rc == 0 && (r = sqlite3_step(list)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(list, 0);
+        char *sql = sqlite3_mprintf("PRAGMA integrity_check(\"%w\")", name ? name : "");
+        if (!sql) {
+            rc = sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+            break;
+        }
+        char verdict[512];
+        int c = sqlite_integrity(h, sql, verdict, sizeof(verdict));
+        sqlite3_free(sql);
+        if (c == SQLITE_ERROR &&
+            strncmp(verdict, SQLITE_NO_COLLATION, strlen(SQLITE_NO_COLLATION)) == 0) {
+            size_t used = strlen(skipped);
+            if (n_skipped++ < 20)
+                snprintf(skipped + used, sizeof(skipped) - used, "%s'%s'", used ? ", " : "", name);
+        } else if (c == SQLITE_OK && strcmp(verdict, "ok") != 0) {
+            rc = sb_error_set(err, SB_E_CORRUPT, 0,
+                              "restored SQLite database '%s' fails integrity_check of table "
+                              "'%s': %s",
+                              shown, name, verdict);
+        } else if (c != SQLITE_OK) {
+            rc = sb_error_set(err, sqlite_code(c), 0,
+                              "cannot check table '%s' of the restored SQLite database '%s': %s",
+                              name, shown, verdict);
+        }
+    }
+    if (rc == 0 && r != SQLITE_DONE)
+        rc = sqlite_error(err, h, r, "cannot list the tables of the restored SQLite database",
+                          shown);
+    sqlite3_finalize(list);
+    if (rc == 0 && n_skipped)
+        sb_warn("restored SQLite database '%s': integrity_check skipped %zu table(s) (%s%s): %s, "
+                "which only the application defines; the other tables are sound, and the copy's "
+                "bytes are those the snapshot stored",
+                shown, n_skipped, skipped, n_skipped > 20 ? ", ..." : "", why);
+    return rc;
+}
+
+/* PRAGMA integrity_check on the restored copy at path (named shown in messages). */
+static int
+sqlite_check_file(const char *path, const char *shown, struct sb_error *err)
+{
+    sqlite3 *check = NULL;
+    int r = sqlite3_open_v2(path, &check, SQLITE_OPEN_READONLY, NULL);
+    char verdict[512];
+    int rc = 0;
+    if (r == SQLITE_OK)
+        r = sqlite_integrity(check, "PRAGMA integrity_check", verdict, sizeof(verdict));
+    else
+        snprintf(verdict, sizeof(verdict), "%s", check ? sqlite3_errmsg(check) : sqlite3_errstr(r));
+    if (r == SQLITE_OK && strcmp(verdict, "ok") != 0)
+        rc =
+            sb_error_set(err, SB_E_CORRUPT, 0,
+                         "restored SQLite database '%s' fails integrity_check: %s", shown, verdict);
+    else if (r == SQLITE_ERROR &&
+             strncmp(verdict, SQLITE_NO_COLLATION, strlen(SQLITE_NO_COLLATION)) == 0)
+        rc = sqlite_check_tables(check, shown, verdict, err);
+    else if (r != SQLITE_OK)
+        rc = sb_error_set(err, sqlite_code(r), 0,
+                          "cannot check the restored SQLite database '%s': %s", shown, verdict);
     sqlite3_close(check);
     return rc;
 }
@@ -1346,7 +1504,7 @@ sqlite_restore_run(const char *target, bool in_place, struct sb_istream *in, str
         sb_error_set(err, SB_E_IO, errno, "cannot fsync '%s'", tmp);
         goto out;
     }
-    if (sqlite_check_file(tmp, err) < 0)
+    if (sqlite_check_file(tmp, target, err) < 0)
         goto out;
     if (exists) {
         if (sqlite_backup_into(tmp, target, err) < 0)

@@ -20,6 +20,10 @@
 #     transactions while three snapshots run; each restored copy passes integrity_check,
 #     holds exactly the invariant and agrees with its transfer log;
 #   - --db-target onto a new path beside which a stale -wal lies: 73, naming it;
+#   - a database whose index uses a collation only the app defines: VACUUM INTO cannot copy
+#     it, so it is copied with the backup API; the restore checks it table by table, skips
+#     (with a warning) the table that needs the collation, and still finds a damaged page in
+#     another table (65);
 #   - a database file that does not exist: 66, naming it.
 # Checks marked "soft" are reported together at the end, so one bug does not hide another.
 source "$(dirname "$0")/../harness/lib.sh"
@@ -388,6 +392,83 @@ expect_exit 73 "$SNAPBACK" --config "$CFG" --no-progress restore "$SNAP_CRASH" -
 expect_err_contains "orphan.sqlite3-wal"
 check "the database was not created beside the stale -wal" test ! -e "$WORK/orphan.sqlite3"
 check "the -wal was left alone" test "$(cat "$WORK/orphan.sqlite3-wal")" = "not a wal of this database"
+
+# --- a collation only the application defines ---
+# An app may index a column with a collation it registers itself (sqlite3_create_collation:
+# Calibre's PYNOCASE, Anki's unicase). SQLite cannot rebuild or check such an index without
+# it: VACUUM INTO and integrity_check both fail with "no such collation sequence".
+log "a database whose index uses an application-defined collation (WAL mode)"
+C_DB=$WORK/live/app-coll.sqlite3
+py '
+c = connect(sys.argv[1])
+c.create_collation("appcase", lambda a, b: (a.lower() > b.lower()) - (a.lower() < b.lower()))
+c.execute("PRAGMA journal_mode=wal")
+c.executescript("""
+BEGIN;
+CREATE TABLE names (id INTEGER PRIMARY KEY, n TEXT COLLATE appcase);
+CREATE INDEX names_n ON names (n);
+CREATE TABLE plain (id INTEGER PRIMARY KEY, v TEXT);
+COMMIT;
+""")
+c.execute("BEGIN")
+c.executemany("INSERT INTO names (n) VALUES (?)", [(w,) for w in ["b", "A", "C", "ä", "Zed", "alpha"] * 500])
+c.executemany("INSERT INTO plain (v) VALUES (?)", [("row %d" % i,) for i in range(3000)])
+c.execute("COMMIT")
+' "$C_DB"
+with_coll='
+def coll(path):
+    c = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    c.create_collation("appcase", lambda a, b: (a.lower() > b.lower()) - (a.lower() < b.lower()))
+    return c
+'
+coll_order='print(coll(sys.argv[1]).execute("SELECT group_concat(n) FROM (SELECT n FROM names INDEXED BY names_n ORDER BY n, id)").fetchone()[0][:300])'
+C_SUM=$(py 'print(digest(sys.argv[1]))' "$C_DB")
+C_ORDER=$(py "$with_coll$coll_order" "$C_DB")
+printf '{ "app": "demo", "databases": [ { "name": "c", "engine": "sqlite", "path": "%s" } ],\n  "repository": { "url": "%s" }, "key_file": "%s", "state_dir": "%s" }\n' \
+    "$C_DB" "$REPO" "$KEY" "$STATE" >"$WORK/coll.json"
+sbc() { "$SNAPBACK" --config "$WORK/coll.json" --no-progress "$@"; }
+expect_ok sbc snapshot --only db
+SNAP_COLL=$(printf '%s\n' "$OUT" | tail -n 1)
+expect_err_contains "no such collation sequence: appcase"
+expect_err_contains "backup API"
+check "nothing is left in state_dir/tmp" test -z "$(ls -A "$STATE/tmp" 2>/dev/null)"
+expect_ok sbc restore "$SNAP_COLL" --only db --db-target "c=$WORK/copy-coll.sqlite3"
+expect_err_contains "integrity_check skipped 1 table(s) ('names')"
+expect_err_contains "appcase"
+check "the copy has the source's rows and schema" test "$(py 'print(digest(sys.argv[1]))' "$WORK/copy-coll.sqlite3")" = "$C_SUM"
+check "with the app's collation, the copy passes integrity_check" \
+    test "$(py "$with_coll"'print(coll(sys.argv[1]).execute("PRAGMA integrity_check").fetchone()[0])' "$WORK/copy-coll.sqlite3")" = ok
+check "with the app's collation, the copy's index orders as the source's" \
+    test "$(py "$with_coll$coll_order" "$WORK/copy-coll.sqlite3")" = "$C_ORDER"
+check "the copy is a rollback-journal database, not a WAL one without its -wal" \
+    test "$(od -A n -t u1 -j 18 -N 2 "$WORK/copy-coll.sqlite3" | tr -s ' ')" = " 1 1"
+check "no -wal or -shm beside the copy" test ! -e "$WORK/copy-coll.sqlite3-wal" -a ! -e "$WORK/copy-coll.sqlite3-shm"
+expect_ok sbc verify "$SNAP_COLL" --restore-db
+expect_err_contains "integrity_check skipped 1 table(s)"
+
+log "... and a damaged page in one of its other tables: the table-by-table check finds it (65)"
+B_DB=$WORK/live/broken-coll.sqlite3
+py '
+src = sqlite3.connect(sys.argv[1])
+dst = sqlite3.connect(sys.argv[2])
+src.backup(dst)
+dst.close()
+c = sqlite3.connect(sys.argv[2], isolation_level=None)
+c.execute("PRAGMA journal_mode=delete")
+page = c.execute("PRAGMA page_size").fetchone()[0]
+root = c.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", ("plain",)).fetchone()[0]
+c.close()
+with open(sys.argv[2], "r+b") as f:  # the root page of plain: its child pointers scrambled
+    f.seek((root - 1) * page + 12)
+    f.write(bytes([0xEE] * 64))
+' "$C_DB" "$B_DB"
+sed "s|$C_DB|$B_DB|" "$WORK/coll.json" >"$WORK/coll-broken.json"
+expect_ok "$SNAPBACK" --config "$WORK/coll-broken.json" --no-progress snapshot --only db
+SNAP_BROKEN=$(printf '%s\n' "$OUT" | tail -n 1)
+expect_exit 65 "$SNAPBACK" --config "$WORK/coll-broken.json" --no-progress restore "$SNAP_BROKEN" --only db --db-target "c=$WORK/copy-broken.sqlite3"
+expect_err_contains "table 'plain'"
+check "nothing was restored" test ! -e "$WORK/copy-broken.sqlite3"
+check "no temp file is left beside the target" test -z "$(find "$WORK" -maxdepth 1 -name 'copy-broken*')"
 
 # --- not found ---
 log "a database file that does not exist -> 66"
