@@ -661,31 +661,61 @@ out:
     return rc;
 }
 
-/* "DROP ... IF EXISTS ... CASCADE;" for every relation and schema of the live database that
- * the dump does not have (extension members and system schemas aside). */
+/* The user relations of a database: not in a system schema, not a member of an extension,
+ * not a sequence a column owns, not a partition (it goes with its parent). objsubid = 0: a
+ * partitioned table's key columns depend on the table itself ('i'), which is no reason to
+ * leave it. */
+#define PG_USER_RELATIONS                                                                          \
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', "      \
+    "'p', 'v', 'm', 'S', 'f') AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND "      \
+    "n.nspname NOT LIKE 'pg\\_%' AND NOT c.relispartition AND NOT EXISTS (SELECT 1 FROM "          \
+    "pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.objsubid = 0 "   \
+    "AND d.deptype IN ('e', 'a', 'i'))"
+
+/* The SQL run before pg_restore's own clean section, in the same transaction. pg_restore
+ * --clean alone is not enough:
+ *  - it drops only what the dump has, so a table a migration created after the snapshot
+ *    would stay;
+ *  - its drops of a partitioned table's pieces fail ("cannot drop inherited constraint
+ *    events_2026_pkey": it drops a partition's attached primary key before the parent's);
+ *  - it unlinks only the large objects the dump has; one created after the snapshot would be
+ *    left, referenced by nothing (a dump of a database holds all its large objects, so all
+ *    others come back with their OIDs).
+ * So every user relation is dropped first (CASCADE), by a DO block whose size does not grow
+ * with the database (it is one psql argument); pg_restore's "DROP ... IF EXISTS" then find
+ * nothing and skip. Then every schema the dump does not have, and every large object the
+ * restoring role may remove. What the dump does not have is named in an info line. */
 static int
 pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, const char *target,
                   const struct pg_toc *toc, char **sql, struct sb_error *err)
 {
     static const char *const leftovers_sql =
-        "SELECT c.relkind::text, n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON "
-        "n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND n.nspname "
-        "NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND NOT "
-        "EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = "
-        "c.oid AND d.deptype IN ('e', 'a', 'i')) UNION ALL SELECT 'n', '', n.nspname FROM "
-        "pg_namespace n WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'public') AND "
-        "n.nspname NOT LIKE 'pg\\_%' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid "
-        "= 'pg_namespace'::regclass AND d.objid = n.oid AND d.deptype = 'e')";
+        "SELECT c.relkind::text, n.nspname, c.relname " PG_USER_RELATIONS
+        " UNION ALL SELECT 'n', '', n.nspname FROM pg_namespace n WHERE n.nspname NOT IN "
+        "('pg_catalog', 'information_schema', 'public') AND n.nspname NOT LIKE 'pg\\_%' AND NOT "
+        "EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND "
+        "d.objid = n.oid AND d.deptype = 'e')";
+    static const char *const drop_relations_sql =
+        "DO $snapback$ DECLARE r record; BEGIN FOR r IN SELECT c.relkind, n.nspname, "
+        "c.relname " PG_USER_RELATIONS
+        " LOOP EXECUTE format('DROP %s IF EXISTS %I.%I CASCADE', CASE "
+        "r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN "
+        "'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.nspname, r.relname); END "
+        "LOOP; END $snapback$;\n";
+    static const char *const unlink_sql =
+        "SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata WHERE "
+        "pg_catalog.pg_has_role(lomowner, 'USAGE');\n";
     char *out = NULL;
     if (psql_query(db, ce, target, PSQL_ROWS | PSQL_TABS, leftovers_sql, &out, err) < 0) {
         free(out);
         return -1;
     }
-    size_t cap = 256, len = 0;
+    size_t cap = strlen(drop_relations_sql) + strlen(unlink_sql) + 256;
+    size_t len = strlen(drop_relations_sql);
     char *text = malloc(cap);
     int rc = text ? 0 : sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
     if (text)
-        text[0] = '\0';
+        memcpy(text, drop_relations_sql, len + 1);
     char *save = NULL;
     for (char *line = strtok_r(out, "\n", &save); line && rc == 0;
          line = strtok_r(NULL, "\n", &save)) {
@@ -698,25 +728,22 @@ pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, co
         if (!tab1 || !tab2 || strlen(line) > 500 || pg_toc_has(toc, key))
             continue;
         *tab2 = '\0';
-        const char *what = kind == 'n'   ? "SCHEMA"
+        const char *what = kind == 'n'   ? "schema"
                            : kind == 'v' ? "VIEW"
                            : kind == 'm' ? "MATERIALIZED VIEW"
                            : kind == 'S' ? "SEQUENCE"
                            : kind == 'f' ? "FOREIGN TABLE"
                                          : "TABLE";
-        char schema[300], name[300], stmt[700];
-        quote_ident(schema, sizeof(schema), tab1 + 1, '"');
+        sb_info("database '%s': dropping %s %s%s%s, which the snapshot does not have", target, what,
+                kind == 'n' ? "" : tab1 + 1, kind == 'n' ? "" : ".", tab2 + 1);
+        if (kind != 'n')
+            continue; /* dropped by the DO block */
+        char name[300], stmt[400];
         quote_ident(name, sizeof(name), tab2 + 1, '"');
-        if (kind == 'n')
-            snprintf(stmt, sizeof(stmt), "DROP SCHEMA IF EXISTS %s CASCADE;\n", name);
-        else
-            snprintf(stmt, sizeof(stmt), "DROP %s IF EXISTS %s.%s CASCADE;\n", what, schema, name);
-        sb_info("database '%s': dropping %s %s%s%s, which the snapshot does not have", target,
-                kind == 'n' ? "schema" : what, kind == 'n' ? "" : tab1 + 1, kind == 'n' ? "" : ".",
-                tab2 + 1);
+        snprintf(stmt, sizeof(stmt), "DROP SCHEMA IF EXISTS %s CASCADE;\n", name);
         size_t sl = strlen(stmt);
-        if (len + sl + 1 > cap) {
-            cap = (len + sl + 1) * 2;
+        if (len + sl + strlen(unlink_sql) + 1 > cap) {
+            cap = (len + sl + strlen(unlink_sql) + 1) * 2;
             char *grown = realloc(text, cap);
             if (!grown) {
                 rc = sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
@@ -732,6 +759,7 @@ pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, co
         free(text);
         return -1;
     }
+    memcpy(text + len, unlink_sql, strlen(unlink_sql) + 1); /* cap keeps room for it */
     *sql = text;
     return 0;
 }
