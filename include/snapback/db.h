@@ -20,6 +20,9 @@ struct sb_db_info {
      * write for a single database; the dump starts with an ALTER DATABASE that sets them. */
     char charset[64];
     char collation[64];
+    /* mysql: the number of system-versioned tables (MariaDB), whose history needs
+     * mariadb-dump --dump-history */
+    unsigned versioned_tables;
 };
 
 const char *sb_db_engine_name(enum sb_db_engine engine);

@@ -868,6 +868,22 @@ out:
     return rc;
 }
 
+/* A CREATE DATABASE refused. For verify's scratch database the user may lack only that
+ * privilege (an app user with rights on its own databases): say which one it needs. */
+static int
+create_database_failed(struct sb_error *err, const char *target, enum sb_db_restore_mode mode,
+                       const char *how)
+{
+    if (err->code != SB_E_PERM || mode != SB_DB_RESTORE_SCRATCH)
+        return sb_error_wrap(err, "cannot create database '%s'", target);
+    char inner[SB_ERROR_MSG_MAX];
+    snprintf(inner, sizeof(inner), "%s", err->msg);
+    return sb_error_set(err, SB_E_PERM, 0,
+                        "cannot create the scratch database '%s' (verify --restore-db needs a "
+                        "user that may create and drop databases named snapback_verify_*: %s): %s",
+                        target, how, inner);
+}
+
 static int
 pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const char *target,
                enum sb_db_restore_mode mode, const char *state_dir, struct sb_istream *in,
@@ -889,7 +905,7 @@ pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const
     if (!exists) {
         snprintf(sql, sizeof(sql), "CREATE DATABASE %s", ident);
         if (pg_admin_sql(db, ce, sql, err) < 0)
-            return sb_error_wrap(err, "cannot create database '%s'", target);
+            return create_database_failed(err, target, mode, "give its role CREATEDB");
     } else if (in_place) {
         return pg_restore_in_place(db, ce, target, state_dir, in, err);
     }
@@ -967,20 +983,25 @@ mysql_probe(const struct sb_db_config *db, const struct client_env *ce, struct s
     argv[argc++] = "-N";
     argv[argc++] = "-B";
     argv[argc++] = "-e";
-    argv[argc++] = "SELECT VERSION(), @@character_set_database, @@collation_database";
+    argv[argc++] = "SELECT VERSION(), @@character_set_database, @@collation_database, (SELECT "
+                   "COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND "
+                   "table_type = 'SYSTEM VERSIONED')";
     argv[argc++] = db->dbname;
     argv[argc] = NULL;
     char *out = NULL;
     int rc = run_client(argv, ce, &out, err);
     if (rc == 0) {
-        /* VERSION() \t charset \t collation; names are [A-Za-z0-9_] or they are not used */
+        /* VERSION() \t charset \t collation \t versioned tables; names are [A-Za-z0-9_] or
+         * they are not used */
         char *field = out;
-        char *dest[] = {info->server_version, info->charset, info->collation};
-        for (size_t idx = 0; idx < 3 && field; idx++) {
+        char versioned[64] = "";
+        char *dest[] = {info->server_version, info->charset, info->collation, versioned};
+        for (size_t idx = 0; idx < 4 && field; idx++) {
             size_t len = strcspn(field, "\t\n");
             snprintf(dest[idx], 64, "%.*s", (int)len, field);
             field = field[len] == '\t' ? field + len + 1 : NULL;
         }
+        info->versioned_tables = (unsigned)strtoul(versioned, NULL, 10);
         for (size_t idx = 1; idx < 3; idx++)
             if (strspn(dest[idx],
                        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
@@ -989,6 +1010,61 @@ mysql_probe(const struct sb_db_config *db, const struct client_env *ce, struct s
     }
     free(out);
     return rc;
+}
+
+/* Whether the dump of a database with system-versioned tables can carry their history
+ * (the rows FOR SYSTEM_TIME ALL; without it a restore keeps only the current rows, stamped
+ * with the time of the restore). mariadb-dump has --dump-history since 10.11, for tables
+ * versioned by timestamp only: it refuses the whole dump when one table is versioned by
+ * transaction id, so then the history is left out, with a warning, rather than the dump.
+ * Returns 1 to pass --dump-history, 0 not to, -1 on error. */
+static int
+mysql_dump_history(const struct sb_db_config *db, const struct client_env *ce, const char *prog,
+                   unsigned versioned, struct sb_error *err)
+{
+    const char *help_argv[] = {prog, "--no-defaults", "--help", NULL};
+    char *help = NULL;
+    int rc = sb_proc_run(help_argv, ce->env, &help, err);
+    /* the output kept is the help's tail: the table of option values, one per line */
+    bool has_option = rc == 0 && help && strstr(help, "\ndump-history ");
+    free(help);
+    if (rc < 0)
+        return -1;
+    if (!has_option) {
+        sb_warn("database '%s': the history of its %u system-versioned table(s) is not in the "
+                "snapshot, only their current rows: %s has no --dump-history (install "
+                "mariadb-client 10.11 or later)",
+                db->name, versioned, prog);
+        return 0;
+    }
+    const char *prog_client = mysql_program("mariadb", "mysql");
+    const char *argv[ARGV_MAX];
+    char defaults[PATH_MAX + 32];
+    size_t argc = mysql_base_args(ce, prog_client, argv, defaults);
+    argv[argc++] = "-N";
+    argv[argc++] = "-B";
+    argv[argc++] = "-e";
+    argv[argc++] = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = "
+                   "DATABASE() AND generation_expression = 'ROW START' AND data_type = 'bigint'";
+    argv[argc++] = db->dbname;
+    argv[argc] = NULL;
+    char *out = NULL;
+    rc = run_client(argv, ce, &out, err);
+    unsigned long by_trx = rc == 0 && out ? strtoul(out, NULL, 10) : 0;
+    free(out);
+    if (rc < 0)
+        return -1;
+    if (by_trx > 0) {
+        sb_warn("database '%s': the history of its %u system-versioned table(s) is not in the "
+                "snapshot, only their current rows: %lu of them are versioned by transaction "
+                "id, which mariadb-dump --dump-history cannot dump (version them by timestamp "
+                "to keep their history in snapshots)",
+                db->name, versioned, by_trx);
+        return 0;
+    }
+    sb_debug("database '%s': %u system-versioned table(s), dumped with their history", db->name,
+             versioned);
+    return 1;
 }
 
 static int
@@ -1007,6 +1083,13 @@ mysql_dump_run(const struct sb_db_config *db, const struct client_env *ce,
     argv[argc++] = "--events";
     argv[argc++] = "--hex-blob";
     argv[argc++] = "--default-character-set=utf8mb4";
+    if (probed->versioned_tables > 0) {
+        int history = mysql_dump_history(db, ce, prog, probed->versioned_tables, err);
+        if (history < 0)
+            return -1;
+        if (history)
+            argv[argc++] = "--dump-history";
+    }
     argv[argc++] = db->dbname;
     argv[argc] = NULL;
     /* A dump of one database carries no CREATE DATABASE, so its default character set and
@@ -1125,7 +1208,8 @@ mysql_restore_run(const struct client_env *ce, const char *target, enum sb_db_re
         int rc = mysql_sql(ce, sql, &out, err);
         free(out);
         if (rc < 0)
-            return sb_error_wrap(err, "cannot create database '%s'", target);
+            return create_database_failed(err, target, mode,
+                                          "GRANT ALL ON `snapback\\_verify\\_%`.* TO the user");
     }
     char *drops = NULL;
     if (exists && mysql_drop_all_sql(ce, target, &drops, err) < 0)
