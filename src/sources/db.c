@@ -580,11 +580,11 @@ pg_toc_parse_line(struct pg_toc *toc, const char *line)
 }
 
 /* Reads the dump's table of contents: the head of in goes to pg_restore -l (which stops after
- * the TOC) and is kept in *head for the restore. */
+ * the TOC) and is kept in *head for the restore; *list_text receives pg_restore -l's list. */
 static int
 pg_toc_read(const struct client_env *ce, const char *state_dir, struct sb_istream *in,
             unsigned char **head, size_t *head_len, bool *in_done, struct pg_toc *toc,
-            struct sb_error *err)
+            char **list_text, struct sb_error *err)
 {
     char dir[PATH_MAX], list[PATH_MAX];
     snprintf(dir, sizeof(dir), "%s/tmp", state_dir);
@@ -643,6 +643,11 @@ pg_toc_read(const struct client_env *ce, const char *state_dir, struct sb_istrea
     }
     if (sb_read_file(list, 64u << 20, &text, &tlen, err) < 0)
         goto out;
+    *list_text = strdup(text); /* strtok_r below cuts text */
+    if (!*list_text) {
+        sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        goto out;
+    }
     char *save = NULL;
     for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
         if (pg_toc_parse_line(toc, line) < 0) {
@@ -684,17 +689,19 @@ out:
  * So every user relation is dropped first (CASCADE), by a DO block whose size does not grow
  * with the database (it is one psql argument); pg_restore's "DROP ... IF EXISTS" then find
  * nothing and skip. Then every schema the dump does not have, and every large object the
- * restoring role may remove. What the dump does not have is named in an info line. */
+ * restoring role may remove. What the dump does not have is named in an info line. The
+ * extensions of the live database go into live_ext (pg_write_list keeps them). */
 static int
 pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, const char *target,
-                  const struct pg_toc *toc, char **sql, struct sb_error *err)
+                  const struct pg_toc *toc, struct pg_toc *live_ext, char **sql,
+                  struct sb_error *err)
 {
     static const char *const leftovers_sql =
         "SELECT c.relkind::text, n.nspname, c.relname " PG_USER_RELATIONS
         " UNION ALL SELECT 'n', '', n.nspname FROM pg_namespace n WHERE n.nspname NOT IN "
         "('pg_catalog', 'information_schema', 'public') AND n.nspname NOT LIKE 'pg\\_%' AND NOT "
         "EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND "
-        "d.objid = n.oid AND d.deptype = 'e')";
+        "d.objid = n.oid AND d.deptype = 'e') UNION ALL SELECT 'x', '', extname FROM pg_extension";
     static const char *const drop_relations_sql =
         "DO $snapback$ DECLARE r record; BEGIN FOR r IN SELECT c.relkind, n.nspname, "
         "c.relname " PG_USER_RELATIONS
@@ -725,7 +732,14 @@ pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, co
         char key[600];
         snprintf(key, sizeof(key), "%c%s", kind, line + 1);
         char *tab1 = strchr(line, '\t'), *tab2 = tab1 ? strchr(tab1 + 1, '\t') : NULL;
-        if (!tab1 || !tab2 || strlen(line) > 500 || pg_toc_has(toc, key))
+        if (!tab1 || !tab2 || strlen(line) > 500)
+            continue;
+        if (kind == 'x') {
+            if (pg_toc_add(live_ext, 'x', "", 0, tab2 + 1, strlen(tab2 + 1)) < 0)
+                rc = sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+            continue;
+        }
+        if (pg_toc_has(toc, key))
             continue;
         *tab2 = '\0';
         const char *what = kind == 'n'   ? "schema"
@@ -764,6 +778,64 @@ pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, co
     return 0;
 }
 
+/* Writes pg_restore -l's list to a 0600 temp file *path in state_dir/tmp for pg_restore -L,
+ * with the entries of every extension the live database already has commented out: its
+ * EXTENSION entry (pg_restore --clean would DROP it, which only its owner may do, and an
+ * extension a DBA created as superuser is not the app role's) and its COMMENT (the same). Such
+ * an extension stays as it is on the server; CREATE EXTENSION IF NOT EXISTS would have kept
+ * it anyway. One the live database lacks is restored from the dump. */
+static int
+pg_write_list(const char *state_dir, const char *text, const struct pg_toc *live_ext, char *path,
+              size_t cap, struct sb_error *err)
+{
+    if (snprintf(path, cap, "%s/tmp/list-XXXXXX", state_dir) >= (int)cap)
+        return sb_error_set(err, SB_E_USAGE, 0, "state_dir '%s' is too long", state_dir);
+    int fd = mkstemp(path);
+    if (fd < 0) {
+        path[0] = '\0';
+        return sb_error_set(err, SB_E_CANTCREATE, errno, "cannot create a temp file in '%s/tmp'",
+                            state_dir);
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        return sb_error_set(err, SB_E_INTERNAL, errno, "cannot write '%s'", path);
+    }
+    for (const char *line = text; *line;) {
+        size_t len = strcspn(line, "\n");
+        /* "ID; CATALOG OID EXTENSION - NAME " and "ID; 0 0 COMMENT - EXTENSION NAME " */
+        const char *ext = NULL;
+        const char *semi = memchr(line, ';', len);
+        if (semi && line[0] != ';') {
+            const char *p = semi + 1;
+            for (int field = 0; field < 2; field++) {
+                p += strspn(p, " ");
+                p += strcspn(p, " \n");
+            }
+            p += strspn(p, " ");
+            if (!strncmp(p, "EXTENSION - ", 12))
+                ext = p + 12;
+            else if (!strncmp(p, "COMMENT - EXTENSION ", 20))
+                ext = p + 20;
+        }
+        bool keep_live = false;
+        if (ext) {
+            char key[300];
+            size_t nlen = strcspn(ext, " \n");
+            snprintf(key, sizeof(key), "x\t\t%.*s", (int)nlen, ext);
+            keep_live = pg_toc_has(live_ext, key);
+        }
+        fprintf(f, "%s%.*s\n", keep_live ? ";" : "", (int)len, line);
+        line += len + (line[len] == '\n');
+    }
+    if (fflush(f) != 0 || ferror(f)) {
+        fclose(f);
+        return sb_error_set(err, SB_E_IO, errno, "cannot write '%s'", path);
+    }
+    fclose(f);
+    return 0;
+}
+
 /* In place: one psql transaction runs the drops, then pg_restore's SQL (pg_restore -f -
  * --clean --if-exists, fed the dump's head again and then the rest of in). psql commits only
  * when we say so: its last input is /dev/fd/3, a pipe into which we write COMMIT after the
@@ -775,16 +847,18 @@ static int
 pg_restore_in_place(const struct sb_db_config *db, const struct client_env *ce, const char *target,
                     const char *state_dir, struct sb_istream *in, struct sb_error *err)
 {
-    struct pg_toc toc = {0};
+    struct pg_toc toc = {0}, live_ext = {0};
     unsigned char *head = NULL;
     size_t head_len = 0;
     bool in_done = false;
-    char *drops = NULL;
+    char *drops = NULL, *list_text = NULL;
+    char list[PATH_MAX] = "";
     struct sb_proc *psql = NULL, *restore = NULL;
     int commit[2] = {-1, -1};
     int rc = -1;
-    if (pg_toc_read(ce, state_dir, in, &head, &head_len, &in_done, &toc, err) < 0 ||
-        pg_leftover_drops(db, ce, target, &toc, &drops, err) < 0)
+    if (pg_toc_read(ce, state_dir, in, &head, &head_len, &in_done, &toc, &list_text, err) < 0 ||
+        pg_leftover_drops(db, ce, target, &toc, &live_ext, &drops, err) < 0 ||
+        pg_write_list(state_dir, list_text, &live_ext, list, sizeof(list), err) < 0)
         goto out;
     const char *argv[ARGV_MAX];
     char port[16];
@@ -819,8 +893,8 @@ pg_restore_in_place(const struct sb_db_config *db, const struct client_env *ce, 
     commit[0] = -1;
     if (spawned < 0)
         goto out;
-    const char *rargv[] = {"pg_restore",      "-f", "-", "--clean", "--if-exists", "--no-owner",
-                           "--exit-on-error", NULL};
+    const char *rargv[] = {"pg_restore", "-f", "-",  "--clean",         "--if-exists",
+                           "--no-owner", "-L", list, "--exit-on-error", NULL};
     if (sb_proc_spawn_into(rargv, ce->env, psql, &restore, err) < 0)
         goto out;
     rc = sb_ostream_write(sb_proc_stdin(restore), head, head_len, err);
@@ -863,6 +937,10 @@ out:
     sb_proc_free(restore);
     sb_proc_free(psql);
     pg_toc_free(&toc);
+    pg_toc_free(&live_ext);
+    if (list[0])
+        unlink(list);
+    free(list_text);
     free(head);
     free(drops);
     return rc;
