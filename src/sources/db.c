@@ -1048,26 +1048,38 @@ mysql_base_args(const struct client_env *ce, const char *program, const char **a
     return argc;
 }
 
+/* Runs sql with the mariadb (or mysql) client, in database dbname unless NULL; *out receives
+ * its rows, tab-separated. */
 static int
-mysql_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_db_info *info,
+mysql_query(const struct client_env *ce, const char *dbname, const char *sql, char **out,
             struct sb_error *err)
 {
     const char *prog = mysql_program("mariadb", "mysql");
-    if (missing_client(prog, "mariadb-client", err) < 0)
-        return -1;
     const char *argv[ARGV_MAX];
     char defaults[PATH_MAX + 32];
     size_t argc = mysql_base_args(ce, prog, argv, defaults);
     argv[argc++] = "-N";
     argv[argc++] = "-B";
     argv[argc++] = "-e";
-    argv[argc++] = "SELECT VERSION(), @@character_set_database, @@collation_database, (SELECT "
-                   "COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND "
-                   "table_type = 'SYSTEM VERSIONED')";
-    argv[argc++] = db->dbname;
+    argv[argc++] = sql;
+    if (dbname)
+        argv[argc++] = dbname;
     argv[argc] = NULL;
+    return run_client(argv, ce, out, err);
+}
+
+static int
+mysql_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_db_info *info,
+            struct sb_error *err)
+{
+    if (missing_client(mysql_program("mariadb", "mysql"), "mariadb-client", err) < 0)
+        return -1;
     char *out = NULL;
-    int rc = run_client(argv, ce, &out, err);
+    int rc = mysql_query(ce, db->dbname,
+                         "SELECT VERSION(), @@character_set_database, @@collation_database, "
+                         "(SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = "
+                         "DATABASE() AND table_type = 'SYSTEM VERSIONED')",
+                         &out, err);
     if (rc == 0) {
         /* VERSION() \t charset \t collation \t versioned tables; names are [A-Za-z0-9_] or
          * they are not used */
@@ -1115,19 +1127,11 @@ mysql_dump_history(const struct sb_db_config *db, const struct client_env *ce, c
                 db->name, versioned, prog);
         return 0;
     }
-    const char *prog_client = mysql_program("mariadb", "mysql");
-    const char *argv[ARGV_MAX];
-    char defaults[PATH_MAX + 32];
-    size_t argc = mysql_base_args(ce, prog_client, argv, defaults);
-    argv[argc++] = "-N";
-    argv[argc++] = "-B";
-    argv[argc++] = "-e";
-    argv[argc++] = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = "
-                   "DATABASE() AND generation_expression = 'ROW START' AND data_type = 'bigint'";
-    argv[argc++] = db->dbname;
-    argv[argc] = NULL;
     char *out = NULL;
-    rc = run_client(argv, ce, &out, err);
+    rc = mysql_query(ce, db->dbname,
+                     "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = "
+                     "DATABASE() AND generation_expression = 'ROW START' AND data_type = 'bigint'",
+                     &out, err);
     unsigned long by_trx = rc == 0 && out ? strtoul(out, NULL, 10) : 0;
     free(out);
     if (rc < 0)
@@ -1202,16 +1206,7 @@ mysql_dump_run(const struct sb_db_config *db, const struct client_env *ce,
 static int
 mysql_sql(const struct client_env *ce, const char *sql, char **out, struct sb_error *err)
 {
-    const char *prog = mysql_program("mariadb", "mysql");
-    const char *argv[ARGV_MAX];
-    char defaults[PATH_MAX + 32];
-    size_t argc = mysql_base_args(ce, prog, argv, defaults);
-    argv[argc++] = "-N";
-    argv[argc++] = "-B";
-    argv[argc++] = "-e";
-    argv[argc++] = sql;
-    argv[argc] = NULL;
-    return run_client(argv, ce, out, err);
+    return mysql_query(ce, NULL, sql, out, err);
 }
 
 /* In place, the result must be exactly the snapshot: a one-database dump drops and recreates
