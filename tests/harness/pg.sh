@@ -24,6 +24,8 @@
 #                           pg_scram_user NAME PASSWORD, a database NAME it owns, and the
 #                           password in PWFILE=$WORK/NAME.password (mode 0600): what an
 #                           application connects with
+#   pg_app_psql DB ARGS...  psql as that application role, with its password (as pg_psql)
+#   pg_app_config FILE      a snapback config with that database as "main" (password_file)
 #   pg_dump_checksums DB    one line per base table of schema public: "table rows md5", and
 #                           one per sequence: "seq last_value is_called" (for comparing a
 #                           restored database with its source)
@@ -122,11 +124,24 @@ pg_query() {
 
 pg_app_database() {
     local name=$1 password=$2
+    PG_APP_USER=$name
+    PG_APP_PASSWORD=$password
     pg_scram_user "$name" "$password"
     pg_psql postgres -c "CREATE DATABASE $name OWNER $name"
     PWFILE=$WORK/$name.password
     printf '%s\n' "$password" >"$PWFILE"
     chmod 0600 "$PWFILE"
+}
+
+pg_app_psql() {
+    local db=$1
+    shift
+    PGPASSWORD=$PG_APP_PASSWORD psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U "$PG_APP_USER" -d "$db" "$@"
+}
+
+pg_app_config() {
+    db_config "$1" "{ \"name\": \"main\", \"engine\": \"postgresql\", \"host\": \"$PG_SOCK\", \"port\": $PG_PORT,
+                     \"dbname\": \"$PG_APP_USER\", \"user\": \"$PG_APP_USER\", \"password_file\": \"$PWFILE\" }"
 }
 
 pg_scram_user() {

@@ -19,10 +19,7 @@ source "$(dirname "$0")/../harness/mariadb.sh"
 sb_setup "$@"
 my_setup
 
-REPO=$WORK/repo
-KEY=$WORK/key
-STATE=$WORK/state
-CFG=$WORK/snapback.json
+REPO=$WORK/repo KEY=$WORK/key STATE=$WORK/state CFG=$WORK/snapback.json
 my_sql -e "CREATE USER 'app'@'localhost' IDENTIFIED BY 'app-pw';
            GRANT ALL PRIVILEGES ON \`shop%\`.* TO 'app'@'localhost';
            CREATE DATABASE shop CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"

@@ -31,22 +31,13 @@ done
 
 PASSWORD='app pw'
 pg_app_database shop "$PASSWORD"
-shop_psql() {
-    local db=$1
-    shift
-    PGPASSWORD=$PASSWORD psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U shop -d "$db" "$@"
-}
-REPO=$WORK/repo
-KEY=$WORK/key
-STATE=$WORK/state
-CFG=$WORK/snapback.json
-db_config "$CFG" "{ \"name\": \"main\", \"engine\": \"postgresql\", \"host\": \"$PG_SOCK\", \"port\": $PG_PORT,
-                   \"dbname\": \"shop\", \"user\": \"shop\", \"password_file\": \"$PWFILE\" }"
+REPO=$WORK/repo KEY=$WORK/key STATE=$WORK/state CFG=$WORK/snapback.json
+pg_app_config "$CFG"
 sb_init
 
 log "creating the schema as the application role"
 pg_psql shop -c 'CREATE EXTENSION pg_trgm' # by the DBA: owned by postgres
-shop_psql shop <<'SQL'
+pg_app_psql shop <<'SQL'
 CREATE EXTENSION pgcrypto;
 CREATE EXTENSION hstore;
 CREATE EXTENSION citext;
@@ -153,10 +144,10 @@ check "the copy's tables belong to the restoring role" \
 check "pgcrypto works in the copy" \
     test "$(pg_query shop_copy "SELECT pgp_sym_decrypt(secret, 'k') FROM customers WHERE id = 7")" = "secret 7"
 check "the identity column continues after the restored rows" \
-    test "$(shop_psql shop_copy -A -t -c "INSERT INTO customers (email, name) VALUES ('new@x', 'n') RETURNING id")" = 501
+    test "$(pg_app_psql shop_copy -A -t -c "INSERT INTO customers (email, name) VALUES ('new@x', 'n') RETURNING id")" = 501
 
 log "restore --in-place after the live database changed"
-shop_psql shop <<'SQL'
+pg_app_psql shop <<'SQL'
 SET client_min_messages = warning;
 DELETE FROM customers WHERE id > 400 AND id NOT IN (SELECT customer FROM billing.invoices);
 SELECT lo_unlink(body) FROM documents WHERE id <= 5 \g /dev/null

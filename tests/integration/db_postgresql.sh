@@ -33,12 +33,6 @@ pg_setup
 PASSWORD='s3cr:et\pw with spaces'
 pg_app_database shop "$PASSWORD"
 
-# shop_psql DB ARGS...: psql as the application role (what the app would do).
-shop_psql() {
-    local db=$1
-    shift
-    PGPASSWORD=$PASSWORD psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCK" -p "$PG_PORT" -U shop -d "$db" "$@"
-}
 
 REPO=$WORK/repo
 KEY=$WORK/key
@@ -60,7 +54,7 @@ sb_init
 log "loading pgbench -i -s 2 and the fixture tables"
 PGPASSWORD=$PASSWORD pgbench -i -s 2 -q -h "$PG_SOCK" -p "$PG_PORT" -U shop shop >"$WORK/pgbench.out" 2>&1 ||
     fail "pgbench -i failed: $(tail -n 5 "$WORK/pgbench.out")"
-shop_psql shop <<'SQL'
+pg_app_psql shop <<'SQL'
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE SEQUENCE invoice_no START 1000 INCREMENT 7;
 CREATE TABLE items (
@@ -175,7 +169,7 @@ same_db shop_file "pg_restore of the restored file"
 
 # --- in place ---
 log "change the live database, then restore --in-place"
-shop_psql shop <<'SQL'
+pg_app_psql shop <<'SQL'
 UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid % 7 = 0;
 DELETE FROM items WHERE id % 3 = 0;
 DROP VIEW expensive;
@@ -192,7 +186,7 @@ same_db shop "restore --in-place"
 # --- consistency under load ---
 log "consistency: two writers move money between accounts while a snapshot runs"
 write_transfers "$WORK/transfers.sql" 7 "BEGIN" $';\n'
-apply_transfers() { shop_psql shop -f "$WORK/transfers.sql"; }
+apply_transfers() { pg_app_psql shop -f "$WORK/transfers.sql"; }
 snapshot_under_load pg_query apply_transfers "SELECT sum(bal) || '/' || count(*) FROM acc"
 
 # --- a dump that does not apply to the server ---
