@@ -329,6 +329,24 @@ classify(struct sb_error *err, const char *output)
                                "it first, or restore on the server the dump came from)");
         return;
     }
+    /* MariaDB/MySQL objects defined by another user: their definitions cannot be read by
+     * the dump user, or their DEFINER cannot be set by the restore user */
+    if (strstr(output, "insufficient privileges to SHOW CREATE")) {
+        err->code = SB_E_PERM;
+        sb_error_wrap(err, "the database has routines defined by another user, which the dump "
+                           "user may not read (GRANT SELECT ON mysql.proc TO it; MariaDB 11.3+: "
+                           "SHOW CREATE ROUTINE, MySQL 8: SHOW_ROUTINE), or snapshot as their "
+                           "definer");
+        return;
+    }
+    if (strstr(output, "ERROR 1227") &&
+        (strstr(output, "SET USER") || strstr(output, "SET_USER_ID"))) {
+        err->code = SB_E_PERM;
+        sb_error_wrap(err, "the dump names another user as the DEFINER of a view, trigger, "
+                           "routine or event: restore as a user with the SET USER privilege "
+                           "(MySQL 8: SET_USER_ID), or as that user");
+        return;
+    }
     for (size_t idx = 0; idx < sizeof(refused) / sizeof(refused[0]); idx++)
         if (strstr(output, refused[idx]) &&
             (idx != sizeof(refused) / sizeof(refused[0]) - 1 || strstr(output, "role"))) {

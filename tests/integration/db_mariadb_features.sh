@@ -12,7 +12,10 @@
 # the other objects compared; restore --in-place after changes brings it back;
 #   - a table versioned by transaction id, whose history mariadb-dump cannot dump (it refuses
 #     the whole dump with --dump-history): the snapshot succeeds without the history and says
-#     so; its current rows restore.
+#     so; its current rows restore;
+#   - a routine and a view the DBA (root) defined: the app user's snapshot fails with 77 and
+#     names the grant it needs; with it, the snapshot works, and the app user's restore fails
+#     with 77 naming the DEFINER (the half-restored database dropped); root restores it.
 source "$(dirname "$0")/../harness/lib.sh"
 source "$(dirname "$0")/../harness/pg.sh" # db_server_unavailable, db_install_packages
 source "$(dirname "$0")/../harness/mariadb.sh"
@@ -150,3 +153,19 @@ expect_ok sb restore "$SNAP_ID" --only db --db-target main=shop_trx
 check "the current rows of both versioned tables are restored" \
     test "$(my_query shop_trx "SELECT CONCAT((SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM trx_versioned), ' ', (SELECT SUM(amount) FROM prices))")" = \
     "$(my_query shop "SELECT CONCAT((SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM trx_versioned), ' ', (SELECT SUM(amount) FROM prices))")"
+
+log "a routine and a view the DBA (root) defined: the app user can neither dump nor restore them"
+my_sql shop -e "CREATE PROCEDURE dba_proc() SELECT 1; CREATE VIEW dba_view AS SELECT 1 AS one"
+expect_exit 77 sb snapshot --only db
+expect_err_contains "GRANT SELECT ON mysql.proc"
+my_sql -e "GRANT SELECT ON mysql.proc TO 'app'@'localhost'"
+sb_snapshot --only db
+SNAP_DBA=$SNAP_ID
+expect_exit 77 sb restore "$SNAP_DBA" --only db --db-target main=shop_dba
+expect_err_contains "the dump names another user as the DEFINER"
+check "the half-restored database was dropped" test -z "$(my_query mysql "SHOW DATABASES LIKE 'shop\\_dba'")"
+log "... restored as root, who may set any DEFINER"
+db_config "$WORK/root.json" "{ \"name\": \"main\", \"engine\": \"mysql\", \"host\": \"$MY_SOCK\", \"dbname\": \"shop\", \"user\": \"root\" }"
+expect_ok "$SNAPBACK" --config "$WORK/root.json" --no-progress restore "$SNAP_DBA" --only db --db-target main=shop_dba
+check "the DBA's routine is in the copy, still the DBA's" \
+    test "$(my_query shop_dba "SELECT definer FROM information_schema.routines WHERE routine_schema = DATABASE() AND routine_name = 'dba_proc'")" = root@localhost
