@@ -327,6 +327,12 @@ classify(struct sb_error *err, const char *output)
         if (strstr(output, "role \"") && strstr(output, "does not exist"))
             sb_error_wrap(err, "the dump refers to a role this server does not have (create "
                                "it first, or restore on the server the dump came from)");
+        if (strstr(output, "pg_dump: ") && strstr(output, "permission denied for ")) {
+            err->code = SB_E_PERM;
+            sb_error_wrap(err, "the database user may not read every object of the database "
+                               "(pg_dump needs SELECT on all its tables and sequences: GRANT "
+                               "them, or GRANT pg_read_all_data, or snapshot as their owner)");
+        }
         return;
     }
     /* MariaDB/MySQL objects defined by another user: their definitions cannot be read by

@@ -16,7 +16,9 @@
 # schemas), the large objects' bytes, the materialized view's rows, the schema dump and the
 # policies compared; restore --in-place after the live database was changed brings it back;
 #   - a dump recorded as taken on a newer server (the manifest rewritten by sbforge.py):
-#     `show` says so and the restore warns that the server is older.
+#     `show` says so and the restore warns that the server is older;
+#   - a table the DBA owns without a GRANT to the app role: the snapshot fails with 77 and
+#     says what to grant.
 source "$(dirname "$0")/../harness/lib.sh"
 source "$(dirname "$0")/../harness/pg.sh"
 sb_setup "$@"
@@ -195,3 +197,13 @@ then
 else
     log "python3 cannot load libsodium/libzstd: the forged-version case is skipped"
 fi
+
+log "a table the DBA owns and did not grant: the app role's snapshot fails with 77 and says what to grant"
+pg_psql shop -c 'CREATE TABLE dba_only (x int)'
+N=$(manifest_count)
+expect_exit 77 sb snapshot --only db
+expect_err_contains "permission denied for table dba_only"
+expect_err_contains "pg_read_all_data"
+check "no manifest was written" test "$(manifest_count)" = "$N"
+pg_psql shop -c 'GRANT SELECT ON dba_only TO shop'
+sb_snapshot --only db
