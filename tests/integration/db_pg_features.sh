@@ -5,6 +5,8 @@
 #   - trusted extensions (pgcrypto, hstore, citext, btree_gist) and columns of their types,
 #     and one a DBA created as superuser (pg_trgm), which the app role may not drop: an
 #     in-place restore keeps it as it is, and brings back one dropped since the snapshot;
+#     the in-place restore also removes the routines, enums, domains and composite types a
+#     "migration" made, and brings back a changed function body and a dropped type;
 #   - large objects (pg_largeobject: dumped only because pg_dump includes blobs for a whole
 #     database) referenced from a table;
 #   - a partitioned table (range partitions and a default one) and a materialized view;
@@ -158,6 +160,17 @@ REFRESH MATERIALIZED VIEW spend;
 DROP POLICY own_rows ON "Order Items";
 CREATE TABLE billing.added_later (x int);
 DROP EXTENSION hstore CASCADE; -- and with it the column customers.attrs
+-- a migration's routines and types, in the schema the dump has and in public, and a
+-- changed function body
+CREATE FUNCTION billing.added_fn() RETURNS int LANGUAGE sql AS $$ SELECT 1 $$;
+CREATE PROCEDURE billing.added_proc() LANGUAGE sql AS $$ SELECT 1 $$;
+CREATE DOMAIN billing.added_dom AS int CHECK (VALUE > 0);
+CREATE TYPE added_enum AS ENUM ('a', 'b');
+CREATE TYPE added_pair AS (x int, y int);
+CREATE TABLE uses_added (e added_enum, d billing.added_dom);
+CREATE OR REPLACE FUNCTION billing.next_total(c bigint) RETURNS numeric LANGUAGE sql STABLE
+    SET search_path = billing, public AS $$ SELECT 42::numeric $$;
+DROP TYPE address CASCADE; -- and with it the column customers.home
 CREATE TABLE events_2030 PARTITION OF events FOR VALUES FROM ('2030-01-01') TO ('2031-01-01');
 SELECT lo_from_bytea(0, 'a large object made after the snapshot') \g /dev/null
 SELECT nextval('billing.invoice_no') \g /dev/null
