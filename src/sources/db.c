@@ -690,12 +690,21 @@ out:
     return rc;
 }
 
-/* A schema of the user's, and an object that is not a member of an extension. */
-#define PG_USER_SCHEMA                                                                             \
-    "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%'"
-#define PG_NOT_EXTENSION(catalog, alias)                                                           \
-    "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '" catalog "'::regclass AND "         \
-    "d.objid = " alias ".oid AND d.deptype = 'e')"
+/* The routines and the enums, ranges, domains and standalone composite types of the
+ * restoring role in the user's schemas, extension members aside. Only the role's own: one a
+ * DBA made after the snapshot stays (the role may not drop it). */
+#define PG_USER_ROUTINES                                                                           \
+    "FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname NOT IN "         \
+    "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND "                    \
+    "pg_has_role(p.proowner, 'USAGE') AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE "            \
+    "d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e')"
+#define PG_USER_TYPES                                                                              \
+    "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname NOT IN "         \
+    "('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND "                    \
+    "pg_has_role(t.typowner, 'USAGE') AND (t.typtype IN ('e', 'r', 'd') OR (t.typtype = 'c' "      \
+    "AND (SELECT c.relkind FROM pg_class c WHERE c.oid = t.typrelid) = 'c')) AND NOT EXISTS "      \
+    "(SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid "        \
+    "AND d.deptype = 'e')"
 
 /* The user relations of a database: not in a system schema, not a member of an extension,
  * not a sequence a column owns, not a partition (it goes with its parent). objsubid = 0: a
@@ -719,12 +728,12 @@ out:
  *    others come back with their OIDs).
  *  - a function, type or domain a migration made in a schema the dump has makes its DROP
  *    SCHEMA fail, and one in public would stay.
- * So every user relation, then every routine, enum, range, domain and composite type (not
- * extension members) is dropped first (CASCADE), by a DO block whose size does not grow with
- * the database (it is one psql argument); pg_restore's "DROP ... IF EXISTS" then find
- * nothing and skip. Then every schema the dump does not have, and every large object the
- * restoring role may remove. What the dump does not have is named in an info line. The
- * extensions of the live database go into live_ext (pg_write_list keeps them). */
+ * So every user relation, then every routine, enum, range, domain and composite type of the
+ * role's (not extension members) is dropped first (CASCADE), by a DO block whose size does not grow
+ * with the database (it is one psql argument); pg_restore's "DROP ... IF EXISTS" then find nothing
+ * and skip. Then every schema the dump does not have, and every large object the restoring role may
+ * remove. What the dump does not have is named in an info line. The extensions of the live database
+ * go into live_ext (pg_write_list keeps them). */
 static int
 pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, const char *target,
                   const struct pg_toc *toc, struct pg_toc *live_ext, char **sql,
@@ -738,24 +747,14 @@ pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, co
         "d.objid = n.oid AND d.deptype = 'e') UNION ALL SELECT 'x', '', extname FROM pg_extension";
     static const char *const drop_relations_sql =
         "DO $snapback$ DECLARE r record; BEGIN FOR r IN SELECT c.relkind, n.nspname, "
-        "c.relname " PG_USER_RELATIONS
-        " LOOP EXECUTE format('DROP %s IF EXISTS %I.%I CASCADE', CASE "
-        "r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN "
+        "c.relname " PG_USER_RELATIONS " LOOP EXECUTE format('DROP %s IF EXISTS %I.%I CASCADE', "
+        "CASE r.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'S' THEN "
         "'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END, r.nspname, r.relname); END "
-        "LOOP; FOR r IN SELECT p.oid::regprocedure AS sig FROM pg_proc p JOIN pg_namespace n ON "
-        "n.oid = p.pronamespace WHERE " PG_USER_SCHEMA " AND " PG_NOT_EXTENSION(
-            "pg_proc", "p") " LOOP EXECUTE format('DROP ROUTINE IF EXISTS %s CASCADE', r.sig); END "
-                            "LOOP; FOR r IN "
-                            "SELECT t.typtype, t.oid::regtype AS name FROM pg_type t JOIN "
-                            "pg_namespace n ON n.oid = "
-                            "t.typnamespace WHERE " PG_USER_SCHEMA " AND " PG_NOT_EXTENSION(
-                                "pg_type", "t") " AND (t.typtype IN ('e', 'r', 'd') OR (t.typtype "
-                                                "= 'c' AND (SELECT c.relkind FROM "
-                                                "pg_class c WHERE c.oid = t.typrelid) = 'c')) LOOP "
-                                                "EXECUTE format('DROP %s IF EXISTS %s "
-                                                "CASCADE', CASE r.typtype WHEN 'd' THEN 'DOMAIN' "
-                                                "ELSE 'TYPE' END, r.name); END LOOP; "
-                                                "END $snapback$;\n";
+        "LOOP; FOR r IN SELECT p.oid::regprocedure AS sig " PG_USER_ROUTINES " LOOP EXECUTE "
+        "format('DROP ROUTINE IF EXISTS %s CASCADE', r.sig); END LOOP; FOR r IN SELECT "
+        "t.typtype, t.oid::regtype AS name " PG_USER_TYPES " LOOP EXECUTE format('DROP %s IF "
+        "EXISTS %s CASCADE', CASE r.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, r.name); END "
+        "LOOP; END $snapback$;\n";
     static const char *const unlink_sql =
         "SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata WHERE "
         "pg_catalog.pg_has_role(lomowner, 'USAGE');\n";
