@@ -1040,9 +1040,12 @@ pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const
     argv[argc++] = "--exit-on-error";
     argv[argc++] = "--no-owner";
     /* A scratch restore proves the data restores; the server it runs on (a CI job's) seldom
-     * has the app's roles, so their GRANTs would fail it for nothing. */
-    if (mode == SB_DB_RESTORE_SCRATCH)
+     * has the app's roles or tablespaces, so their GRANTs and SET default_tablespace would
+     * fail it for nothing. */
+    if (mode == SB_DB_RESTORE_SCRATCH) {
         argv[argc++] = "--no-privileges";
+        argv[argc++] = "--no-tablespaces";
+    }
     argc = pg_conn_args(db, argv, argc, port);
     argv[argc++] = "-d";
     argv[argc++] = target;

@@ -20,7 +20,8 @@
 #   - a dump recorded as taken on a newer server (the manifest rewritten by sbforge.py):
 #     `show` says so and the restore warns that the server is older;
 #   - a table the DBA owns without a GRANT to the app role: the snapshot fails with 77 and
-#     says what to grant.
+#     says what to grant;
+#   - a table in a tablespace the verifying server lacks: verify --restore-db passes.
 source "$(dirname "$0")/../harness/lib.sh"
 source "$(dirname "$0")/../harness/pg.sh"
 sb_setup "$@"
@@ -220,3 +221,13 @@ expect_err_contains "pg_read_all_data"
 check "no manifest was written" test "$(manifest_count)" = "$N"
 pg_psql shop -c 'GRANT SELECT ON dba_only TO shop'
 sb_snapshot --only db
+
+log "a table in its own tablespace: verify --restore-db on a server without that tablespace"
+mkdir -p "$PG_DIR/ts_fast" && chown postgres: "$PG_DIR/ts_fast"
+pg_psql postgres -c "CREATE TABLESPACE ts_fast LOCATION '$PG_DIR/ts_fast'" -c 'GRANT CREATE ON TABLESPACE ts_fast TO shop'
+pg_app_psql shop -c 'CREATE TABLE hot (x int) TABLESPACE ts_fast' -c 'INSERT INTO hot VALUES (1), (2)'
+sb_snapshot --only db
+SNAP_TS=$SNAP_ID
+pg_psql shop -c 'DROP TABLE hot'
+pg_psql postgres -c 'DROP TABLESPACE ts_fast' # as on a CI server that never had it
+expect_ok sb verify "$SNAP_TS" --restore-db
