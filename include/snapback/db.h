@@ -23,6 +23,15 @@ struct sb_db_info {
     /* mysql: the number of system-versioned tables (MariaDB), whose history needs
      * mariadb-dump --dump-history */
     unsigned versioned_tables;
+    /* postgresql: the database's encoding and locale ("" when unknown); provider "libc" or
+     * "icu" (PostgreSQL 15+) */
+    char pg_encoding[32], pg_collate[128], pg_ctype[128], pg_provider[16], pg_icu_locale[128];
+};
+
+/* postgresql: how the database a restore creates is to be made (the source's encoding and
+ * locale, from the manifest); any member may be NULL. */
+struct sb_db_create {
+    const char *encoding, *collate, *ctype, *provider, *icu_locale;
 };
 
 const char *sb_db_engine_name(enum sb_db_engine engine);
@@ -45,9 +54,11 @@ enum sb_db_restore_mode {
  * (postgresql, mysql) or a file path (sqlite). A target that exists is refused unless
  * SB_DB_RESTORE_IN_PLACE (then postgresql uses --clean --if-exists --single-transaction,
  * sqlite copies the checked dump into the live file with the online backup API, mysql loads
- * into the existing database). */
+ * into the existing database). create (NULL: the server's defaults): the encoding and locale
+ * of a PostgreSQL database the restore creates. */
 int sb_db_restore(const struct sb_db_config *db, const char *target, enum sb_db_restore_mode mode,
-                  const char *state_dir, struct sb_istream *in, struct sb_error *err);
+                  const struct sb_db_create *create, const char *state_dir, struct sb_istream *in,
+                  struct sb_error *err);
 /* Drops a database created for a scratch restore (postgresql, mysql) or removes the file. */
 int sb_db_drop(const struct sb_db_config *db, const char *target, const char *state_dir,
                struct sb_error *err);

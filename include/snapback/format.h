@@ -75,6 +75,11 @@ struct sb_manifest_shared {
 
 struct sb_manifest_db {
     char *name, *engine, *server_version, *format, *object;
+    /* postgresql: the database's encoding and locale when it was dumped (NULL when not
+     * recorded: snapshots before 2026-11-25), which a dump without CREATE DATABASE lacks */
+    struct {
+        char *encoding, *collate, *ctype, *provider, *icu_locale;
+    } pg;
 };
 
 struct sb_manifest {

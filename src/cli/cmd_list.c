@@ -190,10 +190,16 @@ cmd_show(struct sb_cli *cli, struct sb_error *err)
                m->release.reused ? ", stored by an earlier snapshot" : "");
     for (size_t idx = 0; idx < m->shared_count; idx++)
         printf("shared     %s\n", m->shared[idx].path);
-    for (size_t idx = 0; idx < m->db_count; idx++)
-        printf("database   %s (%s %s, %s)\n", m->dbs[idx].name, m->dbs[idx].engine,
-               m->dbs[idx].server_version ? m->dbs[idx].server_version : "",
-               m->dbs[idx].format ? m->dbs[idx].format : "");
+    for (size_t idx = 0; idx < m->db_count; idx++) {
+        const struct sb_manifest_db *d = &m->dbs[idx];
+        printf("database   %s (%s %s, %s", d->name, d->engine,
+               d->server_version ? d->server_version : "", d->format ? d->format : "");
+        if (d->pg.encoding)
+            printf("; %s, collate %s, ctype %s%s%s", d->pg.encoding,
+                   d->pg.collate ? d->pg.collate : "-", d->pg.ctype ? d->pg.ctype : "-",
+                   d->pg.icu_locale ? ", ICU " : "", d->pg.icu_locale ? d->pg.icu_locale : "");
+        printf(")\n");
+    }
     printf("objects:\n");
     for (size_t idx = 0; idx < m->object_count; idx++) {
         char hex[2 * SB_HASH_BYTES + 1], stored[32], plain[32];

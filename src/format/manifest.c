@@ -62,6 +62,15 @@ sb_manifest_to_json(const struct sb_manifest *m, char **out, struct sb_error *er
         add_str(d, "server_version", m->dbs[idx].server_version);
         add_str(d, "format", m->dbs[idx].format);
         add_str(d, "object", m->dbs[idx].object);
+        const struct sb_manifest_db *md = &m->dbs[idx];
+        if (md->pg.encoding) {
+            cJSON *pg = cJSON_AddObjectToObject(d, "pg_database");
+            add_str(pg, "encoding", md->pg.encoding);
+            add_str(pg, "collate", md->pg.collate);
+            add_str(pg, "ctype", md->pg.ctype);
+            add_str(pg, "locale_provider", md->pg.provider);
+            add_str(pg, "icu_locale", md->pg.icu_locale);
+        }
     }
     cJSON *objs = cJSON_AddArrayToObject(root, "objects");
     for (size_t idx = 0; idx < m->object_count; idx++) {
@@ -211,6 +220,18 @@ sb_manifest_from_json(const char *json, size_t len, struct sb_manifest **out, st
         d->object = get_str(&pc, item, "object", false);
         if (!safe_object_name(d->object))
             bad(&pc, "databases[].object");
+        const cJSON *pg = cJSON_GetObjectItemCaseSensitive(item, "pg_database");
+        if (pg && !cJSON_IsNull(pg)) {
+            if (!cJSON_IsObject(pg)) {
+                bad(&pc, "databases[].pg_database");
+            } else {
+                d->pg.encoding = get_str(&pc, pg, "encoding", false);
+                d->pg.collate = get_str(&pc, pg, "collate", true);
+                d->pg.ctype = get_str(&pc, pg, "ctype", true);
+                d->pg.provider = get_str(&pc, pg, "locale_provider", true);
+                d->pg.icu_locale = get_str(&pc, pg, "icu_locale", true);
+            }
+        }
     }
     n = (size_t)cJSON_GetArraySize(objs);
     m->objects = calloc(n ? n : 1, sizeof(*m->objects));
@@ -274,6 +295,11 @@ sb_manifest_free(struct sb_manifest *m)
         free(m->dbs[idx].server_version);
         free(m->dbs[idx].format);
         free(m->dbs[idx].object);
+        free(m->dbs[idx].pg.encoding);
+        free(m->dbs[idx].pg.collate);
+        free(m->dbs[idx].pg.ctype);
+        free(m->dbs[idx].pg.provider);
+        free(m->dbs[idx].pg.icu_locale);
     }
     free(m->dbs);
     for (size_t idx = 0; idx < m->object_count; idx++)

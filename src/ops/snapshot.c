@@ -419,6 +419,13 @@ snapshot_databases(const struct sb_config *cfg, const struct sb_db_info *infos,
         d->server_version = sb_strdup(info.server_version);
         d->format = sb_strdup(info.format);
         d->object = sb_strdup(object);
+        if (db->engine == SB_DB_POSTGRESQL && info.pg_encoding[0]) {
+            d->pg.encoding = sb_strdup(info.pg_encoding);
+            d->pg.collate = sb_strdup(info.pg_collate);
+            d->pg.ctype = sb_strdup(info.pg_ctype);
+            d->pg.provider = sb_strdup(info.pg_provider);
+            d->pg.icu_locale = info.pg_icu_locale[0] ? sb_strdup(info.pg_icu_locale) : NULL;
+        }
         if (!d->name || !d->engine || !d->server_version || !d->format || !d->object) {
             sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
             goto next;

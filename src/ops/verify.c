@@ -199,7 +199,10 @@ verify_restore_db_locked(const struct sb_verify_opts *opts, const struct sb_mani
             if (*c >= 'A' && *c <= 'Z')
                 *c = (char)(*c - 'A' + 'a');
     }
-    int rc = sb_db_restore(db, target, SB_DB_RESTORE_SCRATCH, opts->cfg->state_dir, in, err);
+    const struct sb_db_create create = {d->pg.encoding, d->pg.collate, d->pg.ctype, d->pg.provider,
+                                        d->pg.icu_locale};
+    int rc = sb_db_restore(db, target, SB_DB_RESTORE_SCRATCH, d->pg.encoding ? &create : NULL,
+                           opts->cfg->state_dir, in, err);
     if (rc == 0) {
         const char *probe = db->engine == SB_DB_POSTGRESQL
                                 ? "SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname "

@@ -415,10 +415,35 @@ pg_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_d
     if (missing_client("psql", "postgresql-client", err) < 0)
         return -1;
     char *out = NULL;
-    int rc = psql_query(db, ce, db->dbname, PSQL_ROWS, "SHOW server_version", &out, err);
+    /* to_jsonb: datlocprovider and daticulocale exist from PostgreSQL 15 on only */
+    int rc = psql_query(db, ce, db->dbname, PSQL_ROWS | PSQL_TABS,
+                        "SELECT current_setting('server_version'), "
+                        "pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, "
+                        "coalesce(to_jsonb(d)->>'datlocprovider', 'c'), "
+                        "coalesce(to_jsonb(d)->>'daticulocale', '') FROM pg_database d WHERE "
+                        "d.datname = current_database()",
+                        &out, err);
     if (rc == 0) {
-        size_t len = strcspn(out, " \n");
-        snprintf(info->server_version, sizeof(info->server_version), "%.*s", (int)len, out);
+        /* version (up to its first space) \t encoding \t collate \t ctype \t provider \t icu */
+        char provider[16] = "";
+        struct {
+            char *dest;
+            size_t cap;
+        } fields[] = {{info->server_version, sizeof(info->server_version)},
+                      {info->pg_encoding, sizeof(info->pg_encoding)},
+                      {info->pg_collate, sizeof(info->pg_collate)},
+                      {info->pg_ctype, sizeof(info->pg_ctype)},
+                      {provider, sizeof(provider)},
+                      {info->pg_icu_locale, sizeof(info->pg_icu_locale)}};
+        const char *field = out;
+        for (size_t idx = 0; idx < sizeof(fields) / sizeof(fields[0]) && field; idx++) {
+            size_t len = strcspn(field, "\t\n");
+            size_t keep = idx == 0 ? strcspn(field, " \t\n") : len;
+            snprintf(fields[idx].dest, fields[idx].cap, "%.*s", (int)keep, field);
+            field = field[len] == '\t' ? field + len + 1 : NULL;
+        }
+        snprintf(info->pg_provider, sizeof(info->pg_provider), "%s",
+                 !strcmp(provider, "i") ? "icu" : "libc");
     }
     free(out);
     return rc;
@@ -992,6 +1017,55 @@ out:
     return rc;
 }
 
+/* A locale or encoding name as PostgreSQL reports it, safe inside '...' (letters, digits and
+ * "_.-@"). */
+static bool
+pg_locale_name_ok(const char *s)
+{
+    if (!s || !*s || strlen(s) > 100)
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-@") ==
+           strlen(s);
+}
+
+/* CREATE DATABASE for a restore. A dump without CREATE DATABASE (pg_dump -Fc of one database)
+ * does not carry the database's encoding and locale, so a new database would sort and
+ * compare text as the server's default does, not as the source did: when the manifest
+ * recorded them (create), the database is made from template0 with them. A server that
+ * refuses them (that locale not installed, ICU before PostgreSQL 15) gets the default, with a
+ * warning saying what differs. */
+static int
+pg_create_database(const struct sb_db_config *db, const struct client_env *ce, const char *target,
+                   const char *ident, const struct sb_db_create *create, struct sb_error *err)
+{
+    char sql[900];
+    bool icu = create && create->provider && !strcmp(create->provider, "icu");
+    if (create && pg_locale_name_ok(create->encoding) && pg_locale_name_ok(create->collate) &&
+        pg_locale_name_ok(create->ctype) && (!icu || pg_locale_name_ok(create->icu_locale))) {
+        int n = snprintf(sql, sizeof(sql),
+                         "CREATE DATABASE %s TEMPLATE template0 ENCODING '%s' LC_COLLATE '%s' "
+                         "LC_CTYPE '%s'",
+                         ident, create->encoding, create->collate, create->ctype);
+        if (icu && n > 0 && (size_t)n < sizeof(sql))
+            snprintf(sql + n, sizeof(sql) - (size_t)n, " LOCALE_PROVIDER icu ICU_LOCALE '%s'",
+                     create->icu_locale);
+        struct sb_error cerr = SB_ERROR_INIT;
+        if (pg_admin_sql(db, ce, sql, &cerr) == 0)
+            return 0;
+        if (cerr.code == SB_E_PERM || cerr.code == SB_E_UNAVAILABLE) {
+            *err = cerr;
+            return -1;
+        }
+        sb_warn("database '%s': the server refused the source's encoding and locale (%s, "
+                "collate %s, ctype %s%s%s): created with the server's defaults, so text may "
+                "sort and compare differently than in the source: %s",
+                target, create->encoding, create->collate, create->ctype,
+                icu ? ", ICU locale " : "", icu ? create->icu_locale : "", cerr.msg);
+    }
+    snprintf(sql, sizeof(sql), "CREATE DATABASE %s", ident);
+    return pg_admin_sql(db, ce, sql, err);
+}
+
 /* A CREATE DATABASE refused. For verify's scratch database the user may lack only that
  * privilege (an app user with rights on its own databases): say which one it needs. */
 static int
@@ -1010,8 +1084,8 @@ create_database_failed(struct sb_error *err, const char *target, enum sb_db_rest
 
 static int
 pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const char *target,
-               enum sb_db_restore_mode mode, const char *state_dir, struct sb_istream *in,
-               struct sb_error *err)
+               enum sb_db_restore_mode mode, const struct sb_db_create *create,
+               const char *state_dir, struct sb_istream *in, struct sb_error *err)
 {
     bool in_place = mode == SB_DB_RESTORE_IN_PLACE;
     if (missing_client("pg_restore", "postgresql-client", err) < 0)
@@ -1027,8 +1101,7 @@ pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const
                             "--in-place to replace its contents",
                             target);
     if (!exists) {
-        snprintf(sql, sizeof(sql), "CREATE DATABASE %s", ident);
-        if (pg_admin_sql(db, ce, sql, err) < 0)
+        if (pg_create_database(db, ce, target, ident, create, err) < 0)
             return create_database_failed(err, target, mode, "give its role CREATEDB");
     } else if (in_place) {
         return pg_restore_in_place(db, ce, target, state_dir, in, err);
@@ -1820,7 +1893,8 @@ sb_db_dump(const struct sb_db_config *db, const char *state_dir, const struct sb
 
 int
 sb_db_restore(const struct sb_db_config *db, const char *target, enum sb_db_restore_mode mode,
-              const char *state_dir, struct sb_istream *in, struct sb_error *err)
+              const struct sb_db_create *create, const char *state_dir, struct sb_istream *in,
+              struct sb_error *err)
 {
     bool in_place = mode == SB_DB_RESTORE_IN_PLACE;
     if (db->engine == SB_DB_SQLITE)
@@ -1829,7 +1903,7 @@ sb_db_restore(const struct sb_db_config *db, const char *target, enum sb_db_rest
     if (client_env_init(db, state_dir, &ce, err) < 0)
         return -1;
     int rc = db->engine == SB_DB_POSTGRESQL
-                 ? pg_restore_run(db, &ce, target, mode, state_dir, in, err)
+                 ? pg_restore_run(db, &ce, target, mode, create, state_dir, in, err)
                  : mysql_restore_run(&ce, target, mode, in, err);
     client_env_release(&ce);
     return rc;

@@ -21,7 +21,10 @@
 #     `show` says so and the restore warns that the server is older;
 #   - a table the DBA owns without a GRANT to the app role: the snapshot fails with 77 and
 #     says what to grant;
-#   - a table in a tablespace the verifying server lacks: verify --restore-db passes.
+#   - a table in a tablespace the verifying server lacks: verify --restore-db passes;
+#   - a database with an ICU collation: a restore creates the copy with it (pg_dump -Fc has
+#     no CREATE DATABASE; the manifest records encoding and locale), so text sorts the same;
+#     a locale the server lacks gives its defaults and a warning.
 source "$(dirname "$0")/../harness/lib.sh"
 source "$(dirname "$0")/../harness/pg.sh"
 sb_setup "$@"
@@ -231,3 +234,37 @@ SNAP_TS=$SNAP_ID
 pg_psql shop -c 'DROP TABLE hot'
 pg_psql postgres -c 'DROP TABLESPACE ts_fast' # as on a CI server that never had it
 expect_ok sb verify "$SNAP_TS" --restore-db
+
+log "a database with an ICU collation (de-DE): the copy is made with it, so text sorts the same"
+pg_psql postgres -c "CREATE DATABASE shop_icu OWNER shop TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' LOCALE 'C.UTF-8'"
+pg_app_psql shop_icu -c "CREATE TABLE words (w text PRIMARY KEY)" \
+    -c "INSERT INTO words VALUES ('b'), ('ä'), ('a'), ('Zebra'), ('B'), ('öl'), ('Ol'), ('z')"
+db_config "$WORK/icu.json" "{ \"name\": \"main\", \"engine\": \"postgresql\", \"host\": \"$PG_SOCK\", \"port\": $PG_PORT,
+                   \"dbname\": \"shop_icu\", \"user\": \"shop\", \"password_file\": \"$PWFILE\" }"
+sbi() { "$SNAPBACK" --config "$WORK/icu.json" --no-progress "$@"; }
+words() { pg_query "$1" "SELECT string_agg(w, ',' ORDER BY w) || ' ' || (SELECT datlocprovider::text || ' ' || coalesce(daticulocale, '') || ' ' || datcollate || ' ' || pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()) FROM words"; }
+expect_ok sbi snapshot --only db
+SNAP_ICU=$(printf '%s\n' "$OUT" | tail -n 1)
+expect_ok sbi show "$SNAP_ICU"
+expect_out_contains "ICU de-DE"
+expect_ok sbi restore "$SNAP_ICU" --only db --db-target main=shop_icu_copy
+check "the copy sorts as the source ($(words shop_icu))" test "$(words shop_icu_copy)" = "$(words shop_icu)"
+check "... which is not the server's default order" test "$(pg_query shop_icu_copy "SELECT string_agg(w, ',' ORDER BY w COLLATE \"C\") FROM words")" != "$(pg_query shop_icu_copy "SELECT string_agg(w, ',' ORDER BY w) FROM words")"
+
+log "... a locale the server does not have: restored with the server's defaults, and a warning"
+if "$PYTHON" - "$KEY" "$REPO/demo/snapshots/$SNAP_ICU.manifest" <<'PY'
+import json, os, sys
+sys.path.insert(0, os.environ["INTEGRATION_DIR"])
+import sbforge
+key, path = sbforge.read_key(sys.argv[1]), sys.argv[2]
+m = json.loads(sbforge.open_object(key, open(path, "rb").read()))
+m["databases"][0]["pg_database"].update(collate="nope_NO.UTF-8", ctype="nope_NO.UTF-8", locale_provider="libc", icu_locale=None)
+os.unlink(path)
+sbforge.write_atomic(path, sbforge.seal(key, sbforge.zstd_compress(json.dumps(m).encode())))
+PY
+then
+    expect_ok sbi restore "$SNAP_ICU" --only db --db-target main=shop_icu_default
+    expect_err_contains "refused the source's encoding and locale"
+    expect_err_contains "nope_NO.UTF-8"
+    check "the rows are there" test "$(pg_query shop_icu_default "SELECT count(*) FROM words")" = 8
+fi
