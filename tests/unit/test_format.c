@@ -588,9 +588,19 @@ test_manifest_roundtrip_and_malformed(void)
     m.release.fingerprint = (char *)"00112233445566778899aabbccddeeff";
     m.release.object = (char *)"releases/20261123T090000Z-00112233445566778899aabbccddeeff.snpb";
     m.release.entries = 12;
-    struct sb_manifest_object obj = {m.release.object, 100, 200, {1, 2, 3}};
-    m.objects = &obj;
-    m.object_count = 1;
+    struct sb_manifest_object objs[2] = {{m.release.object, 100, 200, {1, 2, 3}},
+                                         {(char *)"data/x/db-main.snpb", 5, 6, {0}}};
+    m.objects = objs;
+    m.object_count = 2;
+    struct sb_manifest_db db = {
+        (char *)"main",
+        (char *)"postgresql",
+        (char *)"15.8",
+        (char *)"pg_dump-custom",
+        objs[1].name,
+        {(char *)"UTF8", (char *)"C.UTF-8", (char *)"C.UTF-8", (char *)"icu", (char *)"de-DE"}};
+    m.dbs = &db;
+    m.db_count = 1;
     char *json = NULL;
     EXPECT_OK(sb_manifest_to_json(&m, &json, &err), &err);
     struct sb_manifest *back = NULL;
@@ -601,6 +611,10 @@ test_manifest_roundtrip_and_malformed(void)
         EXPECT_INT(back->objects[0].stored_size, 100);
         EXPECT_INT(back->objects[0].blake2b[2], 3);
         EXPECT_INT(back->created_at, m.created_at);
+        EXPECT_INT(back->db_count, 1);
+        EXPECT_STR(back->dbs[0].pg.encoding, "UTF8");
+        EXPECT_STR(back->dbs[0].pg.provider, "icu");
+        EXPECT_STR(back->dbs[0].pg.icu_locale, "de-DE");
     }
     sb_manifest_free(back);
     free(json);
@@ -625,6 +639,10 @@ test_manifest_roundtrip_and_malformed(void)
          "\"release\":null,\"shared\":[],\"databases\":[],\"objects\":[{\"name\":\"a\","
          "\"stored_size\":-1,\"plain_size\":1,\"blake2b\":\"00\"}]}",
          "malformed manifest: stored_size"},
+        {"{\"format\":1,\"id\":\"x\",\"app\":\"a\",\"created_at\":\"2026-11-24T14:30:00Z\","
+         "\"release\":null,\"shared\":[],\"databases\":[{\"name\":\"m\",\"engine\":\"postgresql\","
+         "\"object\":\"data/x\",\"pg_database\":\"UTF8\"}],\"objects\":[]}",
+         "malformed manifest: databases[].pg_database"},
     };
     for (size_t idx = 0; idx < sizeof(bad) / sizeof(bad[0]); idx++) {
         struct sb_manifest *mm = NULL;
