@@ -26,12 +26,15 @@ struct sb_db_info {
     /* postgresql: the database's encoding and locale ("" when unknown); provider "libc" or
      * "icu" (PostgreSQL 15+) */
     char pg_encoding[32], pg_collate[128], pg_ctype[128], pg_provider[16], pg_icu_locale[128];
+    /* postgresql: its ALTER DATABASE SET settings, a JSON array of "name=value" ("" none) */
+    char pg_settings[4096];
 };
 
 /* postgresql: how the database a restore creates is to be made (the source's encoding and
  * locale, from the manifest); any member may be NULL. */
 struct sb_db_create {
     const char *encoding, *collate, *ctype, *provider, *icu_locale;
+    const char *settings; /* JSON array of "name=value": ALTER DATABASE SET on the new one */
 };
 
 const char *sb_db_engine_name(enum sb_db_engine engine);

@@ -79,6 +79,7 @@ struct sb_manifest_db {
      * recorded: snapshots before 2026-11-25), which a dump without CREATE DATABASE lacks */
     struct {
         char *encoding, *collate, *ctype, *provider, *icu_locale;
+        char *settings; /* its ALTER DATABASE SET settings: a JSON array of "name=value" */
     } pg;
 };
 

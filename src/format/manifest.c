@@ -70,6 +70,11 @@ sb_manifest_to_json(const struct sb_manifest *m, char **out, struct sb_error *er
             add_str(pg, "ctype", md->pg.ctype);
             add_str(pg, "locale_provider", md->pg.provider);
             add_str(pg, "icu_locale", md->pg.icu_locale);
+            cJSON *settings = md->pg.settings ? cJSON_Parse(md->pg.settings) : NULL;
+            if (cJSON_IsArray(settings))
+                cJSON_AddItemToObject(pg, "settings", settings);
+            else
+                cJSON_Delete(settings);
         }
     }
     cJSON *objs = cJSON_AddArrayToObject(root, "objects");
@@ -230,6 +235,14 @@ sb_manifest_from_json(const char *json, size_t len, struct sb_manifest **out, st
                 d->pg.ctype = get_str(&pc, pg, "ctype", true);
                 d->pg.provider = get_str(&pc, pg, "locale_provider", true);
                 d->pg.icu_locale = get_str(&pc, pg, "icu_locale", true);
+                const cJSON *settings = cJSON_GetObjectItemCaseSensitive(pg, "settings");
+                const cJSON *one;
+                bool strings = cJSON_IsArray(settings);
+                cJSON_ArrayForEach(one, settings) strings = strings && cJSON_IsString(one);
+                if (settings && !cJSON_IsNull(settings) && !strings)
+                    bad(&pc, "databases[].pg_database.settings");
+                else if (strings && !(d->pg.settings = cJSON_PrintUnformatted(settings)))
+                    bad(&pc, "out of memory");
             }
         }
     }
@@ -300,6 +313,7 @@ sb_manifest_free(struct sb_manifest *m)
         free(m->dbs[idx].pg.ctype);
         free(m->dbs[idx].pg.provider);
         free(m->dbs[idx].pg.icu_locale);
+        cJSON_free(m->dbs[idx].pg.settings);
     }
     free(m->dbs);
     for (size_t idx = 0; idx < m->object_count; idx++)

@@ -425,6 +425,7 @@ snapshot_databases(const struct sb_config *cfg, const struct sb_db_info *infos,
             d->pg.ctype = sb_strdup(info.pg_ctype);
             d->pg.provider = sb_strdup(info.pg_provider);
             d->pg.icu_locale = info.pg_icu_locale[0] ? sb_strdup(info.pg_icu_locale) : NULL;
+            d->pg.settings = info.pg_settings[0] ? sb_strdup(info.pg_settings) : NULL;
         }
         if (!d->name || !d->engine || !d->server_version || !d->format || !d->object) {
             sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");

@@ -199,8 +199,8 @@ verify_restore_db_locked(const struct sb_verify_opts *opts, const struct sb_mani
             if (*c >= 'A' && *c <= 'Z')
                 *c = (char)(*c - 'A' + 'a');
     }
-    const struct sb_db_create create = {d->pg.encoding, d->pg.collate, d->pg.ctype, d->pg.provider,
-                                        d->pg.icu_locale};
+    const struct sb_db_create create = {d->pg.encoding, d->pg.collate,    d->pg.ctype,
+                                        d->pg.provider, d->pg.icu_locale, d->pg.settings};
     int rc = sb_db_restore(db, target, SB_DB_RESTORE_SCRATCH, d->pg.encoding ? &create : NULL,
                            opts->cfg->state_dir, in, err);
     if (rc == 0) {

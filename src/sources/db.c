@@ -6,6 +6,7 @@
  * refused. */
 #include "snapback/db.h"
 
+#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -420,7 +421,9 @@ pg_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_d
                         "SELECT current_setting('server_version'), "
                         "pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, "
                         "coalesce(to_jsonb(d)->>'datlocprovider', 'c'), "
-                        "coalesce(to_jsonb(d)->>'daticulocale', '') FROM pg_database d WHERE "
+                        "coalesce(to_jsonb(d)->>'daticulocale', ''), coalesce((SELECT "
+                        "array_to_json(s.setconfig)::text FROM pg_db_role_setting s WHERE "
+                        "s.setdatabase = d.oid AND s.setrole = 0), '') FROM pg_database d WHERE "
                         "d.datname = current_database()",
                         &out, err);
     if (rc == 0) {
@@ -434,7 +437,8 @@ pg_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_d
                       {info->pg_collate, sizeof(info->pg_collate)},
                       {info->pg_ctype, sizeof(info->pg_ctype)},
                       {provider, sizeof(provider)},
-                      {info->pg_icu_locale, sizeof(info->pg_icu_locale)}};
+                      {info->pg_icu_locale, sizeof(info->pg_icu_locale)},
+                      {info->pg_settings, sizeof(info->pg_settings)}};
         const char *field = out;
         for (size_t idx = 0; idx < sizeof(fields) / sizeof(fields[0]) && field; idx++) {
             size_t len = strcspn(field, "\t\n");
@@ -444,6 +448,12 @@ pg_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_d
         }
         snprintf(info->pg_provider, sizeof(info->pg_provider), "%s",
                  !strcmp(provider, "i") ? "icu" : "libc");
+        if (strlen(info->pg_settings) >= sizeof(info->pg_settings) - 1) {
+            sb_warn("database '%s': its ALTER DATABASE settings are too long to record; a "
+                    "restore into a new database will not have them",
+                    db->name);
+            info->pg_settings[0] = '\0';
+        }
     }
     free(out);
     return rc;
@@ -1028,6 +1038,66 @@ pg_locale_name_ok(const char *s)
            strlen(s);
 }
 
+/* ALTER DATABASE ident SET for each "name=value" of the JSON array settings: the settings the
+ * source had (search_path, TimeZone, ...), which a dump without CREATE DATABASE does not
+ * carry. set_config takes the value as the server stored it, then FROM CURRENT makes it the
+ * database's. A setting the server refuses (unknown, or for superusers only) is a warning. */
+static void
+pg_apply_settings(const struct sb_db_config *db, const struct client_env *ce, const char *target,
+                  const char *ident, const char *settings)
+{
+    cJSON *list = settings ? cJSON_Parse(settings) : NULL;
+    const cJSON *one;
+    size_t cap = 256, len = 0;
+    char *sql = malloc(cap);
+    bool ok = sql && cJSON_IsArray(list);
+    if (sql)
+        sql[0] = '\0';
+    cJSON_ArrayForEach(one, list)
+    {
+        const char *text = cJSON_GetStringValue(one);
+        const char *eq = text ? strchr(text, '=') : NULL;
+        size_t nlen = eq ? (size_t)(eq - text) : 0;
+        if (!ok || !nlen || nlen > 100 ||
+            strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") !=
+                nlen) {
+            ok = false;
+            break;
+        }
+        size_t need = len + 2 * strlen(eq) + 2 * nlen + strlen(ident) + 128;
+        if (need > cap) {
+            char *grown = realloc(sql, need * 2);
+            if (!grown) {
+                ok = false;
+                break;
+            }
+            sql = grown;
+            cap = need * 2;
+        }
+        len += (size_t)snprintf(sql + len, cap - len, "SELECT pg_catalog.set_config('%.*s', '",
+                                (int)nlen, text);
+        for (const char *c = eq + 1; *c; c++) { /* a literal: quotes doubled */
+            if (*c == '\'')
+                sql[len++] = '\'';
+            sql[len++] = *c;
+        }
+        len += (size_t)snprintf(sql + len, cap - len,
+                                "', false);\nALTER DATABASE %s SET %.*s FROM CURRENT;\n", ident,
+                                (int)nlen, text);
+    }
+    struct sb_error err = SB_ERROR_INIT;
+    if (!ok)
+        sb_warn("database '%s': the source's database settings were not recorded in a form "
+                "snapback can apply; set them by hand (ALTER DATABASE ... SET)",
+                target);
+    else if (len && pg_admin_sql(db, ce, sql, &err) < 0)
+        sb_warn("database '%s': the source's database settings (%s) could not be set: %s; set "
+                "them by hand (ALTER DATABASE ... SET)",
+                target, settings, err.msg);
+    free(sql);
+    cJSON_Delete(list);
+}
+
 /* CREATE DATABASE for a restore. A dump without CREATE DATABASE (pg_dump -Fc of one database)
  * does not carry the database's encoding and locale, so a new database would sort and
  * compare text as the server's default does, not as the source did: when the manifest
@@ -1050,8 +1120,10 @@ pg_create_database(const struct sb_db_config *db, const struct client_env *ce, c
             snprintf(sql + n, sizeof(sql) - (size_t)n, " LOCALE_PROVIDER icu ICU_LOCALE '%s'",
                      create->icu_locale);
         struct sb_error cerr = SB_ERROR_INIT;
-        if (pg_admin_sql(db, ce, sql, &cerr) == 0)
+        if (pg_admin_sql(db, ce, sql, &cerr) == 0) {
+            pg_apply_settings(db, ce, target, ident, create->settings);
             return 0;
+        }
         if (cerr.code == SB_E_PERM || cerr.code == SB_E_UNAVAILABLE) {
             *err = cerr;
             return -1;
@@ -1063,7 +1135,11 @@ pg_create_database(const struct sb_db_config *db, const struct client_env *ce, c
                 icu ? ", ICU locale " : "", icu ? create->icu_locale : "", cerr.msg);
     }
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s", ident);
-    return pg_admin_sql(db, ce, sql, err);
+    if (pg_admin_sql(db, ce, sql, err) < 0)
+        return -1;
+    if (create)
+        pg_apply_settings(db, ce, target, ident, create->settings);
+    return 0;
 }
 
 /* A CREATE DATABASE refused. For verify's scratch database the user may lack only that

@@ -24,7 +24,9 @@
 #   - a table in a tablespace the verifying server lacks: verify --restore-db passes;
 #   - a database with an ICU collation: a restore creates the copy with it (pg_dump -Fc has
 #     no CREATE DATABASE; the manifest records encoding and locale), so text sorts the same;
-#     a locale the server lacks gives its defaults and a warning.
+#     a locale the server lacks gives its defaults and a warning; its ALTER DATABASE SET
+#     settings (search_path with a quoted schema name, TimeZone, statement_timeout) come
+#     with it too.
 source "$(dirname "$0")/../harness/lib.sh"
 source "$(dirname "$0")/../harness/pg.sh"
 sb_setup "$@"
@@ -238,7 +240,13 @@ expect_ok sb verify "$SNAP_TS" --restore-db
 log "a database with an ICU collation (de-DE): the copy is made with it, so text sorts the same"
 pg_psql postgres -c "CREATE DATABASE shop_icu OWNER shop TEMPLATE template0 ENCODING 'UTF8' LOCALE_PROVIDER icu ICU_LOCALE 'de-DE' LOCALE 'C.UTF-8'"
 pg_app_psql shop_icu -c "CREATE TABLE words (w text PRIMARY KEY)" \
-    -c "INSERT INTO words VALUES ('b'), ('ä'), ('a'), ('Zebra'), ('B'), ('öl'), ('Ol'), ('z')"
+    -c "INSERT INTO words VALUES ('b'), ('ä'), ('a'), ('Zebra'), ('B'), ('öl'), ('Ol'), ('z')" \
+    -c "CREATE SCHEMA app" -c "CREATE TABLE app.orders (id int)" -c "INSERT INTO app.orders VALUES (1), (2)" \
+    -c "CREATE SCHEMA \"my app's\"" \
+    -c "ALTER DATABASE shop_icu SET search_path TO app, \"my app's\", public" \
+    -c "ALTER DATABASE shop_icu SET \"TimeZone\" TO 'Pacific/Chatham'" \
+    -c "ALTER DATABASE shop_icu SET statement_timeout TO '17s'"
+settings() { pg_query "$1" "SELECT current_setting('search_path') || ' | ' || current_setting('TimeZone') || ' | ' || current_setting('statement_timeout') || ' | ' || (SELECT count(*) FROM orders)"; }
 db_config "$WORK/icu.json" "{ \"name\": \"main\", \"engine\": \"postgresql\", \"host\": \"$PG_SOCK\", \"port\": $PG_PORT,
                    \"dbname\": \"shop_icu\", \"user\": \"shop\", \"password_file\": \"$PWFILE\" }"
 sbi() { "$SNAPBACK" --config "$WORK/icu.json" --no-progress "$@"; }
@@ -249,6 +257,8 @@ expect_ok sbi show "$SNAP_ICU"
 expect_out_contains "ICU de-DE"
 expect_ok sbi restore "$SNAP_ICU" --only db --db-target main=shop_icu_copy
 check "the copy sorts as the source ($(words shop_icu))" test "$(words shop_icu_copy)" = "$(words shop_icu)"
+check "the copy has the source's database settings ($(settings shop_icu))" test "$(settings shop_icu_copy)" = "$(settings shop_icu)"
+expect_ok sbi verify "$SNAP_ICU" --restore-db
 check "... which is not the server's default order" test "$(pg_query shop_icu_copy "SELECT string_agg(w, ',' ORDER BY w COLLATE \"C\") FROM words")" != "$(pg_query shop_icu_copy "SELECT string_agg(w, ',' ORDER BY w) FROM words")"
 
 log "... a locale the server does not have: restored with the server's defaults, and a warning"

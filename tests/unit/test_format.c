@@ -592,13 +592,14 @@ test_manifest_roundtrip_and_malformed(void)
                                          {(char *)"data/x/db-main.snpb", 5, 6, {0}}};
     m.objects = objs;
     m.object_count = 2;
-    struct sb_manifest_db db = {
-        (char *)"main",
-        (char *)"postgresql",
-        (char *)"15.8",
-        (char *)"pg_dump-custom",
-        objs[1].name,
-        {(char *)"UTF8", (char *)"C.UTF-8", (char *)"C.UTF-8", (char *)"icu", (char *)"de-DE"}};
+    struct sb_manifest_db db = {(char *)"main",
+                                (char *)"postgresql",
+                                (char *)"15.8",
+                                (char *)"pg_dump-custom",
+                                objs[1].name,
+                                {(char *)"UTF8", (char *)"C.UTF-8", (char *)"C.UTF-8",
+                                 (char *)"icu", (char *)"de-DE",
+                                 (char *)"[\"search_path=app, public\",\"TimeZone=UTC\"]"}};
     m.dbs = &db;
     m.db_count = 1;
     char *json = NULL;
@@ -615,6 +616,7 @@ test_manifest_roundtrip_and_malformed(void)
         EXPECT_STR(back->dbs[0].pg.encoding, "UTF8");
         EXPECT_STR(back->dbs[0].pg.provider, "icu");
         EXPECT_STR(back->dbs[0].pg.icu_locale, "de-DE");
+        EXPECT_STR(back->dbs[0].pg.settings, "[\"search_path=app, public\",\"TimeZone=UTC\"]");
     }
     sb_manifest_free(back);
     free(json);
