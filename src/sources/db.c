@@ -1046,7 +1046,9 @@ static void
 pg_apply_settings(const struct sb_db_config *db, const struct client_env *ce, const char *target,
                   const char *ident, const char *settings)
 {
-    cJSON *list = settings ? cJSON_Parse(settings) : NULL;
+    if (!settings)
+        return; /* none, or a snapshot from before they were recorded */
+    cJSON *list = cJSON_Parse(settings);
     const cJSON *one;
     size_t cap = 256, len = 0;
     char *sql = malloc(cap);

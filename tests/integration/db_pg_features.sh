@@ -148,6 +148,7 @@ log "snapshot --only db, restore --db-target into a new database"
 sb_snapshot --only db
 SNAP1=$SNAP_ID
 expect_ok sb restore "$SNAP1" --only db --db-target main=shop_copy
+check "no warning" test "${ERR/warning/}" = "$ERR"
 same_db shop_copy "restore --db-target"
 check "the copy's tables belong to the restoring role" \
     test "$(pg_query shop_copy "SELECT string_agg(DISTINCT tableowner, ',') FROM pg_tables WHERE schemaname IN ('public', 'billing')")" = shop
