@@ -416,12 +416,14 @@ pg_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_d
     if (missing_client("psql", "postgresql-client", err) < 0)
         return -1;
     char *out = NULL;
-    /* to_jsonb: datlocprovider and daticulocale exist from PostgreSQL 15 on only */
+    /* to_jsonb: datlocprovider and daticulocale exist from PostgreSQL 15 on only, and 17
+     * renamed daticulocale to datlocale (which also holds the builtin provider's locale) */
     int rc = psql_query(db, ce, db->dbname, PSQL_ROWS | PSQL_TABS,
                         "SELECT current_setting('server_version'), "
                         "pg_encoding_to_char(d.encoding), d.datcollate, d.datctype, "
                         "coalesce(to_jsonb(d)->>'datlocprovider', 'c'), "
-                        "coalesce(to_jsonb(d)->>'daticulocale', ''), coalesce((SELECT "
+                        "coalesce(to_jsonb(d)->>'daticulocale', to_jsonb(d)->>'datlocale', ''), "
+                        "coalesce((SELECT "
                         "array_to_json(s.setconfig)::text FROM pg_db_role_setting s WHERE "
                         "s.setdatabase = d.oid AND s.setrole = 0), '') FROM pg_database d WHERE "
                         "d.datname = current_database()",
@@ -447,7 +449,9 @@ pg_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_d
             field = field[len] == '\t' ? field + len + 1 : NULL;
         }
         snprintf(info->pg_provider, sizeof(info->pg_provider), "%s",
-                 !strcmp(provider, "i") ? "icu" : "libc");
+                 !strcmp(provider, "i")   ? "icu"
+                 : !strcmp(provider, "b") ? "builtin"
+                                          : "libc");
         if (strlen(info->pg_settings) >= sizeof(info->pg_settings) - 1) {
             sb_warn("database '%s': its ALTER DATABASE settings are too long to record; a "
                     "restore into a new database will not have them",
@@ -1111,16 +1115,27 @@ pg_create_database(const struct sb_db_config *db, const struct client_env *ce, c
                    const char *ident, const struct sb_db_create *create, struct sb_error *err)
 {
     char sql[900];
-    bool icu = create && create->provider && !strcmp(create->provider, "icu");
-    if (create && pg_locale_name_ok(create->encoding) && pg_locale_name_ok(create->collate) &&
-        pg_locale_name_ok(create->ctype) && (!icu || pg_locale_name_ok(create->icu_locale))) {
+    /* icu (PostgreSQL 15+) and builtin (17+) providers name their locale apart from libc's */
+    const char *provider = create && create->provider ? create->provider : "libc";
+    bool other = strcmp(provider, "libc") != 0;
+    bool known = !other || !strcmp(provider, "icu") || !strcmp(provider, "builtin");
+    if (create &&
+        !(known && pg_locale_name_ok(create->encoding) && pg_locale_name_ok(create->collate) &&
+          pg_locale_name_ok(create->ctype) && (!other || pg_locale_name_ok(create->icu_locale))))
+        sb_warn("database '%s': the source's encoding and locale as recorded (%s, collate %s, "
+                "ctype %s, provider %s %s) cannot be used: created with the server's defaults, "
+                "so text may sort and compare differently than in the source",
+                target, create->encoding ? create->encoding : "-",
+                create->collate ? create->collate : "-", create->ctype ? create->ctype : "-",
+                provider, create->icu_locale ? create->icu_locale : "");
+    else if (create) {
         int n = snprintf(sql, sizeof(sql),
                          "CREATE DATABASE %s TEMPLATE template0 ENCODING '%s' LC_COLLATE '%s' "
                          "LC_CTYPE '%s'",
                          ident, create->encoding, create->collate, create->ctype);
-        if (icu && n > 0 && (size_t)n < sizeof(sql))
-            snprintf(sql + n, sizeof(sql) - (size_t)n, " LOCALE_PROVIDER icu ICU_LOCALE '%s'",
-                     create->icu_locale);
+        if (other && n > 0 && (size_t)n < sizeof(sql))
+            snprintf(sql + n, sizeof(sql) - (size_t)n, " LOCALE_PROVIDER %s %s_LOCALE '%s'",
+                     provider, strcmp(provider, "icu") ? "BUILTIN" : "ICU", create->icu_locale);
         struct sb_error cerr = SB_ERROR_INIT;
         if (pg_admin_sql(db, ce, sql, &cerr) == 0) {
             pg_apply_settings(db, ce, target, ident, create->settings);
@@ -1133,8 +1148,8 @@ pg_create_database(const struct sb_db_config *db, const struct client_env *ce, c
         sb_warn("database '%s': the server refused the source's encoding and locale (%s, "
                 "collate %s, ctype %s%s%s): created with the server's defaults, so text may "
                 "sort and compare differently than in the source: %s",
-                target, create->encoding, create->collate, create->ctype,
-                icu ? ", ICU locale " : "", icu ? create->icu_locale : "", cerr.msg);
+                target, create->encoding, create->collate, create->ctype, other ? ", locale " : "",
+                other ? create->icu_locale : "", cerr.msg);
     }
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s", ident);
     if (pg_admin_sql(db, ce, sql, err) < 0)

@@ -279,3 +279,22 @@ then
     expect_err_contains "nope_NO.UTF-8"
     check "the rows are there" test "$(pg_query shop_icu_default "SELECT count(*) FROM words")" = 8
 fi
+
+log "... a manifest from PostgreSQL 17's builtin provider, restored into 15: the defaults, and a warning"
+if "$PYTHON" - "$KEY" "$REPO/demo/snapshots/$SNAP_ICU.manifest" <<'PY'
+import json, os, sys
+sys.path.insert(0, os.environ["INTEGRATION_DIR"])
+import sbforge
+key, path = sbforge.read_key(sys.argv[1]), sys.argv[2]
+m = json.loads(sbforge.open_object(key, open(path, "rb").read()))
+m["databases"][0]["pg_database"].update(collate="C.UTF-8", ctype="C.UTF-8", locale_provider="builtin", icu_locale="C.UTF-8")
+os.unlink(path)
+sbforge.write_atomic(path, sbforge.seal(key, sbforge.zstd_compress(json.dumps(m).encode())))
+PY
+then
+    expect_ok sbi restore "$SNAP_ICU" --only db --db-target main=shop_builtin
+    expect_err_contains "refused the source's encoding and locale"
+    expect_err_contains "locale C.UTF-8"
+    check "the rows are there" test "$(pg_query shop_builtin "SELECT count(*) FROM words")" = 8
+    check "the settings were still set" test "$(settings shop_builtin)" = "$(settings shop_icu)"
+fi
