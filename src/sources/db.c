@@ -771,8 +771,8 @@ out:
  * role's (not extension members) is dropped first (CASCADE), by a DO block whose size does not grow
  * with the database (it is one psql argument); pg_restore's "DROP ... IF EXISTS" then find nothing
  * and skip. Then every schema the dump does not have, and every large object the restoring role may
- * remove. What the dump does not have is named in an info line. The extensions of the live database
- * go into live_ext (pg_write_list keeps them). */
+ * remove. What the dump does not have is named in an info line. The live database's extensions
+ * that another role owns go into live_ext (pg_write_list keeps them). */
 static int
 pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, const char *target,
                   const struct pg_toc *toc, struct pg_toc *live_ext, char **sql,
@@ -783,7 +783,8 @@ pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, co
         " UNION ALL SELECT 'n', '', n.nspname FROM pg_namespace n WHERE n.nspname NOT IN "
         "('pg_catalog', 'information_schema', 'public') AND n.nspname NOT LIKE 'pg\\_%' AND NOT "
         "EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_namespace'::regclass AND "
-        "d.objid = n.oid AND d.deptype = 'e') UNION ALL SELECT 'x', '', extname FROM pg_extension";
+        "d.objid = n.oid AND d.deptype = 'e') UNION ALL SELECT 'x', '', extname FROM pg_extension "
+        "WHERE NOT pg_has_role(extowner, 'USAGE')";
     static const char *const drop_relations_sql =
         "DO $snapback$ DECLARE r record; BEGIN FOR r IN SELECT c.relkind, n.nspname, "
         "c.relname " PG_USER_RELATIONS " LOOP EXECUTE format('DROP %s IF EXISTS %I.%I CASCADE', "
@@ -864,11 +865,13 @@ pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, co
 }
 
 /* Writes pg_restore -l's list to a 0600 temp file *path in state_dir/tmp for pg_restore -L,
- * with the entries of every extension the live database already has commented out: its
- * EXTENSION entry (pg_restore --clean would DROP it, which only its owner may do, and an
- * extension a DBA created as superuser is not the app role's) and its COMMENT (the same). Such
- * an extension stays as it is on the server; CREATE EXTENSION IF NOT EXISTS would have kept
- * it anyway. One the live database lacks is restored from the dump. */
+ * with the entries of every extension in live_ext (the live database's extensions another
+ * role owns: one a DBA created as superuser) commented out: its EXTENSION entry (pg_restore
+ * --clean would DROP it, which only its owner may do) and its COMMENT (the same). Such an
+ * extension stays as it is on the server; CREATE EXTENSION IF NOT EXISTS would have kept it
+ * anyway. The restoring role's own extensions are dropped and made again, as pg_restore
+ * --clean does (an extension's configuration table, PostGIS's spatial_ref_sys, then gets the
+ * dump's rows instead of doubling them); one the live database lacks comes from the dump. */
 static int
 pg_write_list(const char *state_dir, const char *text, const struct pg_toc *live_ext, char *path,
               size_t cap, struct sb_error *err)
