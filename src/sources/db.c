@@ -1048,7 +1048,8 @@ pg_locale_name_ok(const char *s)
 /* ALTER DATABASE ident SET for each "name=value" of the JSON array settings: the settings the
  * source had (search_path, TimeZone, ...), which a dump without CREATE DATABASE does not
  * carry. set_config takes the value as the server stored it, then FROM CURRENT makes it the
- * database's. A setting the server refuses (unknown, or for superusers only) is a warning. */
+ * database's. Each setting is its own transaction: one the server refuses (unknown here, or
+ * for superusers only, as an extension's) is a warning naming it, and the others are set. */
 static void
 pg_apply_settings(const struct sb_db_config *db, const struct client_env *ce, const char *target,
                   const char *ident, const char *settings)
@@ -1057,53 +1058,42 @@ pg_apply_settings(const struct sb_db_config *db, const struct client_env *ce, co
         return; /* none, or a snapshot from before they were recorded */
     cJSON *list = cJSON_Parse(settings);
     const cJSON *one;
-    size_t cap = 256, len = 0;
-    char *sql = malloc(cap);
-    bool ok = sql && cJSON_IsArray(list);
-    if (sql)
-        sql[0] = '\0';
+    if (!cJSON_IsArray(list))
+        sb_warn("database '%s': the source's database settings were recorded in a form snapback "
+                "cannot read (%s); set them by hand (ALTER DATABASE ... SET)",
+                target, settings);
     cJSON_ArrayForEach(one, list)
     {
         const char *text = cJSON_GetStringValue(one);
         const char *eq = text ? strchr(text, '=') : NULL;
         size_t nlen = eq ? (size_t)(eq - text) : 0;
-        if (!ok || !nlen || nlen > 100 ||
-            strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") !=
-                nlen) {
-            ok = false;
-            break;
+        char *sql = NULL;
+        if (nlen && nlen <= 100 &&
+            strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
+                nlen)
+            sql = malloc(2 * strlen(eq) + 2 * nlen + strlen(ident) + 128);
+        if (!sql) {
+            sb_warn("database '%s': the source's database setting '%s' cannot be applied; set "
+                    "it by hand (ALTER DATABASE ... SET)",
+                    target, text ? text : "?");
+            continue;
         }
-        size_t need = len + 2 * strlen(eq) + 2 * nlen + strlen(ident) + 128;
-        if (need > cap) {
-            char *grown = realloc(sql, need * 2);
-            if (!grown) {
-                ok = false;
-                break;
-            }
-            sql = grown;
-            cap = need * 2;
-        }
-        len += (size_t)snprintf(sql + len, cap - len, "SELECT pg_catalog.set_config('%.*s', '",
-                                (int)nlen, text);
+        size_t len =
+            (size_t)sprintf(sql, "SELECT pg_catalog.set_config('%.*s', '", (int)nlen, text);
         for (const char *c = eq + 1; *c; c++) { /* a literal: quotes doubled */
             if (*c == '\'')
                 sql[len++] = '\'';
             sql[len++] = *c;
         }
-        len += (size_t)snprintf(sql + len, cap - len,
-                                "', false);\nALTER DATABASE %s SET %.*s FROM CURRENT;\n", ident,
-                                (int)nlen, text);
+        sprintf(sql + len, "', false);\nALTER DATABASE %s SET %.*s FROM CURRENT;\n", ident,
+                (int)nlen, text);
+        struct sb_error err = SB_ERROR_INIT;
+        if (pg_admin_sql(db, ce, sql, &err) < 0)
+            sb_warn("database '%s': the source's database setting '%s' could not be set: %s; set "
+                    "it by hand (ALTER DATABASE ... SET)",
+                    target, text, err.msg);
+        free(sql);
     }
-    struct sb_error err = SB_ERROR_INIT;
-    if (!ok)
-        sb_warn("database '%s': the source's database settings were not recorded in a form "
-                "snapback can apply; set them by hand (ALTER DATABASE ... SET)",
-                target);
-    else if (len && pg_admin_sql(db, ce, sql, &err) < 0)
-        sb_warn("database '%s': the source's database settings (%s) could not be set: %s; set "
-                "them by hand (ALTER DATABASE ... SET)",
-                target, settings, err.msg);
-    free(sql);
     cJSON_Delete(list);
 }
 

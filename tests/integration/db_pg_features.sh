@@ -282,5 +282,6 @@ refused_locale() {
 }
 log "... a locale the server does not have: restored with the server's defaults, and a warning"
 refused_locale shop_icu_default 'collate="nope_NO.UTF-8", ctype="nope_NO.UTF-8", locale_provider="libc", icu_locale=None' nope_NO.UTF-8
-log "... a manifest from PostgreSQL 17's builtin provider, restored into 15: the same"
-refused_locale shop_builtin 'collate="C.UTF-8", ctype="C.UTF-8", locale_provider="builtin", icu_locale="C.UTF-8"' "locale C.UTF-8"
+log "... a manifest from PostgreSQL 17's builtin provider and a setting only a superuser may make, restored into 15 by the app role"
+refused_locale shop_builtin 'collate="C.UTF-8", ctype="C.UTF-8", locale_provider="builtin", icu_locale="C.UTF-8", settings=m["databases"][0]["pg_database"]["settings"] + ["zz.custom=1"]' "locale C.UTF-8"
+expect_err_contains "setting 'zz.custom=1' could not be set"
