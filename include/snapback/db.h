@@ -28,6 +28,11 @@ struct sb_db_info {
     char pg_encoding[32], pg_collate[128], pg_ctype[128], pg_provider[16], pg_icu_locale[128];
     /* postgresql: its ALTER DATABASE SET settings, a JSON array of "name=value" ("" none) */
     char pg_settings[4096];
+    /* postgresql: what else a dump without CREATE DATABASE lacks, as the JSON object
+     * {"comment": text|null, "acl": [{"grantee": role|null (PUBLIC), "privilege",
+     * "grantable"}]|null (the default privileges), "role_settings": [{"role", "settings"}]|null}
+     * ("" when not read) */
+    char pg_props[16384];
 };
 
 /* postgresql: how the database a restore creates is to be made (the source's encoding and
@@ -35,7 +40,17 @@ struct sb_db_info {
 struct sb_db_create {
     const char *encoding, *collate, *ctype, *provider, *icu_locale;
     const char *settings; /* JSON array of "name=value": ALTER DATABASE SET on the new one */
+    /* applied to a new database, not to a scratch one (verify): the database's comment, its
+     * privileges (JSON array as in the manifest, NULL: the defaults) and its per-role settings
+     * (ALTER ROLE ... IN DATABASE SET: JSON array of {"role", "settings"}) */
+    const char *comment, *acl, *role_settings;
 };
+
+struct sb_manifest_db;
+/* The sb_db_create of a database recorded in a manifest, in buf; NULL when the manifest has
+ * none (not PostgreSQL, or a snapshot from before 2026-11-25). */
+const struct sb_db_create *sb_db_create_of(const struct sb_manifest_db *d,
+                                           struct sb_db_create *buf);
 
 const char *sb_db_engine_name(enum sb_db_engine engine);
 /* The file name suffix of a dump restored as a file: ".pgdump", ".sql", ".sqlite3". */

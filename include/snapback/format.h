@@ -80,6 +80,10 @@ struct sb_manifest_db {
     struct {
         char *encoding, *collate, *ctype, *provider, *icu_locale;
         char *settings; /* its ALTER DATABASE SET settings: a JSON array of "name=value" */
+        char *comment;  /* COMMENT ON DATABASE (NULL: none) */
+        /* its privileges, the JSON array of docs/FORMAT.md (NULL: the default ones), and the
+         * settings of roles in it (JSON array of {"role", "settings"}, NULL: none) */
+        char *acl, *role_settings;
     } pg;
 };
 
@@ -107,6 +111,11 @@ int sb_manifest_to_json(const struct sb_manifest *m, char **out, struct sb_error
 int sb_manifest_from_json(const char *json, size_t len, struct sb_manifest **out,
                           struct sb_error *err);
 void sb_manifest_free(struct sb_manifest *m);
+/* Sets d->pg.comment, acl and role_settings from a JSON object with those keys (what the
+ * PostgreSQL probe read, struct sb_db_info.pg_props), each checked as the parser checks it.
+ * Returns the keys that were present but malformed and so left out (a comma-separated
+ * static string, "" when none), or NULL when out of memory. */
+const char *sb_manifest_db_set_pg_props(struct sb_manifest_db *d, const char *json);
 const struct sb_manifest_object *sb_manifest_find_object(const struct sb_manifest *m,
                                                          const char *name);
 /* Adds a copy of obj to m->objects. */

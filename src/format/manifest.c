@@ -20,6 +20,17 @@ add_str(cJSON *obj, const char *key, const char *value)
     return value ? cJSON_AddStringToObject(obj, key, value) : cJSON_AddNullToObject(obj, key);
 }
 
+/* key: the JSON array text (which the parser or the snapshot checked), unless NULL */
+static void
+add_json(cJSON *obj, const char *key, const char *text)
+{
+    cJSON *value = text ? cJSON_Parse(text) : NULL;
+    if (cJSON_IsArray(value))
+        cJSON_AddItemToObject(obj, key, value);
+    else
+        cJSON_Delete(value);
+}
+
 int
 sb_manifest_to_json(const struct sb_manifest *m, char **out, struct sb_error *err)
 {
@@ -70,11 +81,11 @@ sb_manifest_to_json(const struct sb_manifest *m, char **out, struct sb_error *er
             add_str(pg, "ctype", md->pg.ctype);
             add_str(pg, "locale_provider", md->pg.provider);
             add_str(pg, "icu_locale", md->pg.icu_locale);
-            cJSON *settings = md->pg.settings ? cJSON_Parse(md->pg.settings) : NULL;
-            if (cJSON_IsArray(settings))
-                cJSON_AddItemToObject(pg, "settings", settings);
-            else
-                cJSON_Delete(settings);
+            add_json(pg, "settings", md->pg.settings);
+            if (md->pg.comment)
+                add_str(pg, "comment", md->pg.comment);
+            add_json(pg, "acl", md->pg.acl);
+            add_json(pg, "role_settings", md->pg.role_settings);
         }
     }
     cJSON *objs = cJSON_AddArrayToObject(root, "objects");
@@ -126,6 +137,72 @@ get_str(struct parse_ctx *pc, const cJSON *obj, const char *key, bool nullable)
     if (!s)
         bad(pc, "out of memory");
     return s;
+}
+
+static bool
+string_array(const cJSON *a)
+{
+    const cJSON *one;
+    bool ok = cJSON_IsArray(a);
+    cJSON_ArrayForEach(one, a) ok = ok && cJSON_IsString(one);
+    return ok;
+}
+
+/* [{"grantee": role or null (PUBLIC), "privilege": name, "grantable": bool}, ...] */
+static bool
+acl_array(const cJSON *a)
+{
+    const cJSON *one;
+    bool ok = cJSON_IsArray(a);
+    cJSON_ArrayForEach(one, a)
+    {
+        const cJSON *grantee = cJSON_GetObjectItemCaseSensitive(one, "grantee");
+        ok = ok && cJSON_IsObject(one) && (cJSON_IsString(grantee) || cJSON_IsNull(grantee)) &&
+             cJSON_IsString(cJSON_GetObjectItemCaseSensitive(one, "privilege")) &&
+             cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(one, "grantable"));
+    }
+    return ok;
+}
+
+/* [{"role": name, "settings": ["name=value", ...]}, ...] */
+static bool
+role_settings_array(const cJSON *a)
+{
+    const cJSON *one;
+    bool ok = cJSON_IsArray(a);
+    cJSON_ArrayForEach(one, a) ok = ok && cJSON_IsObject(one) &&
+                                    cJSON_IsString(cJSON_GetObjectItemCaseSensitive(one, "role")) &&
+                                    string_array(cJSON_GetObjectItemCaseSensitive(one, "settings"));
+    return ok;
+}
+
+/* The array at key, when valid accepts it, as compact JSON text in *out (left NULL when the
+ * key is absent or null); false when it is there but malformed or out of memory (*oom). */
+static bool
+take_json(const cJSON *obj, const char *key, bool (*valid)(const cJSON *), char **out, bool *oom)
+{
+    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!item || cJSON_IsNull(item))
+        return true;
+    if (!valid(item))
+        return false;
+    *oom |= !(*out = cJSON_PrintUnformatted(item));
+    return true;
+}
+
+/* The array at key as compact JSON text (cJSON_free), after valid accepted it; NULL when
+ * absent or null. */
+static char *
+get_json(struct parse_ctx *pc, const cJSON *obj, const char *key, bool (*valid)(const cJSON *),
+         const char *what)
+{
+    char *text = NULL;
+    bool oom = false;
+    if (!take_json(obj, key, valid, &text, &oom))
+        bad(pc, what);
+    else if (oom)
+        bad(pc, "out of memory");
+    return text;
 }
 
 static uint64_t
@@ -235,14 +312,12 @@ sb_manifest_from_json(const char *json, size_t len, struct sb_manifest **out, st
                 d->pg.ctype = get_str(&pc, pg, "ctype", true);
                 d->pg.provider = get_str(&pc, pg, "locale_provider", true);
                 d->pg.icu_locale = get_str(&pc, pg, "icu_locale", true);
-                const cJSON *settings = cJSON_GetObjectItemCaseSensitive(pg, "settings");
-                const cJSON *one;
-                bool strings = cJSON_IsArray(settings);
-                cJSON_ArrayForEach(one, settings) strings = strings && cJSON_IsString(one);
-                if (settings && !cJSON_IsNull(settings) && !strings)
-                    bad(&pc, "databases[].pg_database.settings");
-                else if (strings && !(d->pg.settings = cJSON_PrintUnformatted(settings)))
-                    bad(&pc, "out of memory");
+                d->pg.comment = get_str(&pc, pg, "comment", true);
+                d->pg.settings =
+                    get_json(&pc, pg, "settings", string_array, "databases[].pg_database.settings");
+                d->pg.acl = get_json(&pc, pg, "acl", acl_array, "databases[].pg_database.acl");
+                d->pg.role_settings = get_json(&pc, pg, "role_settings", role_settings_array,
+                                               "databases[].pg_database.role_settings");
             }
         }
     }
@@ -314,6 +389,9 @@ sb_manifest_free(struct sb_manifest *m)
         free(m->dbs[idx].pg.provider);
         free(m->dbs[idx].pg.icu_locale);
         cJSON_free(m->dbs[idx].pg.settings);
+        free(m->dbs[idx].pg.comment);
+        cJSON_free(m->dbs[idx].pg.acl);
+        cJSON_free(m->dbs[idx].pg.role_settings);
     }
     free(m->dbs);
     for (size_t idx = 0; idx < m->object_count; idx++)
@@ -451,4 +529,34 @@ sb_repo_meta_from_json(const char *json, struct sb_repo_meta *out, struct sb_err
         return -1;
     }
     return 0;
+}
+
+const char *
+sb_manifest_db_set_pg_props(struct sb_manifest_db *d, const char *json)
+{
+    static const char *const dropped[] = {"",
+                                          "comment",
+                                          "acl",
+                                          "comment, acl",
+                                          "role_settings",
+                                          "comment, role_settings",
+                                          "acl, role_settings",
+                                          "comment, acl, role_settings"};
+    cJSON *root = cJSON_Parse(json);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return dropped[7];
+    }
+    unsigned mask = 0;
+    bool oom = false;
+    const cJSON *comment = cJSON_GetObjectItemCaseSensitive(root, "comment");
+    if (cJSON_IsString(comment))
+        oom |= !(d->pg.comment = sb_strdup(comment->valuestring));
+    else if (comment && !cJSON_IsNull(comment))
+        mask |= 1;
+    mask |= take_json(root, "acl", acl_array, &d->pg.acl, &oom) ? 0 : 2;
+    mask |=
+        take_json(root, "role_settings", role_settings_array, &d->pg.role_settings, &oom) ? 0 : 4;
+    cJSON_Delete(root);
+    return oom ? NULL : dropped[mask];
 }

@@ -162,10 +162,9 @@ dump_to_database(struct sb_repo *repo, const struct sb_manifest *m, const struct
     int rc = -1;
     if (open_object(repo, m, d->object, &in, &path, err) < 0)
         goto out;
-    const struct sb_db_create create = {d->pg.encoding, d->pg.collate,    d->pg.ctype,
-                                        d->pg.provider, d->pg.icu_locale, d->pg.settings};
+    struct sb_db_create create;
     if (sb_db_restore(db, target, in_place ? SB_DB_RESTORE_IN_PLACE : SB_DB_RESTORE_NEW,
-                      d->pg.encoding ? &create : NULL, opts->cfg->state_dir, in, err) < 0) {
+                      sb_db_create_of(d, &create), opts->cfg->state_dir, in, err) < 0) {
         sb_error_wrap(err, "database '%s' into '%s'", d->name, target);
         goto out;
     }

@@ -426,6 +426,16 @@ snapshot_databases(const struct sb_config *cfg, const struct sb_db_info *infos,
             d->pg.provider = sb_strdup(info.pg_provider);
             d->pg.icu_locale = info.pg_icu_locale[0] ? sb_strdup(info.pg_icu_locale) : NULL;
             d->pg.settings = info.pg_settings[0] ? sb_strdup(info.pg_settings) : NULL;
+            const char *dropped =
+                info.pg_props[0] ? sb_manifest_db_set_pg_props(d, info.pg_props) : "";
+            if (!dropped) {
+                sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+                goto next;
+            }
+            if (dropped[0])
+                sb_warn("database '%s': its %s as read from the server could not be recorded; a "
+                        "restore into a new database will not have them",
+                        db->name, dropped);
         }
         if (!d->name || !d->engine || !d->server_version || !d->format || !d->object) {
             sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");

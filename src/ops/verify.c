@@ -199,9 +199,8 @@ verify_restore_db_locked(const struct sb_verify_opts *opts, const struct sb_mani
             if (*c >= 'A' && *c <= 'Z')
                 *c = (char)(*c - 'A' + 'a');
     }
-    const struct sb_db_create create = {d->pg.encoding, d->pg.collate,    d->pg.ctype,
-                                        d->pg.provider, d->pg.icu_locale, d->pg.settings};
-    int rc = sb_db_restore(db, target, SB_DB_RESTORE_SCRATCH, d->pg.encoding ? &create : NULL,
+    struct sb_db_create create;
+    int rc = sb_db_restore(db, target, SB_DB_RESTORE_SCRATCH, sb_db_create_of(d, &create),
                            opts->cfg->state_dir, in, err);
     if (rc == 0) {
         const char *probe = db->engine == SB_DB_POSTGRESQL

@@ -21,9 +21,27 @@
 #include <unistd.h>
 
 #include "snapback/core.h"
+#include "snapback/format.h"
 #include "snapback/proc.h"
 
 #define ARGV_MAX 40 /* the longest: psql in place, 25 with every connection option */
+
+const struct sb_db_create *
+sb_db_create_of(const struct sb_manifest_db *d, struct sb_db_create *buf)
+{
+    if (!d->pg.encoding)
+        return NULL;
+    *buf = (struct sb_db_create){.encoding = d->pg.encoding,
+                                 .collate = d->pg.collate,
+                                 .ctype = d->pg.ctype,
+                                 .provider = d->pg.provider,
+                                 .icu_locale = d->pg.icu_locale,
+                                 .settings = d->pg.settings,
+                                 .comment = d->pg.comment,
+                                 .acl = d->pg.acl,
+                                 .role_settings = d->pg.role_settings};
+    return buf;
+}
 
 const char *
 sb_db_engine_name(enum sb_db_engine engine)
@@ -425,11 +443,23 @@ pg_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_d
                         "coalesce(to_jsonb(d)->>'daticulocale', to_jsonb(d)->>'datlocale', ''), "
                         "coalesce((SELECT "
                         "array_to_json(s.setconfig)::text FROM pg_db_role_setting s WHERE "
-                        "s.setdatabase = d.oid AND s.setrole = 0), '') FROM pg_database d WHERE "
-                        "d.datname = current_database()",
+                        "s.setdatabase = d.oid AND s.setrole = 0), ''), "
+                        /* jsonb: json_agg puts newlines between its elements */
+                        "jsonb_build_object('comment', "
+                        "pg_catalog.shobj_description(d.oid, 'pg_database'), 'acl', CASE WHEN "
+                        "d.datacl IS NULL THEN NULL ELSE coalesce((SELECT "
+                        "jsonb_agg(jsonb_build_object('grantee', CASE WHEN a.grantee = 0 THEN "
+                        "NULL ELSE pg_get_userbyid(a.grantee) END, 'privilege', a.privilege_type, "
+                        "'grantable', a.is_grantable) ORDER BY a.grantee, a.privilege_type) FROM "
+                        "aclexplode(d.datacl) a), '[]') END, 'role_settings', (SELECT "
+                        "jsonb_agg(jsonb_build_object('role', pg_get_userbyid(s.setrole), "
+                        "'settings', s.setconfig) ORDER BY pg_get_userbyid(s.setrole)) FROM "
+                        "pg_db_role_setting s WHERE s.setdatabase = d.oid AND s.setrole <> 0))"
+                        " FROM pg_database d WHERE d.datname = current_database()",
                         &out, err);
     if (rc == 0) {
-        /* version (up to its first space) \t encoding \t collate \t ctype \t provider \t icu */
+        /* version (up to its first space) \t encoding \t collate \t ctype \t provider \t icu
+         * \t settings \t props */
         char provider[16] = "";
         struct {
             char *dest;
@@ -440,7 +470,8 @@ pg_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_d
                       {info->pg_ctype, sizeof(info->pg_ctype)},
                       {provider, sizeof(provider)},
                       {info->pg_icu_locale, sizeof(info->pg_icu_locale)},
-                      {info->pg_settings, sizeof(info->pg_settings)}};
+                      {info->pg_settings, sizeof(info->pg_settings)},
+                      {info->pg_props, sizeof(info->pg_props)}};
         const char *field = out;
         for (size_t idx = 0; idx < sizeof(fields) / sizeof(fields[0]) && field; idx++) {
             size_t len = strcspn(field, "\t\n");
@@ -457,6 +488,12 @@ pg_probe(const struct sb_db_config *db, const struct client_env *ce, struct sb_d
                     "restore into a new database will not have them",
                     db->name);
             info->pg_settings[0] = '\0';
+        }
+        if (strlen(info->pg_props) >= sizeof(info->pg_props) - 1) {
+            sb_warn("database '%s': its comment, privileges and per-role settings are too long "
+                    "to record; a restore into a new database will not have them",
+                    db->name);
+            info->pg_props[0] = '\0';
         }
     }
     free(out);
@@ -1045,23 +1082,21 @@ pg_locale_name_ok(const char *s)
            strlen(s);
 }
 
-/* ALTER DATABASE ident SET for each "name=value" of the JSON array settings: the settings the
- * source had (search_path, TimeZone, ...), which a dump without CREATE DATABASE does not
- * carry. set_config takes the value as the server stored it, then FROM CURRENT makes it the
- * database's. Each setting is its own transaction: one the server refuses (unknown here, or
- * for superusers only, as an extension's) is a warning naming it, and the others are set. */
+/* ALTER DATABASE ident SET (role_ident NULL), or ALTER ROLE role_ident IN DATABASE ident SET,
+ * for each "name=value" of the JSON array list: the settings the source had (search_path,
+ * TimeZone, ...), which a dump without CREATE DATABASE does not carry. set_config takes the
+ * value as the server stored it, then FROM CURRENT makes it the database's. Each setting is
+ * its own transaction: one the server refuses (unknown here, for superusers only as an
+ * extension's, or another role's setting the restoring role may not make) is a warning
+ * naming it, and the others are set. */
 static void
 pg_apply_settings(const struct sb_db_config *db, const struct client_env *ce, const char *target,
-                  const char *ident, const char *settings)
+                  const char *ident, const cJSON *list, const char *role, const char *role_ident)
 {
-    if (!settings)
-        return; /* none, or a snapshot from before they were recorded */
-    cJSON *list = cJSON_Parse(settings);
     const cJSON *one;
-    if (!cJSON_IsArray(list))
-        sb_warn("database '%s': the source's database settings were recorded in a form snapback "
-                "cannot read (%s); set them by hand (ALTER DATABASE ... SET)",
-                target, settings);
+    char how[64];
+    snprintf(how, sizeof(how), "%s",
+             role ? "ALTER ROLE ... IN DATABASE ... SET" : "ALTER DATABASE ... SET");
     cJSON_ArrayForEach(one, list)
     {
         const char *text = cJSON_GetStringValue(one);
@@ -1071,11 +1106,12 @@ pg_apply_settings(const struct sb_db_config *db, const struct client_env *ce, co
         if (nlen && nlen <= 100 &&
             strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.") ==
                 nlen)
-            sql = malloc(2 * strlen(eq) + 2 * nlen + strlen(ident) + 128);
+            sql = malloc(2 * strlen(eq) + 2 * nlen + strlen(ident) +
+                         (role_ident ? strlen(role_ident) : 0) + 160);
         if (!sql) {
-            sb_warn("database '%s': the source's database setting '%s' cannot be applied; set "
-                    "it by hand (ALTER DATABASE ... SET)",
-                    target, text ? text : "?");
+            sb_warn("database '%s': the source's setting '%s'%s%s cannot be applied; set it by "
+                    "hand (%s)",
+                    target, text ? text : "?", role ? " of role " : "", role ? role : "", how);
             continue;
         }
         size_t len =
@@ -1085,16 +1121,159 @@ pg_apply_settings(const struct sb_db_config *db, const struct client_env *ce, co
                 sql[len++] = '\'';
             sql[len++] = *c;
         }
-        sprintf(sql + len, "', false);\nALTER DATABASE %s SET %.*s FROM CURRENT;\n", ident,
-                (int)nlen, text);
+        len += (size_t)sprintf(sql + len, "', false);\n");
+        if (role_ident)
+            sprintf(sql + len, "ALTER ROLE %s IN DATABASE %s SET %.*s FROM CURRENT;\n", role_ident,
+                    ident, (int)nlen, text);
+        else
+            sprintf(sql + len, "ALTER DATABASE %s SET %.*s FROM CURRENT;\n", ident, (int)nlen,
+                    text);
         struct sb_error err = SB_ERROR_INIT;
         if (pg_admin_sql(db, ce, sql, &err) < 0)
-            sb_warn("database '%s': the source's database setting '%s' could not be set: %s; set "
-                    "it by hand (ALTER DATABASE ... SET)",
-                    target, text, err.msg);
+            sb_warn("database '%s': the source's setting '%s'%s%s could not be set: %s; set it "
+                    "by hand (%s)",
+                    target, text, role ? " of role " : "", role ? role : "", err.msg, how);
         free(sql);
     }
-    cJSON_Delete(list);
+}
+
+/* The comment a dump without CREATE DATABASE does not carry: a literal with its quotes
+ * doubled, read as written whatever the server's default for backslashes. */
+static void
+pg_apply_comment(const struct sb_db_config *db, const struct client_env *ce, const char *target,
+                 const char *ident, const char *comment)
+{
+    char *sql = malloc(2 * strlen(comment) + strlen(ident) + 100);
+    if (!sql) {
+        sb_warn("database '%s': out of memory: the source's comment was not set", target);
+        return;
+    }
+    size_t len = (size_t)sprintf(sql,
+                                 "SET standard_conforming_strings = on;\nCOMMENT ON "
+                                 "DATABASE %s IS '",
+                                 ident);
+    for (const char *c = comment; *c; c++) {
+        if (*c == '\'')
+            sql[len++] = '\'';
+        sql[len++] = *c;
+    }
+    sprintf(sql + len, "';\n");
+    struct sb_error err = SB_ERROR_INIT;
+    if (pg_admin_sql(db, ce, sql, &err) < 0)
+        sb_warn("database '%s': the source's comment could not be set: %s; set it by hand "
+                "(COMMENT ON DATABASE)",
+                target, err.msg);
+    free(sql);
+}
+
+static bool
+same_grantee(const cJSON *a, const cJSON *b)
+{
+    const char *sa = cJSON_GetStringValue(a), *sb = cJSON_GetStringValue(b);
+    return sa && sb ? strcmp(sa, sb) == 0 : !sa && !sb;
+}
+
+/* The source's privileges on the database (entries as aclexplode lists them; the manifest
+ * parser checked their shape), where a dump without CREATE DATABASE has none: PUBLIC's default
+ * ones revoked, then one GRANT per grantee and grant option. A source that revoked CONNECT from
+ * PUBLIC gets a copy that does too: when that REVOKE fails the warning says that anyone may
+ * connect. */
+static void
+pg_apply_acl(const struct sb_db_config *db, const struct client_env *ce, const char *target,
+             const char *ident, const char *acl_text)
+{
+    cJSON *acl = cJSON_Parse(acl_text);
+    char sql[800];
+    struct sb_error err = SB_ERROR_INIT;
+    snprintf(sql, sizeof(sql), "REVOKE ALL ON DATABASE %s FROM PUBLIC", ident);
+    if (pg_admin_sql(db, ce, sql, &err) < 0)
+        sb_warn("database '%s': the default privileges of PUBLIC could not be revoked as in the "
+                "source, so any role may connect to it: %s; revoke them by hand (%s)",
+                target, err.msg, sql);
+    int n = cJSON_GetArraySize(acl);
+    for (int idx = 0; idx < n; idx++) {
+        const cJSON *entry = cJSON_GetArrayItem(acl, idx);
+        const cJSON *grantee = cJSON_GetObjectItemCaseSensitive(entry, "grantee");
+        bool option = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(entry, "grantable"));
+        bool seen = false;
+        for (int prev = 0; prev < idx && !seen; prev++) {
+            const cJSON *p = cJSON_GetArrayItem(acl, prev);
+            seen = same_grantee(grantee, cJSON_GetObjectItemCaseSensitive(p, "grantee")) &&
+                   option == cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "grantable"));
+        }
+        if (seen)
+            continue; /* granted with an earlier entry's */
+        char privs[64] = "", who[300];
+        for (int next = idx; next < n; next++) {
+            const cJSON *e = cJSON_GetArrayItem(acl, next);
+            const char *priv =
+                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "privilege"));
+            if (!same_grantee(grantee, cJSON_GetObjectItemCaseSensitive(e, "grantee")) ||
+                option != cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "grantable")))
+                continue;
+            if (!priv ||
+                (strcmp(priv, "CONNECT") && strcmp(priv, "CREATE") && strcmp(priv, "TEMPORARY"))) {
+                sb_warn("database '%s': the source's privilege '%s' is not one snapback knows; "
+                        "grant it by hand",
+                        target, priv ? priv : "?");
+                continue;
+            }
+            if (!strstr(privs, priv))
+                snprintf(privs + strlen(privs), sizeof(privs) - strlen(privs), "%s%s",
+                         privs[0] ? ", " : "", priv);
+        }
+        if (!privs[0])
+            continue;
+        const char *role = cJSON_GetStringValue(grantee);
+        if (role)
+            quote_ident(who, sizeof(who), role, '"');
+        else
+            snprintf(who, sizeof(who), "PUBLIC");
+        snprintf(sql, sizeof(sql), "GRANT %s ON DATABASE %s TO %s%s", privs, ident, who,
+                 option ? " WITH GRANT OPTION" : "");
+        err = (struct sb_error)SB_ERROR_INIT;
+        if (pg_admin_sql(db, ce, sql, &err) < 0)
+            sb_warn("database '%s': the source's privileges could not all be granted: %s; grant "
+                    "them by hand (%s)",
+                    target, err.msg, sql);
+    }
+    cJSON_Delete(acl);
+}
+
+/* What else a dump without CREATE DATABASE lacks, for a database a restore creates: its
+ * settings and, unless it is verify's scratch database (whose server seldom has the app's
+ * roles), its comment, privileges and the settings of roles in it. Each one that fails is a
+ * warning that says what to do by hand. */
+static void
+pg_apply_props(const struct sb_db_config *db, const struct client_env *ce, const char *target,
+               const char *ident, const struct sb_db_create *create, bool scratch)
+{
+    if (create->settings) {
+        cJSON *list = cJSON_Parse(create->settings);
+        if (!cJSON_IsArray(list))
+            sb_warn("database '%s': the source's database settings were recorded in a form "
+                    "snapback cannot read (%s); set them by hand (ALTER DATABASE ... SET)",
+                    target, create->settings);
+        pg_apply_settings(db, ce, target, ident, list, NULL, NULL);
+        cJSON_Delete(list);
+    }
+    if (scratch)
+        return;
+    if (create->comment)
+        pg_apply_comment(db, ce, target, ident, create->comment);
+    if (create->acl)
+        pg_apply_acl(db, ce, target, ident, create->acl);
+    cJSON *roles = create->role_settings ? cJSON_Parse(create->role_settings) : NULL;
+    const cJSON *one;
+    cJSON_ArrayForEach(one, roles)
+    {
+        const char *role = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(one, "role"));
+        char role_ident[300];
+        quote_ident(role_ident, sizeof(role_ident), role ? role : "", '"');
+        pg_apply_settings(db, ce, target, ident, cJSON_GetObjectItemCaseSensitive(one, "settings"),
+                          role ? role : "?", role_ident);
+    }
+    cJSON_Delete(roles);
 }
 
 /* CREATE DATABASE for a restore. A dump without CREATE DATABASE (pg_dump -Fc of one database)
@@ -1105,7 +1284,8 @@ pg_apply_settings(const struct sb_db_config *db, const struct client_env *ce, co
  * warning saying what differs. */
 static int
 pg_create_database(const struct sb_db_config *db, const struct client_env *ce, const char *target,
-                   const char *ident, const struct sb_db_create *create, struct sb_error *err)
+                   const char *ident, const struct sb_db_create *create, bool scratch,
+                   struct sb_error *err)
 {
     char sql[900];
     /* icu (PostgreSQL 15+) and builtin (17+) providers name their locale apart from libc's */
@@ -1131,7 +1311,7 @@ pg_create_database(const struct sb_db_config *db, const struct client_env *ce, c
                      provider, strcmp(provider, "icu") ? "BUILTIN" : "ICU", create->icu_locale);
         struct sb_error cerr = SB_ERROR_INIT;
         if (pg_admin_sql(db, ce, sql, &cerr) == 0) {
-            pg_apply_settings(db, ce, target, ident, create->settings);
+            pg_apply_props(db, ce, target, ident, create, scratch);
             return 0;
         }
         if (cerr.code == SB_E_PERM || cerr.code == SB_E_UNAVAILABLE) {
@@ -1148,7 +1328,7 @@ pg_create_database(const struct sb_db_config *db, const struct client_env *ce, c
     if (pg_admin_sql(db, ce, sql, err) < 0)
         return -1;
     if (create)
-        pg_apply_settings(db, ce, target, ident, create->settings);
+        pg_apply_props(db, ce, target, ident, create, scratch);
     return 0;
 }
 
@@ -1187,7 +1367,8 @@ pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const
                             "--in-place to replace its contents",
                             target);
     if (!exists) {
-        if (pg_create_database(db, ce, target, ident, create, err) < 0)
+        if (pg_create_database(db, ce, target, ident, create, mode == SB_DB_RESTORE_SCRATCH, err) <
+            0)
             return create_database_failed(err, target, mode, "give its role CREATEDB");
     } else if (in_place) {
         return pg_restore_in_place(db, ce, target, state_dir, in, err);

@@ -254,6 +254,22 @@ pg_app_psql shop_icu -c "CREATE TABLE words (w text PRIMARY KEY)" \
     -c "ALTER DATABASE shop_icu SET search_path TO app, \"my app's\", public" \
     -c "ALTER DATABASE shop_icu SET \"TimeZone\" TO 'Pacific/Chatham'" \
     -c "ALTER DATABASE shop_icu SET statement_timeout TO '17s'"
+# what a dump without CREATE DATABASE lacks besides the settings: a comment with quotes, a
+# backslash, dollars, a tab and a newline; CONNECT and TEMPORARY revoked from PUBLIC, granted
+# to reader (TEMPORARY with grant option); a setting of the app role in the database, and
+# one of reader that only a superuser may make
+pg_psql postgres -c "CREATE ROLE reader LOGIN" -c "CREATE ROLE stranger LOGIN" \
+    -c "ALTER ROLE reader IN DATABASE shop_icu SET work_mem TO '9MB'"
+pg_app_psql shop_icu <<'SQL'
+COMMENT ON DATABASE shop_icu IS E'the shop''s "ICU" data\n\\ $$ $sb0$\tend';
+REVOKE ALL ON DATABASE shop_icu FROM PUBLIC;
+GRANT CONNECT ON DATABASE shop_icu TO reader;
+GRANT TEMPORARY ON DATABASE shop_icu TO reader WITH GRANT OPTION;
+ALTER ROLE shop IN DATABASE shop_icu SET work_mem TO '7MB';
+SQL
+db_comment() { pg_query postgres "SELECT coalesce(shobj_description(oid, 'pg_database'), '(none)') FROM pg_database WHERE datname = '$1'"; }
+db_acl() { pg_query postgres "SELECT coalesce((SELECT string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END || ':' || a.privilege_type || ':' || a.is_grantable, ',' ORDER BY 1) FROM aclexplode(d.datacl) a), '(default)') FROM pg_database d WHERE datname = '$1'"; }
+db_role_settings() { pg_query postgres "SELECT coalesce(string_agg(pg_get_userbyid(s.setrole) || ':' || array_to_string(s.setconfig, ';'), ',' ORDER BY 1), '(none)') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '$1' AND s.setrole <> 0"; }
 settings() { pg_query "$1" "SELECT current_setting('search_path') || ' | ' || current_setting('TimeZone') || ' | ' || current_setting('statement_timeout') || ' | ' || (SELECT count(*) FROM orders)"; }
 db_config "$WORK/icu.json" "{ \"name\": \"main\", \"engine\": \"postgresql\", \"host\": \"$PG_SOCK\", \"port\": $PG_PORT,
                    \"dbname\": \"shop_icu\", \"user\": \"shop\", \"password_file\": \"$PWFILE\" }"
@@ -266,7 +282,18 @@ expect_out_contains "ICU de-DE"
 expect_ok sbi restore "$SNAP_ICU" --only db --db-target main=shop_icu_copy
 check "the copy sorts as the source ($(words shop_icu))" test "$(words shop_icu_copy)" = "$(words shop_icu)"
 check "the copy has the source's database settings ($(settings shop_icu))" test "$(settings shop_icu_copy)" = "$(settings shop_icu)"
+expect_same "$(db_comment shop_icu)" "$(db_comment shop_icu_copy)" "the copy has the source's comment"
+expect_same "$(db_acl shop_icu)" "$(db_acl shop_icu_copy)" "the copy has the source's privileges"
+check "... so a role without a grant may not connect to it" \
+    test "$(pg_query postgres "SELECT has_database_privilege('stranger', 'shop_icu_copy', 'CONNECT')")" = f
+check "... as it may to a database with the default privileges" \
+    test "$(pg_query postgres "SELECT has_database_privilege('stranger', 'shop', 'CONNECT')")" = t
+expect_same "shop:work_mem=7MB" "$(db_role_settings shop_icu_copy)" "the copy has the app role's setting in it"
+expect_err_contains "the source's setting 'work_mem=9MB' of role reader could not be set"
+expect_err_contains "ALTER ROLE ... IN DATABASE ... SET"
 expect_ok sbi verify "$SNAP_ICU" --restore-db
+check "verify's scratch database gets no privileges or role settings (nor warnings about them)" \
+    test "$ERR" = "${ERR/of role reader/}"
 check "... which is not the server's default order" test "$(pg_query shop_icu_copy "SELECT string_agg(w, ',' ORDER BY w COLLATE \"C\") FROM words")" != "$(pg_query shop_icu_copy "SELECT string_agg(w, ',' ORDER BY w) FROM words")"
 
 # refused_locale TARGET UPDATE TEXT: the locale recorded for SNAP_ICU changed by UPDATE (Python
@@ -279,6 +306,7 @@ refused_locale() {
     expect_err_contains "$3"
     check "the rows are there" test "$(pg_query "$1" "SELECT count(*) FROM words")" = 8
     check "the settings were still set" test "$(settings "$1")" = "$(settings shop_icu)"
+    check "and the comment and privileges" test "$(db_comment "$1") $(db_acl "$1")" = "$(db_comment shop_icu) $(db_acl shop_icu)"
 }
 log "... a locale the server does not have: restored with the server's defaults, and a warning"
 refused_locale shop_icu_default 'collate="nope_NO.UTF-8", ctype="nope_NO.UTF-8", locale_provider="libc", icu_locale=None' nope_NO.UTF-8

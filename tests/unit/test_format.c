@@ -2,6 +2,7 @@
  * damaged (each byte flipped, cut at every offset, chunks swapped, wrong key), each of which
  * must be refused with SB_E_CORRUPT before any plaintext is trusted. */
 #include <errno.h>
+#include <cjson/cJSON.h>
 #include <sodium.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -599,7 +600,12 @@ test_manifest_roundtrip_and_malformed(void)
                                 objs[1].name,
                                 {(char *)"UTF8", (char *)"C.UTF-8", (char *)"C.UTF-8",
                                  (char *)"icu", (char *)"de-DE",
-                                 (char *)"[\"search_path=app, public\",\"TimeZone=UTC\"]"}};
+                                 (char *)"[\"search_path=app, public\",\"TimeZone=UTC\"]",
+                                 (char *)"it's \"the\" shop\n\t$$",
+                                 (char *)"[{\"grantee\":null,\"privilege\":\"TEMPORARY\","
+                                         "\"grantable\":false},{\"grantee\":\"reader\","
+                                         "\"privilege\":\"CONNECT\",\"grantable\":true}]",
+                                 (char *)"[{\"role\":\"shop\",\"settings\":[\"work_mem=7MB\"]}]"}};
     m.dbs = &db;
     m.db_count = 1;
     char *json = NULL;
@@ -617,7 +623,27 @@ test_manifest_roundtrip_and_malformed(void)
         EXPECT_STR(back->dbs[0].pg.provider, "icu");
         EXPECT_STR(back->dbs[0].pg.icu_locale, "de-DE");
         EXPECT_STR(back->dbs[0].pg.settings, "[\"search_path=app, public\",\"TimeZone=UTC\"]");
+        EXPECT_STR(back->dbs[0].pg.comment, db.pg.comment);
+        EXPECT_STR(back->dbs[0].pg.acl, db.pg.acl);
+        EXPECT_STR(back->dbs[0].pg.role_settings, db.pg.role_settings);
     }
+    /* what the probe read goes through the parser's checks: a malformed part is left out */
+    struct sb_manifest_db probed = {0};
+    EXPECT_STR(sb_manifest_db_set_pg_props(
+                   &probed, "{\"comment\": \"c\", \"acl\": [{\"grantee\": 0}], \"role_settings\": "
+                            "[{\"role\": \"r\", \"settings\": [\"a=1\"]}]}"),
+               "acl");
+    EXPECT_STR(probed.pg.comment, "c");
+    EXPECT(probed.pg.acl == NULL);
+    EXPECT_STR(probed.pg.role_settings, "[{\"role\":\"r\",\"settings\":[\"a=1\"]}]");
+    free(probed.pg.comment);
+    cJSON_free(probed.pg.role_settings);
+    probed = (struct sb_manifest_db){0};
+    EXPECT_STR(sb_manifest_db_set_pg_props(&probed, "{\"comment\": 1, \"acl\": null, "
+                                                    "\"role_settings\": [{\"role\": \"r\"}]}"),
+               "comment, role_settings");
+    EXPECT_STR(sb_manifest_db_set_pg_props(&probed, "not json"), "comment, acl, role_settings");
+    EXPECT(!probed.pg.comment && !probed.pg.acl && !probed.pg.role_settings);
     sb_manifest_free(back);
     free(json);
     static const struct {
@@ -645,6 +671,21 @@ test_manifest_roundtrip_and_malformed(void)
          "\"release\":null,\"shared\":[],\"databases\":[{\"name\":\"m\",\"engine\":\"postgresql\","
          "\"object\":\"data/x\",\"pg_database\":\"UTF8\"}],\"objects\":[]}",
          "malformed manifest: databases[].pg_database"},
+        {"{\"format\":1,\"id\":\"x\",\"app\":\"a\",\"created_at\":\"2026-11-24T14:30:00Z\","
+         "\"release\":null,\"shared\":[],\"databases\":[{\"name\":\"m\",\"engine\":\"postgresql\","
+         "\"object\":\"data/x\",\"pg_database\":{\"encoding\":\"UTF8\",\"acl\":[{\"grantee\":"
+         "null,\"privilege\":\"CONNECT\",\"grantable\":\"no\"}]}}],\"objects\":[]}",
+         "malformed manifest: databases[].pg_database.acl"},
+        {"{\"format\":1,\"id\":\"x\",\"app\":\"a\",\"created_at\":\"2026-11-24T14:30:00Z\","
+         "\"release\":null,\"shared\":[],\"databases\":[{\"name\":\"m\",\"engine\":\"postgresql\","
+         "\"object\":\"data/x\",\"pg_database\":{\"encoding\":\"UTF8\",\"role_settings\":[{"
+         "\"role\":\"r\",\"settings\":\"a=1\"}]}}],\"objects\":[]}",
+         "malformed manifest: databases[].pg_database.role_settings"},
+        {"{\"format\":1,\"id\":\"x\",\"app\":\"a\",\"created_at\":\"2026-11-24T14:30:00Z\","
+         "\"release\":null,\"shared\":[],\"databases\":[{\"name\":\"m\",\"engine\":\"postgresql\","
+         "\"object\":\"data/x\",\"pg_database\":{\"encoding\":\"UTF8\",\"comment\":[]}}],"
+         "\"objects\":[]}",
+         "malformed manifest: comment"},
     };
     for (size_t idx = 0; idx < sizeof(bad) / sizeof(bad[0]); idx++) {
         struct sb_manifest *mm = NULL;
