@@ -782,6 +782,34 @@ out:
     "(SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_type'::regclass AND d.objid = t.oid "        \
     "AND d.deptype = 'e')"
 
+/* The other objects of the restoring role a migration may make in the user's schemas
+ * (extension members aside), as kind and name for DROP kind IF EXISTS name CASCADE: collations,
+ * text search configurations and dictionaries, conversions, and operators (one on a routine
+ * of the role's goes with it; one on a built-in function would stay). Left in a schema the
+ * dump has, each made pg_restore's DROP SCHEMA fail. */
+#define PG_USER_NAMED(kind, catalog, name, owner, nsp)                                             \
+    "SELECT '" kind "' AS kind, format('%I.%I', n.nspname, x." name ") AS name FROM " catalog      \
+    " x JOIN pg_namespace n ON n.oid = x." nsp " WHERE " PG_USER_OWNED(catalog, owner)
+#define PG_USER_OWNED(catalog, owner)                                                              \
+    "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND "   \
+    "pg_has_role(x." owner ", 'USAGE') AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE "           \
+    "d.classid = '" catalog "'::regclass AND d.objid = x.oid AND d.deptype = 'e')"
+#define PG_USER_OTHERS                                                                                                                           \
+    PG_USER_NAMED("COLLATION", "pg_collation", "collname", "collowner", "collnamespace")                                                         \
+    " UNION ALL " PG_USER_NAMED("TEXT SEARCH CONFIGURATION", "pg_ts_config", "cfgname", "cfgowner", "cfgnamespace") " UNION ALL " PG_USER_NAMED( \
+        "TEXT SEARCH DICTIONARY", "pg_ts_dict", "dictname", "dictowner",                                                                         \
+        "dictnamespace") " UNION ALL " PG_USER_NAMED("CONVERSION", "pg_conversion", "conname",                                                   \
+                                                     "conowner",                                                                                 \
+                                                     "connamespace") " UNION ALL SELECT "                                                        \
+                                                                     "'OPERATOR', "                                                              \
+                                                                     "x.oid::regoperator::text "                                                 \
+                                                                     "FROM pg_operator x JOIN "                                                  \
+                                                                     "pg_namespace n ON n.oid = "                                                \
+                                                                     "x.oprnamespace "                                                           \
+                                                                     "WHERE " PG_USER_OWNED(                                                     \
+                                                                         "pg_operator",                                                          \
+                                                                         "oprowner")
+
 /* The user relations of a database: not in a system schema, not a member of an extension,
  * not a sequence a column owns, not a partition (it goes with its parent). objsubid = 0: a
  * partitioned table's key columns depend on the table itself ('i'), which is no reason to
@@ -805,11 +833,12 @@ out:
  *  - a function, type or domain a migration made in a schema the dump has makes its DROP
  *    SCHEMA fail, and one in public would stay.
  * So every user relation, then every routine, enum, range, domain and composite type of the
- * role's (not extension members) is dropped first (CASCADE), by a DO block whose size does not grow
- * with the database (it is one psql argument); pg_restore's "DROP ... IF EXISTS" then find nothing
- * and skip. Then every schema the dump does not have, and every large object the restoring role may
- * remove. What the dump does not have is named in an info line. The live database's extensions
- * that another role owns go into live_ext (pg_write_list keeps them). */
+ * role's (not extension members), then its collations, text search configurations and
+ * dictionaries, conversions and operators are dropped first (CASCADE), by a DO block whose size
+ * does not grow with the database (it is one psql argument); pg_restore's "DROP ... IF EXISTS" then
+ * find nothing and skip. Then every schema the dump does not have, and every large object the
+ * restoring role may remove. What the dump does not have is named in an info line. The live
+ * database's extensions that another role owns go into live_ext (pg_write_list keeps them). */
 static int
 pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, const char *target,
                   const struct pg_toc *toc, struct pg_toc *live_ext, char **sql,
@@ -831,7 +860,8 @@ pg_leftover_drops(const struct sb_db_config *db, const struct client_env *ce, co
         "format('DROP ROUTINE IF EXISTS %s CASCADE', r.sig); END LOOP; FOR r IN SELECT "
         "t.typtype, t.oid::regtype AS name " PG_USER_TYPES " LOOP EXECUTE format('DROP %s IF "
         "EXISTS %s CASCADE', CASE r.typtype WHEN 'd' THEN 'DOMAIN' ELSE 'TYPE' END, r.name); END "
-        "LOOP; END $snapback$;\n";
+        "LOOP; FOR r IN " PG_USER_OTHERS " LOOP EXECUTE format('DROP %s IF EXISTS %s CASCADE', "
+        "r.kind, r.name); END LOOP; END $snapback$;\n";
     static const char *const unlink_sql =
         "SELECT pg_catalog.lo_unlink(oid) FROM pg_catalog.pg_largeobject_metadata WHERE "
         "pg_catalog.pg_has_role(lomowner, 'USAGE');\n";

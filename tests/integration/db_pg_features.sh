@@ -5,7 +5,8 @@
 #   - trusted extensions (pgcrypto, hstore, citext, btree_gist) and columns of their types,
 #     and one a DBA created as superuser (pg_trgm), which the app role may not drop: an
 #     in-place restore keeps it as it is, and brings back one dropped since the snapshot;
-#     the in-place restore also removes the routines, enums, domains and composite types a
+#     the in-place restore also removes the routines, enums, domains, composite types,
+#     collations, text search configurations and dictionaries, conversions and operators a
 #     "migration" made, and brings back a changed function body and a dropped type;
 #   - large objects (pg_largeobject: dumped only because pg_dump includes blobs for a whole
 #     database) referenced from a table;
@@ -197,10 +198,26 @@ DROP TYPE address CASCADE; -- and with it the column customers.home
 CREATE TABLE events_2030 PARTITION OF events FOR VALUES FROM ('2030-01-01') TO ('2031-01-01');
 SELECT lo_from_bytea(0, 'a large object made after the snapshot') \g /dev/null
 SELECT nextval('billing.invoice_no') \g /dev/null
+-- a migration's collation, text search configuration and dictionary, operator on a built-in
+-- function and conversion, in the schema the dump has (its DROP SCHEMA fails while they
+-- are there) and in public
+CREATE COLLATION billing.added_ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TABLE billing.uses_ci (name text COLLATE billing.added_ci);
+CREATE TEXT SEARCH DICTIONARY billing.added_dict (TEMPLATE = pg_catalog.simple);
+CREATE TEXT SEARCH CONFIGURATION billing.added_ts (COPY = pg_catalog.english);
+ALTER TEXT SEARCH CONFIGURATION billing.added_ts ALTER MAPPING FOR word WITH billing.added_dict;
+CREATE OPERATOR billing.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq);
+CREATE CONVERSION billing.added_conv FOR 'UTF8' TO 'LATIN1' FROM utf8_to_iso8859_1;
+CREATE COLLATION added_c (provider = libc, locale = 'C');
+CREATE OPERATOR <=== (LEFTARG = int, RIGHTARG = int, FUNCTION = int4le);
 SQL
 check "the live database changed" test "$(pg_all_sums shop)" != "$SOURCE_SUMS"
 expect_ok sb restore "$SNAP1" --only db --in-place
 same_db shop "restore --in-place"
+check "the migration's collations, text search objects, conversion and operators are gone" \
+    test "$(pg_query shop "SELECT (SELECT count(*) FROM pg_collation WHERE collname IN ('added_ci', 'added_c'))
+        + (SELECT count(*) FROM pg_ts_config WHERE cfgname = 'added_ts') + (SELECT count(*) FROM pg_ts_dict WHERE dictname = 'added_dict')
+        + (SELECT count(*) FROM pg_conversion WHERE conname = 'added_conv') + (SELECT count(*) FROM pg_operator WHERE oprname IN ('===', '<==='))")" = 0
 check "the extension the DBA made is still the DBA's" \
     test "$(pg_query shop "SELECT extowner::regrole FROM pg_extension WHERE extname = 'pg_trgm'")" = postgres
 
