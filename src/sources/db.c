@@ -190,7 +190,8 @@ option_escape(char *buf, size_t cap, size_t pos, const char *s)
 struct client_env {
     char cred_path[PATH_MAX];
     char env_entry[PATH_MAX + 32];
-    const char *env[4];
+    char options_entry[1024];
+    const char *env[6]; /* NULL-terminated */
     bool has_cred;
 };
 
@@ -232,6 +233,17 @@ client_env_init(const struct sb_db_config *db, const char *state_dir, struct cli
             }
         }
         ce->env[env_idx++] = "PGCONNECT_TIMEOUT=15";
+        /* The database's and the role's own settings apply to every session snapback opens:
+         * a statement or lock timeout meant for the web app's queries, or a database made
+         * read-only by default, would fail the probe, the drops of an in-place restore, or
+         * pg_restore. Overridden as pg_dump and pg_restore do in their own sessions; options
+         * the environment already has in PGOPTIONS come after, so they win. */
+        const char *theirs = getenv("PGOPTIONS");
+        snprintf(ce->options_entry, sizeof(ce->options_entry),
+                 "PGOPTIONS=-c statement_timeout=0 -c lock_timeout=0 -c "
+                 "idle_in_transaction_session_timeout=0 -c default_transaction_read_only=off%s%s",
+                 theirs && *theirs ? " " : "", theirs ? theirs : "");
+        ce->env[env_idx++] = ce->options_entry;
     } else if (db->engine == SB_DB_MYSQL) {
         /* An option file, always: it also carries user, host and socket. */
         size_t pos = (size_t)snprintf(text, 8192, "[client]\n");
@@ -1314,8 +1326,7 @@ pg_apply_props(const struct sb_db_config *db, const struct client_env *ce, const
  * warning saying what differs. */
 static int
 pg_create_database(const struct sb_db_config *db, const struct client_env *ce, const char *target,
-                   const char *ident, const struct sb_db_create *create, bool scratch,
-                   struct sb_error *err)
+                   const char *ident, const struct sb_db_create *create, struct sb_error *err)
 {
     char sql[900];
     /* icu (PostgreSQL 15+) and builtin (17+) providers name their locale apart from libc's */
@@ -1340,10 +1351,8 @@ pg_create_database(const struct sb_db_config *db, const struct client_env *ce, c
             snprintf(sql + n, sizeof(sql) - (size_t)n, " LOCALE_PROVIDER %s %s_LOCALE '%s'",
                      provider, strcmp(provider, "icu") ? "BUILTIN" : "ICU", create->icu_locale);
         struct sb_error cerr = SB_ERROR_INIT;
-        if (pg_admin_sql(db, ce, sql, &cerr) == 0) {
-            pg_apply_props(db, ce, target, ident, create, scratch);
+        if (pg_admin_sql(db, ce, sql, &cerr) == 0)
             return 0;
-        }
         if (cerr.code == SB_E_PERM || cerr.code == SB_E_UNAVAILABLE) {
             *err = cerr;
             return -1;
@@ -1355,11 +1364,7 @@ pg_create_database(const struct sb_db_config *db, const struct client_env *ce, c
                 other ? create->icu_locale : "", cerr.msg);
     }
     snprintf(sql, sizeof(sql), "CREATE DATABASE %s", ident);
-    if (pg_admin_sql(db, ce, sql, err) < 0)
-        return -1;
-    if (create)
-        pg_apply_props(db, ce, target, ident, create, scratch);
-    return 0;
+    return pg_admin_sql(db, ce, sql, err);
 }
 
 /* A CREATE DATABASE refused. For verify's scratch database the user may lack only that
@@ -1397,8 +1402,7 @@ pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const
                             "--in-place to replace its contents",
                             target);
     if (!exists) {
-        if (pg_create_database(db, ce, target, ident, create, mode == SB_DB_RESTORE_SCRATCH, err) <
-            0)
+        if (pg_create_database(db, ce, target, ident, create, err) < 0)
             return create_database_failed(err, target, mode, "give its role CREATEDB");
     } else if (in_place) {
         return pg_restore_in_place(db, ce, target, state_dir, in, err);
@@ -1435,6 +1439,10 @@ pg_restore_run(const struct sb_db_config *db, const struct client_env *ce, const
         }
     }
     sb_proc_free(p);
+    /* Once the data is in: a setting such as default_transaction_read_only, or a statement
+     * timeout of a role, would otherwise apply to pg_restore's session as well. */
+    if (rc == 0 && create)
+        pg_apply_props(db, ce, target, ident, create, mode == SB_DB_RESTORE_SCRATCH);
     if (rc < 0 && mode == SB_DB_RESTORE_NEW) {
         /* ours, and half restored: gone, so that the next attempt can use the name (a
          * scratch database is dropped by verify, which also reports a failed drop) */

@@ -19,6 +19,9 @@
 #   +zstd+age      pg_dump -Fc | zstd -3 -T0 | age -r R > file (what the issue compares with)
 #   -Z0+zstd+age   pg_dump -Fc -Z0 | zstd -3 -T0 | age -r R > file (the same chain as snapback,
 #                  as three processes)
+#   -Z0 > /dev/null  pg_dump -Fc -Z0 > /dev/null: the floor of any tool that runs pg_dump (the
+#                  server backend's COPY TO and pg_dump, nothing stored): how far snapback is
+#                  from it says what is left to win on this machine
 # Restore (each into a new database; CREATE DATABASE is part of every timing):
 #   snapback       snapback restore ID --only db --db-target main=NEW
 #   pg_restore     createdb NEW && pg_restore -d NEW file (the pg_dump -Fc file above)
@@ -26,8 +29,8 @@
 # Reported: wall time, output size, the ratio to pg_dump -Fc / pg_restore, and peak RSS: for
 # every command the largest process of its tree (GNU time's maximum resident set size, which
 # for snapback includes its pg_dump child), and for snapback its own VmHWM (sampled from
-# /proc every 10 ms until it exits).
-USAGE_END=29
+# /proc every 0.1 s until it exits).
+USAGE_END=32
 # shellcheck source=tests/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 SCALE=50
@@ -147,6 +150,10 @@ dump_pgz0_zstd_age() {
     measure pgz0_zstd_age bash -o pipefail -c 'pg_dump -Fc -Z0 "$@" postgres | zstd -3 -T0 -q | age -r '"$RECIPIENT"' >"'"$WORK"'/dumpz0.zst.age"' _ "${PGARGS[@]}"
     SIZE[pgz0_zstd_age]=$(stat -c %s "$WORK/dumpz0.zst.age")
 }
+dump_pgz0_null() {
+    measure pgz0_null bash -c 'pg_dump -Fc -Z0 "$@" postgres >/dev/null' _ "${PGARGS[@]}"
+    SIZE[pgz0_null]=$(stat -c %s "$WORK/z0.dump")
+}
 restore_sb() {
     measure_sb sb_restore restore "$ID" --only db --db-target "main=r_sb_$i"
     pg_query postgres "DROP DATABASE r_sb_$i" >/dev/null
@@ -159,7 +166,7 @@ restore_pg_z0() {
     measure pg_restore_z0 bash -c 'createdb "$@" r_z0_'"$i"' && pg_restore --no-owner "$@" -d r_z0_'"$i"' "'"$WORK"'/z0.dump"' _ "${PGARGS[@]}"
     pg_query postgres "DROP DATABASE r_z0_$i" >/dev/null
 }
-DUMPS=(dump_sb dump_pg dump_pg_zstd_age dump_pgz0_zstd_age)
+DUMPS=(dump_sb dump_pg dump_pg_zstd_age dump_pgz0_zstd_age dump_pgz0_null)
 RESTORES=(restore_sb restore_pg restore_pg_z0)
 pg_dump -Fc -Z0 "${PGARGS[@]}" postgres >"$WORK/z0.dump"
 
@@ -199,6 +206,7 @@ row "snapback snapshot --only db" sb_dump
 row "pg_dump -Fc > file" pg_dump
 row "pg_dump -Fc | zstd -3 -T0 | age" pg_zstd_age
 row "pg_dump -Fc -Z0 | zstd -3 -T0 | age" pgz0_zstd_age
+row "pg_dump -Fc -Z0 > /dev/null (floor)" pgz0_null
 echo
 printf '%-34s %9s %9s %12s\n' "restore (into a new database)" "wall (s)" "time/pgr" "peak RSS MiB"
 rrow() {
@@ -212,10 +220,11 @@ rrow "pg_restore (pg_dump -Fc file)" pg_restore
 rrow "pg_restore (pg_dump -Fc -Z0 file)" pg_restore_z0
 echo
 echo "issue #3 targets: snapshot wall <= 0.8 x pg_dump -Fc and smaller: $(ratio "$(w sb_dump)" "$(w pg_dump)") x, $(ratio "${SIZE[sb_dump]}" "${SIZE[pg_dump]}") x the size;"
+echo "                  (the floor, pg_dump -Z0 to /dev/null, is $(ratio "$(w pgz0_null)" "$(w pg_dump)") x; snapback is $(ratio "$(w sb_dump)" "$(w pgz0_null)") x the floor)"
 echo "                  restore <= 1.1 x pg_restore: $(ratio "$(w sb_restore)" "$(w pg_restore)") x; snapback's own peak RSS < 64 MiB: $(mib "$(median <<<"${OWN[sb_dump]}")") / $(mib "$(median <<<"${OWN[sb_restore]}")") MiB"
 echo
 echo "every run (wall s / tree peak RSS KiB):"
-for key in sb_dump pg_dump pg_zstd_age pgz0_zstd_age sb_restore pg_restore pg_restore_z0; do
+for key in sb_dump pg_dump pg_zstd_age pgz0_zstd_age pgz0_null sb_restore pg_restore pg_restore_z0; do
     printf '  %-14s %s/ %s\n' "$key" "$(printf '%.2f ' ${WALL[$key]})" "${RSS[$key]}"
 done
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"

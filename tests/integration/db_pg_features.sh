@@ -283,7 +283,12 @@ REVOKE ALL ON DATABASE shop_icu FROM PUBLIC;
 GRANT CONNECT ON DATABASE shop_icu TO reader;
 GRANT TEMPORARY ON DATABASE shop_icu TO reader WITH GRANT OPTION;
 ALTER ROLE shop IN DATABASE shop_icu SET work_mem TO '7MB';
+ALTER ROLE shop IN DATABASE shop_icu SET statement_timeout TO '1ms';
 SQL
+# ... and settings that would break every session snapback opens, pg_restore's among them,
+# were they not overridden (and set on a copy only once its data is in): read-only by
+# default, and the 1 ms statement timeout of the app role above
+pg_psql postgres -c "ALTER DATABASE shop_icu SET default_transaction_read_only TO on"
 db_comment() { pg_query postgres "SELECT coalesce(shobj_description(oid, 'pg_database'), '(none)') FROM pg_database WHERE datname = '$1'"; }
 db_acl() { pg_query postgres "SELECT coalesce((SELECT string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END || ':' || a.privilege_type || ':' || a.is_grantable, ',' ORDER BY 1) FROM aclexplode(d.datacl) a), '(default)') FROM pg_database d WHERE datname = '$1'"; }
 db_role_settings() { pg_query postgres "SELECT coalesce(string_agg(pg_get_userbyid(s.setrole) || ':' || array_to_string(s.setconfig, ';'), ',' ORDER BY 1), '(none)') FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = '$1' AND s.setrole <> 0"; }
@@ -305,13 +310,20 @@ check "... so a role without a grant may not connect to it" \
     test "$(pg_query postgres "SELECT has_database_privilege('stranger', 'shop_icu_copy', 'CONNECT')")" = f
 check "... as it may to a database with the default privileges" \
     test "$(pg_query postgres "SELECT has_database_privilege('stranger', 'shop', 'CONNECT')")" = t
-expect_same "shop:work_mem=7MB" "$(db_role_settings shop_icu_copy)" "the copy has the app role's setting in it"
+expect_same "shop:work_mem=7MB;statement_timeout=1ms" "$(db_role_settings shop_icu_copy)" "the copy has the app role's settings in it"
+check "... and is read-only by default, as the source" \
+    test "$(pg_query shop_icu_copy "SHOW default_transaction_read_only")" = on
 expect_err_contains "the source's setting 'work_mem=9MB' of role reader could not be set"
 expect_err_contains "ALTER ROLE ... IN DATABASE ... SET"
 expect_ok sbi verify "$SNAP_ICU" --restore-db
 check "verify's scratch database gets no privileges or role settings (nor warnings about them)" \
     test "$ERR" = "${ERR/of role reader/}"
 check "... which is not the server's default order" test "$(pg_query shop_icu_copy "SELECT string_agg(w, ',' ORDER BY w COLLATE \"C\") FROM words")" != "$(pg_query shop_icu_copy "SELECT string_agg(w, ',' ORDER BY w) FROM words")"
+log "... restored in place, read-only by default and with a 1 ms statement timeout"
+PGOPTIONS='-c default_transaction_read_only=off' pg_psql shop_icu -c "DELETE FROM words WHERE w < 'b'" -c "CREATE TABLE added_later (x int)"
+expect_ok sbi restore "$SNAP_ICU" --only db --in-place
+check "the words are back and the table made since is gone" \
+    test "$(words shop_icu) $(pg_query shop_icu "SELECT to_regclass('added_later') IS NULL")" = "$(words shop_icu_copy) t"
 
 # refused_locale TARGET UPDATE TEXT: the locale recorded for SNAP_ICU changed by UPDATE (Python
 # keyword arguments); a restore into TARGET gets the server's defaults, the rows and the
