@@ -24,7 +24,7 @@
 #include "snapback/format.h"
 #include "snapback/proc.h"
 
-#define ARGV_MAX 40 /* the longest: psql in place, 25 with every connection option */
+#define ARGV_MAX 40 /* the longest: psql in place, 29 with every connection option */
 
 const struct sb_db_create *
 sb_db_create_of(const struct sb_manifest_db *d, struct sb_db_create *buf)
@@ -190,8 +190,7 @@ option_escape(char *buf, size_t cap, size_t pos, const char *s)
 struct client_env {
     char cred_path[PATH_MAX];
     char env_entry[PATH_MAX + 32];
-    char options_entry[1024];
-    const char *env[6]; /* NULL-terminated */
+    const char *env[4]; /* NULL-terminated */
     bool has_cred;
 };
 
@@ -233,17 +232,6 @@ client_env_init(const struct sb_db_config *db, const char *state_dir, struct cli
             }
         }
         ce->env[env_idx++] = "PGCONNECT_TIMEOUT=15";
-        /* The database's and the role's own settings apply to every session snapback opens:
-         * a statement or lock timeout meant for the web app's queries, or a database made
-         * read-only by default, would fail the probe, the drops of an in-place restore, or
-         * pg_restore. Overridden as pg_dump and pg_restore do in their own sessions; options
-         * the environment already has in PGOPTIONS come after, so they win. */
-        const char *theirs = getenv("PGOPTIONS");
-        snprintf(ce->options_entry, sizeof(ce->options_entry),
-                 "PGOPTIONS=-c statement_timeout=0 -c lock_timeout=0 -c "
-                 "idle_in_transaction_session_timeout=0 -c default_transaction_read_only=off%s%s",
-                 theirs && *theirs ? " " : "", theirs ? theirs : "");
-        ce->env[env_idx++] = ce->options_entry;
     } else if (db->engine == SB_DB_MYSQL) {
         /* An option file, always: it also carries user, host and socket. */
         size_t pos = (size_t)snprintf(text, 8192, "[client]\n");
@@ -297,12 +285,23 @@ pg_conn_args(const struct sb_db_config *db, const char **argv, size_t argc, char
     return argc;
 }
 
-#define PSQL_ROWS 1u  /* -A -t: unaligned rows, no header or footer */
-#define PSQL_QUIET 2u /* -q */
-#define PSQL_TABS 4u  /* -F TAB: columns separated by tabs (with PSQL_ROWS) */
+#define PSQL_ROWS 1u /* -A -t: unaligned rows, no header or footer */
+#define PSQL_TABS 4u /* -F TAB: columns separated by tabs (with PSQL_ROWS) */
 
-/* psql -X (no psqlrc) -v ON_ERROR_STOP=1, the connection options and -d dbname; the caller
- * appends -c/-f and the NULL. */
+/* The database's and the role's own settings apply to every session snapback opens: a
+ * statement or lock timeout meant for the web app's queries, or a database made read-only by
+ * default, would fail the probe, or the drops of an in-place restore. So each psql session
+ * starts by overriding them, as pg_dump and pg_restore do in theirs (transaction_timeout only
+ * where the server has it: PostgreSQL 17 on). SET, not PGOPTIONS:
+ * connection poolers (PgBouncer) refuse a startup packet with options. */
+#define PSQL_SESSION_SETUP                                                                         \
+    "SET statement_timeout = 0; SET lock_timeout = 0; SET idle_in_transaction_session_timeout = "  \
+    "0; SET default_transaction_read_only = off; DO $snapback$ BEGIN IF "                          \
+    "current_setting('transaction_timeout', true) IS NOT NULL THEN SET transaction_timeout = 0; "  \
+    "END IF; END $snapback$"
+
+/* psql -X (no psqlrc) -q -v ON_ERROR_STOP=1, the connection options, -d dbname and -c
+ * PSQL_SESSION_SETUP; the caller appends -c/-f and the NULL. */
 static size_t
 psql_args(const struct sb_db_config *db, const char *dbname, unsigned flags, const char **argv,
           char *port_buf)
@@ -320,11 +319,12 @@ psql_args(const struct sb_db_config *db, const char *dbname, unsigned flags, con
         argv[argc++] = "-F";
         argv[argc++] = "\t";
     }
-    if (flags & PSQL_QUIET)
-        argv[argc++] = "-q";
+    argv[argc++] = "-q"; /* no command tags (the SETs') among the rows */
     argc = pg_conn_args(db, argv, argc, port_buf);
     argv[argc++] = "-d";
     argv[argc++] = dbname;
+    argv[argc++] = "-c";
+    argv[argc++] = PSQL_SESSION_SETUP;
     return argc;
 }
 
@@ -590,7 +590,7 @@ pg_admin_sql(const struct sb_db_config *db, const struct client_env *ce, const c
              struct sb_error *err)
 {
     char *out = NULL;
-    int rc = psql_query(db, ce, "postgres", PSQL_QUIET, sql, &out, err);
+    int rc = psql_query(db, ce, "postgres", 0, sql, &out, err);
     free(out);
     return rc;
 }
@@ -1029,9 +1029,13 @@ pg_restore_in_place(const struct sb_db_config *db, const struct client_env *ce, 
         goto out;
     const char *argv[ARGV_MAX];
     char port[16];
-    size_t argc = psql_args(db, target, PSQL_QUIET, argv, port);
+    size_t argc = psql_args(db, target, 0, argv, port);
     argv[argc++] = "-o";
     argv[argc++] = "/dev/null";
+    /* notices ("... does not exist, skipping", "drop cascades to ...") would fill psql's
+     * stderr pipe while we feed pg_restore, and nobody reads it until the end */
+    argv[argc++] = "-c";
+    argv[argc++] = "SET client_min_messages = warning";
     argv[argc++] = "-c";
     argv[argc++] = "BEGIN";
     if (drops[0]) {
@@ -1043,19 +1047,11 @@ pg_restore_in_place(const struct sb_db_config *db, const struct client_env *ce, 
     argv[argc++] = "-f";
     argv[argc++] = "/dev/fd/3";
     argv[argc] = NULL;
-    /* notices ("... does not exist, skipping") would fill psql's stderr pipe while we feed
-     * pg_restore, and nobody reads it until the end */
-    const char *env[6];
-    size_t ne = 0;
-    for (; ne < 4 && ce->env[ne]; ne++)
-        env[ne] = ce->env[ne];
-    env[ne++] = "PGOPTIONS=-c client_min_messages=warning";
-    env[ne] = NULL;
     if (pipe2(commit, O_CLOEXEC) < 0) {
         sb_error_set(err, SB_E_INTERNAL, errno, "cannot create a pipe for psql");
         goto out;
     }
-    int spawned = sb_proc_spawn_fd3(argv, env, SB_PROC_STDIN, commit[0], &psql, err);
+    int spawned = sb_proc_spawn_fd3(argv, ce->env, SB_PROC_STDIN, commit[0], &psql, err);
     close(commit[0]);
     commit[0] = -1;
     if (spawned < 0)

@@ -283,11 +283,12 @@ REVOKE ALL ON DATABASE shop_icu FROM PUBLIC;
 GRANT CONNECT ON DATABASE shop_icu TO reader;
 GRANT TEMPORARY ON DATABASE shop_icu TO reader WITH GRANT OPTION;
 ALTER ROLE shop IN DATABASE shop_icu SET work_mem TO '7MB';
-ALTER ROLE shop IN DATABASE shop_icu SET statement_timeout TO '1ms';
+ALTER ROLE shop IN DATABASE shop_icu SET lock_timeout TO '1ms';
 SQL
-# ... and settings that would break every session snapback opens, pg_restore's among them,
+# ... and settings that would break the sessions snapback opens, pg_restore's among them,
 # were they not overridden (and set on a copy only once its data is in): read-only by
-# default, and the 1 ms statement timeout of the app role above
+# default, and the 1 ms lock timeout of the app role above (the in-place restore below
+# waits for a lock)
 pg_psql postgres -c "ALTER DATABASE shop_icu SET default_transaction_read_only TO on"
 db_comment() { pg_query postgres "SELECT coalesce(shobj_description(oid, 'pg_database'), '(none)') FROM pg_database WHERE datname = '$1'"; }
 db_acl() { pg_query postgres "SELECT coalesce((SELECT string_agg(CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END || ':' || a.privilege_type || ':' || a.is_grantable, ',' ORDER BY 1) FROM aclexplode(d.datacl) a), '(default)') FROM pg_database d WHERE datname = '$1'"; }
@@ -310,7 +311,7 @@ check "... so a role without a grant may not connect to it" \
     test "$(pg_query postgres "SELECT has_database_privilege('stranger', 'shop_icu_copy', 'CONNECT')")" = f
 check "... as it may to a database with the default privileges" \
     test "$(pg_query postgres "SELECT has_database_privilege('stranger', 'shop', 'CONNECT')")" = t
-expect_same "shop:work_mem=7MB;statement_timeout=1ms" "$(db_role_settings shop_icu_copy)" "the copy has the app role's settings in it"
+expect_same "shop:work_mem=7MB;lock_timeout=1ms" "$(db_role_settings shop_icu_copy)" "the copy has the app role's settings in it"
 check "... and is read-only by default, as the source" \
     test "$(pg_query shop_icu_copy "SHOW default_transaction_read_only")" = on
 expect_err_contains "the source's setting 'work_mem=9MB' of role reader could not be set"
@@ -319,9 +320,20 @@ expect_ok sbi verify "$SNAP_ICU" --restore-db
 check "verify's scratch database gets no privileges or role settings (nor warnings about them)" \
     test "$ERR" = "${ERR/of role reader/}"
 check "... which is not the server's default order" test "$(pg_query shop_icu_copy "SELECT string_agg(w, ',' ORDER BY w COLLATE \"C\") FROM words")" != "$(pg_query shop_icu_copy "SELECT string_agg(w, ',' ORDER BY w) FROM words")"
-log "... restored in place, read-only by default and with a 1 ms statement timeout"
+log "... restored in place, read-only by default, while a reader holds a lock for 2 s and the app role's lock timeout is 1 ms"
 PGOPTIONS='-c default_transaction_read_only=off' pg_psql shop_icu -c "DELETE FROM words WHERE w < 'b'" -c "CREATE TABLE added_later (x int)"
+pg_psql shop_icu -c "BEGIN" -c "LOCK TABLE words IN ACCESS SHARE MODE" -c "SELECT pg_sleep(2)" -c "COMMIT" >/dev/null &
+LOCKER=$!
+tries=0
+until [[ $(pg_query shop_icu "SELECT count(*) FROM pg_locks WHERE relation = 'words'::regclass AND granted AND pid <> pg_backend_pid()") -gt 0 ]]; do
+    ((tries++ < 100)) || break
+    sleep 0.02
+done
+T0=$EPOCHREALTIME
 expect_ok sbi restore "$SNAP_ICU" --only db --in-place
+check "... which waited for the lock ($((${EPOCHREALTIME/./} / 1000 - ${T0/./} / 1000)) ms)" \
+    test $((${EPOCHREALTIME/./} / 1000 - ${T0/./} / 1000)) -ge 500
+wait "$LOCKER"
 check "the words are back and the table made since is gone" \
     test "$(words shop_icu) $(pg_query shop_icu "SELECT to_regclass('added_later') IS NULL")" = "$(words shop_icu_copy) t"
 
