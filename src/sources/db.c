@@ -252,8 +252,14 @@ client_env_init(const struct sb_db_config *db, const char *state_dir, struct cli
         if (db->port)
             pos += (size_t)snprintf(text + pos, 8192 - pos, "port=%d\n", db->port);
         /* Only the mysql/mariadb client knows connect-timeout: mariadb-dump refuses an option
-         * it does not know in [client], so it goes in the client's own group. */
-        snprintf(text + pos, 8192 - pos, "[mysql]\nconnect-timeout=15\n");
+         * it does not know in [client], so it goes in the client's own group. So does the
+         * session setup: a server-wide max_statement_time (MariaDB's guard against the app's
+         * runaway queries) would kill a restore's statement that waits for the app's locks
+         * or loads a big table; mariadb-dump lifts it in its own session. MySQL has no such
+         * variable and skips the MariaDB-only comment. */
+        snprintf(text + pos, 8192 - pos,
+                 "[mysql]\nconnect-timeout=15\ninit-command=SET @snapback_session = 1 "
+                 "/*M!100108 , SESSION max_statement_time = 0 */\n");
         rc = secret_file_new(state_dir, text, ce->cred_path, err);
         if (rc == 0)
             ce->has_cred = true;

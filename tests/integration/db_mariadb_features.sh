@@ -126,7 +126,22 @@ UPDATE people SET team = NULL;
 DELETE FROM teams;
 CREATE TABLE added_later (x INT);
 SQL
+# ... with a server-wide max_statement_time of 1 s (a DBA's guard against the web app's
+# runaway queries) while another session holds a metadata lock on a table for 3 s: the
+# restore's DROP waits for it, and must not be killed as a runaway query
+my_sql -e "SET GLOBAL max_statement_time = 1"
+my_sql shop -e "SET SESSION max_statement_time = 0; BEGIN; SELECT count(*) FROM prices; SELECT SLEEP(3); COMMIT" >/dev/null &
+LOCKER=$!
+tries=0
+until [[ $(my_query shop "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(3)%'") -gt 0 ]]; do
+    ((tries++ < 100)) || break
+    sleep 0.02
+done
+T0=$EPOCHREALTIME
 expect_ok sb restore "$SNAP1" --only db --in-place
+check "... which waited for the lock" test $((${EPOCHREALTIME/./} / 1000 - ${T0/./} / 1000)) -ge 500
+wait "$LOCKER"
+my_sql -e "SET GLOBAL max_statement_time = 0"
 same_db shop "restore --in-place"
 check "the table made after the snapshot is gone" test -z "$(my_query shop "SHOW TABLES LIKE 'added_later'")"
 
