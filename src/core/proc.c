@@ -419,21 +419,50 @@ sb_proc_output(const struct sb_proc *proc)
     return proc->tail;
 }
 
+/* How far back last_line looks for the line with the error. */
+#define TAIL_LINES_SEARCHED 8
+
+static bool
+line_has_error(const char *line, size_t len)
+{
+    static const char *const marks[] = {"error:", "ERROR", "FATAL", "Error:"};
+    for (size_t idx = 0; idx < sizeof(marks) / sizeof(marks[0]); idx++) {
+        size_t ml = strlen(marks[idx]);
+        for (size_t at = 0; at + ml <= len; at++)
+            if (!memcmp(line + at, marks[idx], ml))
+                return true;
+    }
+    return false;
+}
+
 /* The last two non-empty lines of the captured output, joined, for messages (clients often
- * say what failed on one line and why on the next). */
+ * say what failed on one line and why on the next), from an earlier line on when that one
+ * says what failed and the last two do not (up to TAIL_LINES_SEARCHED back). */
 static void
 last_line(const struct sb_proc *p, char *out, size_t cap)
 {
-    size_t end = p->tail_len, start = end;
-    for (int lines = 0; lines < 2; lines++) {
+    size_t end = p->tail_len, start = end, from = 0;
+    bool found = false;
+    for (int lines = 0; lines < TAIL_LINES_SEARCHED && start > 0; lines++) {
         while (start > 0 && (p->tail[start - 1] == '\n' || p->tail[start - 1] == '\r' ||
                              p->tail[start - 1] == ' '))
             start--;
         if (lines == 0)
             end = start;
+        size_t line_end = start;
         while (start > 0 && p->tail[start - 1] != '\n')
             start--;
+        if (lines < 2)
+            from = start;
+        /* the last line that says what failed, when it is not among the last two (pg_dump's
+         * "error: query failed: ERROR: ..." comes before a HINT and a detail) */
+        if (!found && line_has_error(p->tail + start, line_end - start)) {
+            found = true;
+            if (start < from)
+                from = start;
+        }
     }
+    start = from;
     size_t len = end - start, pos = 0;
     for (size_t idx = 0; idx < len && pos + 1 < cap; idx++) {
         char c = p->tail[start + idx];
@@ -488,7 +517,7 @@ sb_proc_finish(struct sb_proc *p, struct sb_error *err)
             ;
         p->reaped = true;
     }
-    char line[512];
+    char line[768];
     last_line(p, line, sizeof(line));
     if (WIFSIGNALED(p->status))
         return sb_error_set(err, SB_E_IO, 0, "%s was killed by signal %d%s%s", p->name,

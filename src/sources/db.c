@@ -364,6 +364,13 @@ classify(struct sb_error *err, const char *output)
         if (strstr(output, "role \"") && strstr(output, "does not exist"))
             sb_error_wrap(err, "the dump refers to a role this server does not have (create "
                                "it first, or restore on the server the dump came from)");
+        if (strstr(output, "pg_dump: ") && strstr(output, "affected by row-level security")) {
+            err->code = SB_E_PERM;
+            sb_error_wrap(err, "a table forces row-level security on its owner, so its "
+                               "policies would hide rows from the dump and pg_dump refuses: "
+                               "give the database user BYPASSRLS (ALTER ROLE ... BYPASSRLS, "
+                               "as a superuser), or snapshot as a superuser");
+        }
         if (strstr(output, "pg_dump: ") && strstr(output, "permission denied for ")) {
             err->code = SB_E_PERM;
             sb_error_wrap(err, "the database user may not read every object of the database "

@@ -20,8 +20,8 @@
 # policies compared; restore --in-place after the live database was changed brings it back;
 #   - a dump recorded as taken on a newer server (the manifest rewritten by sbforge.py):
 #     `show` says so and the restore warns that the server is older;
-#   - a table the DBA owns without a GRANT to the app role: the snapshot fails with 77 and
-#     says what to grant;
+#   - a table the DBA owns without a GRANT to the app role, and a table that forces
+#     row-level security on its owner: the snapshot fails with 77 and says what to grant;
 #   - a table in a tablespace the verifying server lacks: verify --restore-db passes;
 #   - a database with an ICU collation: a restore creates the copy with it (pg_dump -Fc has
 #     no CREATE DATABASE; the manifest records encoding and locale), so text sorts the same;
@@ -251,6 +251,18 @@ expect_err_contains "pg_read_all_data"
 check "no manifest was written" test "$(manifest_count)" = "$N"
 pg_psql shop -c 'GRANT SELECT ON dba_only TO shop'
 sb_snapshot --only db
+
+log "a table that forces row-level security on its owner: 77, says what pg_dump refused and what to grant"
+pg_app_psql shop -c 'ALTER TABLE "Order Items" FORCE ROW LEVEL SECURITY'
+N=$(manifest_count)
+expect_exit 77 sb snapshot --only db
+expect_err_contains 'query would be affected by row-level security policy for table "Order Items"'
+expect_err_contains "BYPASSRLS"
+check "no manifest was written" test "$(manifest_count)" = "$N"
+pg_psql postgres -c 'ALTER ROLE shop BYPASSRLS'
+sb_snapshot --only db
+pg_psql postgres -c 'ALTER ROLE shop NOBYPASSRLS'
+pg_app_psql shop -c 'ALTER TABLE "Order Items" NO FORCE ROW LEVEL SECURITY'
 
 log "a table in its own tablespace: verify --restore-db on a server without that tablespace"
 mkdir -p "$PG_DIR/ts_fast" && chown postgres: "$PG_DIR/ts_fast"
