@@ -152,7 +152,6 @@ dump_pgz0_zstd_age() {
 }
 dump_pgz0_null() {
     measure pgz0_null bash -c 'pg_dump -Fc -Z0 "$@" postgres >/dev/null' _ "${PGARGS[@]}"
-    SIZE[pgz0_null]=$(stat -c %s "$WORK/z0.dump")
 }
 restore_sb() {
     measure_sb sb_restore restore "$ID" --only db --db-target "main=r_sb_$i"
@@ -199,8 +198,13 @@ row() { # LABEL KEY
     local rss
     rss=$(mib "$(r "$2")")
     [[ -z ${OWN[$2]:-} ]] || rss="$rss ($(mib "$(median <<<"${OWN[$2]}")") own)"
-    printf '%-34s %9.2f %10s %9s %9s %12s\n' "$1" "$(w "$2")" "$(mb "${SIZE[$2]}")" \
-        "$(ratio "$(w "$2")" "$(w pg_dump)")" "$(ratio "${SIZE[$2]}" "${SIZE[pg_dump]}")" "$rss"
+    local size=- size_ratio=- # nothing stored: the floor
+    if [[ -n ${SIZE[$2]:-} ]]; then
+        size=$(mb "${SIZE[$2]}")
+        size_ratio=$(ratio "${SIZE[$2]}" "${SIZE[pg_dump]}")
+    fi
+    printf '%-34s %9.2f %10s %9s %9s %12s\n' "$1" "$(w "$2")" "$size" \
+        "$(ratio "$(w "$2")" "$(w pg_dump)")" "$size_ratio" "$rss"
 }
 row "snapback snapshot --only db" sb_dump
 row "pg_dump -Fc > file" pg_dump
