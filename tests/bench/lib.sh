@@ -162,6 +162,9 @@ bench_machine() {
 bench_measure() {
     local label=$1
     shift
+    # the write-back of what the previous step wrote or removed (a restore of 69,000 files
+    # keeps an ext4 disk busy for many seconds) must not land in this step's time
+    sync
     if ! /usr/bin/time -v -o "$WORK/time.txt" "$@" >"$WORK/cmd.out" 2>"$WORK/cmd.err"; then
         echo "FAILED: $label: $*" >&2
         tail -n 20 "$WORK/cmd.err" >&2
