@@ -174,6 +174,25 @@ check() {
     fi
 }
 
+# wait_for CMD...: runs CMD every 20 ms until it succeeds; fails the test after 2 s.
+wait_for() {
+    local tries=0
+    until "$@"; do
+        ((tries++ < 100)) || fail "gave up waiting for: $*"
+        sleep 0.02
+    done
+}
+
+# expect_ok_after MS CMD...: expect_ok CMD, and a check that it took at least MS milliseconds
+# (it had to wait for something, a lock another session holds).
+expect_ok_after() {
+    local min=$1 t0=$EPOCHREALTIME ms
+    shift
+    expect_ok "$@"
+    ms=$(((${EPOCHREALTIME/./} - ${t0/./}) / 1000))
+    check "... which waited ($ms ms, at least $min)" test "$ms" -ge "$min"
+}
+
 # expect_same WANT GOT MESSAGE [MAX_LINES [MAX_COLUMNS]]: a check that GOT equals WANT; else
 # prints their diff (want -> got, cut to MAX_LINES lines of MAX_COLUMNS characters) and fails
 # with MESSAGE.

@@ -132,14 +132,9 @@ SQL
 my_sql -e "SET GLOBAL max_statement_time = 1"
 my_sql shop -e "SET SESSION max_statement_time = 0; BEGIN; SELECT count(*) FROM prices; SELECT SLEEP(3); COMMIT" >/dev/null &
 LOCKER=$!
-tries=0
-until [[ $(my_query shop "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(3)%'") -gt 0 ]]; do
-    ((tries++ < 100)) || break
-    sleep 0.02
-done
-T0=$EPOCHREALTIME
-expect_ok sb restore "$SNAP1" --only db --in-place
-check "... which waited for the lock" test $((${EPOCHREALTIME/./} / 1000 - ${T0/./} / 1000)) -ge 500
+sleeping() { test "$(my_query shop "SELECT count(*) FROM information_schema.processlist WHERE info LIKE 'SELECT SLEEP(3)%'")" -gt 0; }
+wait_for sleeping
+expect_ok_after 500 sb restore "$SNAP1" --only db --in-place
 wait "$LOCKER"
 my_sql -e "SET GLOBAL max_statement_time = 0"
 same_db shop "restore --in-place"
