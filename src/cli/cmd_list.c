@@ -1,4 +1,5 @@
 /* list and show: the snapshots of the app, newest first, as a table or JSON. */
+#include <cjson/cJSON.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,6 +144,30 @@ out:
     return rc;
 }
 
+/* What a restore into a new PostgreSQL database sets besides the data (docs/FORMAT.md,
+ * pg_database): "; 3 settings, a comment, 4 privileges, settings of 1 role". */
+static void
+print_pg_props(const struct sb_manifest_db *d)
+{
+    const char *texts[] = {d->pg.settings, d->pg.acl, d->pg.role_settings};
+    const char *what[] = {"setting", "privilege", "role"};
+    const char *sep = "; ";
+    for (size_t idx = 0; idx < 3; idx++) {
+        cJSON *list = texts[idx] ? cJSON_Parse(texts[idx]) : NULL;
+        int n = cJSON_GetArraySize(list);
+        cJSON_Delete(list);
+        if (idx == 1 && d->pg.comment) {
+            printf("%sa comment", sep);
+            sep = ", ";
+        }
+        if (!texts[idx] || (n == 0 && idx != 1))
+            continue;
+        printf(idx == 2 ? "%ssettings of %d %s%s" : "%s%d %s%s", sep, n, what[idx],
+               n == 1 ? "" : "s");
+        sep = ", ";
+    }
+}
+
 int
 cmd_show(struct sb_cli *cli, struct sb_error *err)
 {
@@ -198,6 +223,7 @@ cmd_show(struct sb_cli *cli, struct sb_error *err)
             printf("; %s, collate %s, ctype %s%s%s", d->pg.encoding,
                    d->pg.collate ? d->pg.collate : "-", d->pg.ctype ? d->pg.ctype : "-",
                    d->pg.icu_locale ? ", ICU " : "", d->pg.icu_locale ? d->pg.icu_locale : "");
+        print_pg_props(d);
         printf(")\n");
     }
     printf("objects:\n");

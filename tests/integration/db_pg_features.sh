@@ -317,6 +317,7 @@ expect_ok sbi snapshot --only db
 SNAP_ICU=$(printf '%s\n' "$OUT" | tail -n 1)
 expect_ok sbi show "$SNAP_ICU"
 expect_out_contains "ICU de-DE"
+expect_out_contains "; 4 settings, a comment, 5 privileges, settings of 2 roles)"
 expect_ok sbi restore "$SNAP_ICU" --only db --db-target main=shop_icu_copy
 check "the copy sorts as the source ($(words shop_icu))" test "$(words shop_icu_copy)" = "$(words shop_icu)"
 check "the copy has the source's database settings ($(settings shop_icu))" test "$(settings shop_icu_copy)" = "$(settings shop_icu)"
