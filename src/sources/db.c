@@ -819,21 +819,21 @@ out:
     "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' AND "   \
     "pg_has_role(x." owner ", 'USAGE') AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE "           \
     "d.classid = '" catalog "'::regclass AND d.objid = x.oid AND d.deptype = 'e')"
-#define PG_USER_OTHERS                                                                                                                           \
-    PG_USER_NAMED("COLLATION", "pg_collation", "collname", "collowner", "collnamespace")                                                         \
-    " UNION ALL " PG_USER_NAMED("TEXT SEARCH CONFIGURATION", "pg_ts_config", "cfgname", "cfgowner", "cfgnamespace") " UNION ALL " PG_USER_NAMED( \
-        "TEXT SEARCH DICTIONARY", "pg_ts_dict", "dictname", "dictowner",                                                                         \
-        "dictnamespace") " UNION ALL " PG_USER_NAMED("CONVERSION", "pg_conversion", "conname",                                                   \
-                                                     "conowner",                                                                                 \
-                                                     "connamespace") " UNION ALL SELECT "                                                        \
-                                                                     "'OPERATOR', "                                                              \
-                                                                     "x.oid::regoperator::text "                                                 \
-                                                                     "FROM pg_operator x JOIN "                                                  \
-                                                                     "pg_namespace n ON n.oid = "                                                \
-                                                                     "x.oprnamespace "                                                           \
-                                                                     "WHERE " PG_USER_OWNED(                                                     \
-                                                                         "pg_operator",                                                          \
-                                                                         "oprowner")
+#define PG_USER_COLLATIONS                                                                         \
+    PG_USER_NAMED("COLLATION", "pg_collation", "collname", "collowner", "collnamespace")
+#define PG_USER_TS_CONFIGS                                                                         \
+    PG_USER_NAMED("TEXT SEARCH CONFIGURATION", "pg_ts_config", "cfgname", "cfgowner",              \
+                  "cfgnamespace")
+#define PG_USER_TS_DICTS                                                                           \
+    PG_USER_NAMED("TEXT SEARCH DICTIONARY", "pg_ts_dict", "dictname", "dictowner", "dictnamespace")
+#define PG_USER_CONVERSIONS                                                                        \
+    PG_USER_NAMED("CONVERSION", "pg_conversion", "conname", "conowner", "connamespace")
+#define PG_USER_OPERATORS                                                                          \
+    "SELECT 'OPERATOR', x.oid::regoperator::text FROM pg_operator x JOIN pg_namespace n ON "       \
+    "n.oid = x.oprnamespace WHERE " PG_USER_OWNED("pg_operator", "oprowner")
+#define PG_USER_OTHERS                                                                             \
+    PG_USER_COLLATIONS " UNION ALL " PG_USER_TS_CONFIGS " UNION ALL " PG_USER_TS_DICTS             \
+                       " UNION ALL " PG_USER_CONVERSIONS " UNION ALL " PG_USER_OPERATORS
 
 /* The user relations of a database: not in a system schema, not a member of an extension,
  * not a sequence a column owns, not a partition (it goes with its parent). objsubid = 0: a
@@ -1145,9 +1145,7 @@ pg_apply_settings(const struct sb_db_config *db, const struct client_env *ce, co
                   const char *ident, const cJSON *list, const char *role, const char *role_ident)
 {
     const cJSON *one;
-    char how[64];
-    snprintf(how, sizeof(how), "%s",
-             role ? "ALTER ROLE ... IN DATABASE ... SET" : "ALTER DATABASE ... SET");
+    const char *how = role ? "ALTER ROLE ... IN DATABASE ... SET" : "ALTER DATABASE ... SET";
     cJSON_ArrayForEach(one, list)
     {
         const char *text = cJSON_GetStringValue(one);
