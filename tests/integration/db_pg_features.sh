@@ -27,7 +27,8 @@
 #     no CREATE DATABASE; the manifest records encoding and locale), so text sorts the same;
 #     a locale the server lacks gives its defaults and a warning; its ALTER DATABASE SET
 #     settings (search_path with a quoted schema name, TimeZone, statement_timeout) come
-#     with it too.
+#     with it too, and so do its comment, privileges and per-role settings (one the server
+#     refuses, a role it lacks or a privilege snapback does not know, is a warning each).
 source "$(dirname "$0")/../harness/lib.sh"
 source "$(dirname "$0")/../harness/pg.sh"
 sb_setup "$@"
@@ -364,3 +365,10 @@ refused_locale shop_icu_default 'collate="nope_NO.UTF-8", ctype="nope_NO.UTF-8",
 log "... a manifest from PostgreSQL 17's builtin provider and a setting only a superuser may make, restored into 15 by the app role"
 refused_locale shop_builtin 'collate="C.UTF-8", ctype="C.UTF-8", locale_provider="builtin", icu_locale="C.UTF-8", settings=m["databases"][0]["pg_database"]["settings"] + ["zz.custom=1"]' "locale C.UTF-8"
 expect_err_contains "setting 'zz.custom=1' could not be set"
+log "... privileges for a role this server lacks and of a kind snapback does not know: a warning each, the others granted"
+if forge_manifest "$SNAP_ICU" 'm["databases"][0]["pg_database"]["acl"] += [{"grantee": "ghost", "privilege": "CONNECT", "grantable": False}, {"grantee": "reader", "privilege": "BOGUS", "grantable": False}]'; then
+    expect_ok sbi restore "$SNAP_ICU" --only db --db-target main=shop_ghost
+    expect_err_contains 'role "ghost" does not exist'
+    expect_err_contains "privilege 'BOGUS' is not one snapback knows"
+    expect_same "$(db_acl shop_icu)" "$(db_acl shop_ghost)" "the other privileges were granted"
+fi
