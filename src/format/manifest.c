@@ -156,8 +156,10 @@ acl_array(const cJSON *a)
     bool ok = cJSON_IsArray(a);
     cJSON_ArrayForEach(one, a)
     {
+        if (!ok || !cJSON_IsObject(one)) /* members are looked up in objects only */
+            return false;
         const cJSON *grantee = cJSON_GetObjectItemCaseSensitive(one, "grantee");
-        ok = ok && cJSON_IsObject(one) && (cJSON_IsString(grantee) || cJSON_IsNull(grantee)) &&
+        ok = (cJSON_IsString(grantee) || cJSON_IsNull(grantee)) &&
              cJSON_IsString(cJSON_GetObjectItemCaseSensitive(one, "privilege")) &&
              cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(one, "grantable"));
     }

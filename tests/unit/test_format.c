@@ -678,6 +678,12 @@ test_manifest_roundtrip_and_malformed(void)
          "malformed manifest: databases[].pg_database.acl"},
         {"{\"format\":1,\"id\":\"x\",\"app\":\"a\",\"created_at\":\"2026-11-24T14:30:00Z\","
          "\"release\":null,\"shared\":[],\"databases\":[{\"name\":\"m\",\"engine\":\"postgresql\","
+         "\"object\":\"data/"
+         "x\",\"pg_database\":{\"encoding\":\"UTF8\",\"acl\":[[\"grantee\"],1]}}],"
+         "\"objects\":[]}",
+         "malformed manifest: databases[].pg_database.acl"},
+        {"{\"format\":1,\"id\":\"x\",\"app\":\"a\",\"created_at\":\"2026-11-24T14:30:00Z\","
+         "\"release\":null,\"shared\":[],\"databases\":[{\"name\":\"m\",\"engine\":\"postgresql\","
          "\"object\":\"data/x\",\"pg_database\":{\"encoding\":\"UTF8\",\"role_settings\":[{"
          "\"role\":\"r\",\"settings\":\"a=1\"}]}}],\"objects\":[]}",
          "malformed manifest: databases[].pg_database.role_settings"},
