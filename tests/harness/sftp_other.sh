@@ -33,6 +33,7 @@ _other_key() {
 
 other_setup() {
     _other_key host_key ed25519
+    # shellcheck disable=SC2034 # read by the tests and by lib.sh
     APP=$WORK/app KEY=$WORK/key STATE=$WORK/state CFG=$WORK/snapback.json REPO=$WORK/remote
     make_app "$APP" 20260101T000000Z 20260102T000000Z
     mkdir -p "$APP/shared/uploads/2026"
@@ -48,6 +49,7 @@ other_cycle() {
     log "two snapshots"
     sb_snapshot
     local first=$SNAP_ID second offline
+    # shellcheck disable=SC2034 # read by the test
     FIRST_ERR=$ERR
     sb_snapshot
     second=$SNAP_ID

@@ -89,6 +89,7 @@ other_setup
 log "$("$PROFTPD" -v 2>&1 | head -n 1) (mod_sftp) on 127.0.0.1:$PORT"
 other_cycle
 ERR=$FIRST_ERR
+# shellcheck disable=SC2016 # expanded by the inner bash
 check "no warning about fsync@openssh.com (ProFTPD has it)" \
     bash -c '! grep -q "fsync@openssh.com" <<<"$1"' _ "$FIRST_ERR"
 
@@ -131,6 +132,7 @@ expect_err_contains "on a new connection to 127.0.0.1:$PORT"
 stop_server
 
 log "every session ended with snapback's goodbye"
+# shellcheck disable=SC2016 # expanded by the inner bash
 check "ProFTPD never wrote into a connection snapback had closed" \
     bash -c '! grep -q "Broken pipe" "$1"' _ "$D/sftp.log"
 check "sessions said goodbye" grep -q "sent SSH_DISCONNECT message: snapback done" "$D/sftp.log"
