@@ -89,6 +89,7 @@ struct sb_sftp_hostkey {
     char known_hosts[4096]; /* repository.known_hosts or ~/.ssh/known_hosts */
     bool known;             /* known_hosts has this key for the host */
     bool changed;           /* known_hosts has another key of this type for the host */
+    unsigned revoked_line;  /* known_hosts marks this key @revoked on that line (else 0) */
     unsigned char *key;     /* the raw key (owned; sb_sftp_hostkey_release) */
     size_t key_len;
     int key_kind;

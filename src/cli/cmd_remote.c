@@ -67,6 +67,14 @@ remote_trust(struct sb_cli *cli, bool assume_yes, struct sb_error *err)
     int rc = -1;
     printf("%s presents an %s host key:\n  %s\n", hk.server, hk.type, hk.fingerprint);
     fflush(stdout);
+    if (hk.revoked_line) {
+        sb_error_set(err, SB_E_PERM, 0,
+                     "remote trust: this key is marked @revoked in '%s' line %u: it is not "
+                     "added. Check that this is the right server and ask its administrator for "
+                     "its new key",
+                     hk.known_hosts, hk.revoked_line);
+        goto out;
+    }
     if (hk.known) {
         printf("it is already trusted in '%s'; nothing to do\n", hk.known_hosts);
         rc = 0;

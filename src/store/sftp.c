@@ -369,12 +369,50 @@ static const struct {
     {LIBSSH2_HOSTKEY_TYPE_DSS, LIBSSH2_KNOWNHOST_KEY_SSHDSS, "DSA"},
 };
 
+/* Whether the known_hosts line is "@revoked HOSTS TYPE BASE64 ..." for exactly this key. The
+ * host patterns are not looked at: a revoked key is refused for every host (OpenSSH applies
+ * the line to the hosts it names only; a key that was revoked is not to be trusted anywhere,
+ * and libssh2 1.10 cannot match OpenSSH's wildcard patterns). */
+static const char *
+next_field(const char *p, size_t *len)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    *len = strcspn(p, " \t\r\n");
+    return p;
+}
+
+static bool
+line_revokes(const char *line, const char *key, size_t key_len)
+{
+    size_t len;
+    const char *f = next_field(line, &len);
+    if (len != 8 || memcmp(f, "@revoked", 8) != 0)
+        return false;
+    f = next_field(f + len, &len); /* the host patterns */
+    f = next_field(f + len, &len); /* the key type */
+    f = next_field(f + len, &len); /* the key */
+    if (len == 0 || len / 4 * 3 > key_len + 3)
+        return false;
+    unsigned char *bin = malloc(len);
+    size_t bin_len = 0;
+    bool same = bin &&
+                sodium_base642bin(bin, len, f, len, NULL, &bin_len, NULL,
+                                  sodium_base64_VARIANT_ORIGINAL) == 0 &&
+                bin_len == key_len && memcmp(bin, key, key_len) == 0;
+    free(bin);
+    return same;
+}
+
 /* Reads known_hosts line by line into kh. A missing file is an empty one; a line libssh2
  * cannot parse (a key type it does not know, a @cert-authority marker) is skipped, so that
- * one odd line does not hide the lines after it. */
+ * one odd line does not hide the lines after it. *revoked_line: the number of the first
+ * "@revoked" line for key (raw, key_len bytes), else 0. */
 static int
-known_hosts_load(LIBSSH2_KNOWNHOSTS *kh, const char *path, struct sb_error *err)
+known_hosts_load(LIBSSH2_KNOWNHOSTS *kh, const char *path, const char *key, size_t key_len,
+                 unsigned *revoked_line, struct sb_error *err)
 {
+    *revoked_line = 0;
     FILE *f = fopen(path, "re");
     if (!f) {
         if (errno == ENOENT)
@@ -388,6 +426,8 @@ known_hosts_load(LIBSSH2_KNOWNHOSTS *kh, const char *path, struct sb_error *err)
     unsigned lineno = 0;
     while ((len = getline(&line, &cap, f)) >= 0) {
         lineno++;
+        if (!*revoked_line && line_revokes(line, key, key_len))
+            *revoked_line = lineno;
         if (libssh2_knownhost_readline(kh, line, (size_t)len, LIBSSH2_KNOWNHOST_FILE_OPENSSH) != 0)
             sb_debug("known_hosts '%s' line %u: not understood by libssh2, skipped", path, lineno);
     }
@@ -399,7 +439,7 @@ known_hosts_load(LIBSSH2_KNOWNHOSTS *kh, const char *path, struct sb_error *err)
     return rc;
 }
 
-enum hostkey_status { HOSTKEY_KNOWN, HOSTKEY_UNKNOWN, HOSTKEY_CHANGED };
+enum hostkey_status { HOSTKEY_KNOWN, HOSTKEY_UNKNOWN, HOSTKEY_CHANGED, HOSTKEY_REVOKED };
 
 /* The server's host key, its fingerprint as OpenSSH prints it, and its status in
  * known_hosts. */
@@ -410,6 +450,7 @@ struct hostkey {
     const char *type;
     char fingerprint[64]; /* "SHA256:<base64 without padding>" */
     enum hostkey_status status;
+    unsigned revoked_line; /* HOSTKEY_REVOKED: the known_hosts line that says so */
 };
 
 static int
@@ -439,8 +480,10 @@ hostkey_read(struct sftp_store *ss, struct hostkey *hk, struct sb_error *err)
     LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(ss->session);
     if (!kh)
         return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
-    int rc = known_hosts_load(kh, ss->known_hosts, err);
-    if (rc == 0) {
+    int rc = known_hosts_load(kh, ss->known_hosts, hk->key, hk->key_len, &hk->revoked_line, err);
+    if (rc == 0 && hk->revoked_line) {
+        hk->status = HOSTKEY_REVOKED;
+    } else if (rc == 0) {
         /* The name as OpenSSH writes it: "[host]:port" unless the port is 22. port -1 keeps
          * libssh2 from also accepting the plain host name for another port. */
         struct libssh2_knownhost *entry = NULL;
@@ -470,6 +513,14 @@ hostkey_verify(struct sftp_store *ss, struct sb_error *err)
         return -1;
     if (ss->skip_hostkey || hk.status == HOSTKEY_KNOWN)
         return 0;
+    if (hk.status == HOSTKEY_REVOKED)
+        return sb_error_set(err, SB_E_PERM, 0,
+                            "the host key of '%s' (%s %s) is marked @revoked in '%s' line %u: "
+                            "it must not be trusted (whoever revoked it believes someone else "
+                            "may hold it); check that this is the right server and ask its "
+                            "administrator for its new key",
+                            ss->hostport, hk.type, hk.fingerprint, ss->known_hosts,
+                            hk.revoked_line);
     if (hk.status == HOSTKEY_CHANGED)
         return sb_error_set(
             err, SB_E_PERM, 0,
@@ -1950,6 +2001,7 @@ sb_sftp_hostkey_fetch(const struct sb_config *cfg, struct sb_sftp_hostkey *out,
     out->key_kind = hk.knownhost_key;
     out->known = hk.status == HOSTKEY_KNOWN;
     out->changed = hk.status == HOSTKEY_CHANGED;
+    out->revoked_line = hk.status == HOSTKEY_REVOKED ? hk.revoked_line : 0;
     snprintf(out->type, sizeof(out->type), "%s", hk.type);
     snprintf(out->fingerprint, sizeof(out->fingerprint), "%s", hk.fingerprint);
     snprintf(out->server, sizeof(out->server), "%s", ss->hostport);

@@ -9,7 +9,10 @@
 #   it is already trusted; existing lines are kept;
 # - hashed known_hosts entries (ssh-keygen -H) work;
 # - sshd restarted with another host key: exit 77 with 'CHANGED' and the new fingerprint, and
-#   'remote trust --yes' refuses to replace it.
+#   'remote trust --yes' refuses to replace it;
+# - a key marked @revoked (with any host pattern) is refused with 77 naming the line, also
+#   when a plain line trusts it, and 'remote trust' does not add it; a @revoked line for
+#   another key changes nothing.
 # shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
 # shellcheck source=tests/harness/sshd.sh
@@ -119,3 +122,26 @@ ssh-keygen -q -R "[127.0.0.1]:$SSHD_PORT" -f "$SSHD_KNOWN_HOSTS" >/dev/null 2>&1
 expect_ok sb remote trust --yes
 expect_out_contains "$newfpr"
 expect_ok sb verify "$first"
+
+# --- a revoked key (OpenSSH's "@revoked" marker): refused even though a plain line trusts it
+key_line=$(cut -d' ' -f1,2 "$SSHD_HOST_KEY.pub")
+other_revoked=$(ssh-keygen -q -t ed25519 -N '' -f "$WORK/revoked-other" -C x >/dev/null && cut -d' ' -f1,2 "$WORK/revoked-other.pub")
+printf '@revoked * %s\n' "$other_revoked" >>"$SSHD_KNOWN_HOSTS"
+expect_ok sb list # a revoked line for another key changes nothing
+printf '@revoked  *.example.org,127.0.0.1 %s old key\n' "$key_line" >>"$SSHD_KNOWN_HOSTS"
+revoked_at=$(wc -l <"$SSHD_KNOWN_HOSTS")
+before=$(manifest_count)
+for cmd in list snapshot; do
+    # shellcheck disable=SC2086
+    expect_exit 77 sb $cmd
+    expect_err_contains "the host key of '127.0.0.1:$SSHD_PORT' (ED25519 $newfpr) is marked @revoked in '$SSHD_KNOWN_HOSTS' line $revoked_at"
+done
+check "no snapshot was taken" test "$(manifest_count)" -eq "$before"
+expect_exit 77 sb config check
+expect_out_contains "@revoked"
+cp "$SSHD_KNOWN_HOSTS" "$WORK/kh-before-trust"
+expect_exit 77 sb remote trust --yes
+expect_err_contains "is marked @revoked in '$SSHD_KNOWN_HOSTS' line $revoked_at: it is not added"
+check "known_hosts unchanged by remote trust" cmp -s "$SSHD_KNOWN_HOSTS" "$WORK/kh-before-trust"
+sed -i '$d' "$SSHD_KNOWN_HOSTS"
+expect_ok sb list
