@@ -90,6 +90,7 @@ struct sb_sftp_hostkey {
     bool known;             /* known_hosts has this key for the host */
     bool changed;           /* known_hosts has another key of this type for the host */
     unsigned revoked_line;  /* known_hosts marks this key @revoked on that line (else 0) */
+    char found_in[4096];    /* the file of that line, or of the key (known, changed) */
     unsigned char *key;     /* the raw key (owned; sb_sftp_hostkey_release) */
     size_t key_len;
     int key_kind;

@@ -20,7 +20,9 @@ const struct sb_cmd_help help_remote = {
     "adds it to repository.known_hosts (default ~/.ssh/known_hosts; the file is created 0600\n"
     "and its directory 0700 when missing). Compare the fingerprint with the server's own:\n"
     "ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on the server. A key that differs from\n"
-    "the one already known is refused: remove the old line first (ssh-keygen -R).",
+    "the one already known is refused: remove the old line first (ssh-keygen -R), and so is\n"
+    "a key on a @revoked line. Without repository.known_hosts, /etc/ssh/ssh_known_hosts is\n"
+    "read too (as ssh does): a key found there is already trusted.",
     "  --yes, -y   add the key without asking (for provisioning scripts that checked the\n"
     "              fingerprint some other way)\n",
 };
@@ -72,11 +74,11 @@ remote_trust(struct sb_cli *cli, bool assume_yes, struct sb_error *err)
                      "remote trust: this key is marked @revoked in '%s' line %u: it is not "
                      "added. Check that this is the right server and ask its administrator for "
                      "its new key",
-                     hk.known_hosts, hk.revoked_line);
+                     hk.found_in, hk.revoked_line);
         goto out;
     }
     if (hk.known) {
-        printf("it is already trusted in '%s'; nothing to do\n", hk.known_hosts);
+        printf("it is already trusted in '%s'; nothing to do\n", hk.found_in);
         rc = 0;
         goto out;
     }
@@ -87,7 +89,7 @@ remote_trust(struct sb_cli *cli, bool assume_yes, struct sb_error *err)
                      "server was reinstalled. Check the new fingerprint with the server's "
                      "administrator; if it is right, remove the old key with ssh-keygen -R '%s' "
                      "-f '%s' and run 'snapback remote trust' again",
-                     hk.known_hosts, hk.type, hk.name, hk.name, hk.known_hosts);
+                     hk.found_in, hk.type, hk.name, hk.name, hk.found_in);
         goto out;
     }
     if (!assume_yes) {

@@ -77,6 +77,8 @@ struct sftp_store {
     pthread_mutex_t mu;
     union arena_block arena; /* the list head */
     char *user, *host, *root, *identity, *passphrase_file, *known_hosts;
+    bool system_known_hosts; /* known_hosts not configured: also read SYSTEM_KNOWN_HOSTS */
+    const char *known_in;    /* the file the host key was found in (known_hosts or a system one) */
     int port;
     int timeout_s;
     int retries;
@@ -451,7 +453,14 @@ struct hostkey {
     char fingerprint[64]; /* "SHA256:<base64 without padding>" */
     enum hostkey_status status;
     unsigned revoked_line; /* HOSTKEY_REVOKED: the known_hosts line that says so */
+    const char *found_in;  /* the file of that line, or of the key found (KNOWN, CHANGED) */
 };
+
+/* The files ssh reads besides the user's (GlobalKnownHostsFile's default): configuration
+ * management (Puppet's sshkey, Ansible's known_hosts with path) often writes host keys there
+ * for every user. Read only when repository.known_hosts is not set. */
+static const char *const SYSTEM_KNOWN_HOSTS[] = {"/etc/ssh/ssh_known_hosts",
+                                                 "/etc/ssh/ssh_known_hosts2"};
 
 static int
 hostkey_read(struct sftp_store *ss, struct hostkey *hk, struct sb_error *err)
@@ -477,13 +486,26 @@ hostkey_read(struct sftp_store *ss, struct hostkey *hk, struct sb_error *err)
                       sodium_base64_VARIANT_ORIGINAL_NO_PADDING);
     snprintf(ss->host_key, sizeof(ss->host_key), "%s %s", hk->type, hk->fingerprint);
 
-    LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(ss->session);
-    if (!kh)
-        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
-    int rc = known_hosts_load(kh, ss->known_hosts, hk->key, hk->key_len, &hk->revoked_line, err);
-    if (rc == 0 && hk->revoked_line) {
-        hk->status = HOSTKEY_REVOKED;
-    } else if (rc == 0) {
+    /* Each file on its own, so that a message can name the file of the line it is about. As
+     * ssh: a key found in any file is known; else another key of its type in any file is a
+     * change. Before both: a @revoked line for it in any file. */
+    const char *files[1 + sizeof(SYSTEM_KNOWN_HOSTS) / sizeof(SYSTEM_KNOWN_HOSTS[0])];
+    size_t nfiles = 0;
+    files[nfiles++] = ss->known_hosts;
+    for (size_t i = 0;
+         ss->system_known_hosts && i < sizeof(SYSTEM_KNOWN_HOSTS) / sizeof(SYSTEM_KNOWN_HOSTS[0]);
+         i++)
+        files[nfiles++] = SYSTEM_KNOWN_HOSTS[i];
+    hk->status = HOSTKEY_UNKNOWN;
+    for (size_t i = 0; i < nfiles && hk->status != HOSTKEY_REVOKED; i++) {
+        LIBSSH2_KNOWNHOSTS *kh = libssh2_knownhost_init(ss->session);
+        if (!kh)
+            return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+        unsigned revoked = 0;
+        if (known_hosts_load(kh, files[i], hk->key, hk->key_len, &revoked, err) < 0) {
+            libssh2_knownhost_free(kh);
+            return -1;
+        }
         /* The name as OpenSSH writes it: "[host]:port" unless the port is 22. port -1 keeps
          * libssh2 from also accepting the plain host name for another port. */
         struct libssh2_knownhost *entry = NULL;
@@ -491,18 +513,26 @@ hostkey_read(struct sftp_store *ss, struct hostkey *hk, struct sb_error *err)
                                              LIBSSH2_KNOWNHOST_TYPE_PLAIN |
                                                  LIBSSH2_KNOWNHOST_KEYENC_RAW | hk->knownhost_key,
                                              &entry);
-        if (check == LIBSSH2_KNOWNHOST_CHECK_MATCH)
+        libssh2_knownhost_free(kh);
+        if (revoked) {
+            hk->status = HOSTKEY_REVOKED;
+            hk->revoked_line = revoked;
+            hk->found_in = files[i];
+        } else if (check == LIBSSH2_KNOWNHOST_CHECK_MATCH) {
+            if (hk->status != HOSTKEY_KNOWN)
+                hk->found_in = files[i];
             hk->status = HOSTKEY_KNOWN;
-        else if (check == LIBSSH2_KNOWNHOST_CHECK_MISMATCH)
-            hk->status = HOSTKEY_CHANGED;
-        else if (check == LIBSSH2_KNOWNHOST_CHECK_NOTFOUND)
-            hk->status = HOSTKEY_UNKNOWN;
-        else
-            rc = sb_error_set(err, SB_E_INTERNAL, 0, "cannot check the host key of %s: %s",
-                              ss->hostport, ssh_message(ss));
+        } else if (check == LIBSSH2_KNOWNHOST_CHECK_MISMATCH) {
+            if (hk->status == HOSTKEY_UNKNOWN) {
+                hk->status = HOSTKEY_CHANGED;
+                hk->found_in = files[i];
+            }
+        } else if (check != LIBSSH2_KNOWNHOST_CHECK_NOTFOUND) {
+            return sb_error_set(err, SB_E_INTERNAL, 0, "cannot check the host key of %s: %s",
+                                ss->hostport, ssh_message(ss));
+        }
     }
-    libssh2_knownhost_free(kh);
-    return rc;
+    return 0;
 }
 
 static int
@@ -511,6 +541,8 @@ hostkey_verify(struct sftp_store *ss, struct sb_error *err)
     struct hostkey hk;
     if (hostkey_read(ss, &hk, err) < 0)
         return -1;
+    if (hk.status == HOSTKEY_KNOWN)
+        ss->known_in = hk.found_in;
     if (ss->skip_hostkey || hk.status == HOSTKEY_KNOWN)
         return 0;
     if (hk.status == HOSTKEY_REVOKED)
@@ -519,8 +551,7 @@ hostkey_verify(struct sftp_store *ss, struct sb_error *err)
                             "it must not be trusted (whoever revoked it believes someone else "
                             "may hold it); check that this is the right server and ask its "
                             "administrator for its new key",
-                            ss->hostport, hk.type, hk.fingerprint, ss->known_hosts,
-                            hk.revoked_line);
+                            ss->hostport, hk.type, hk.fingerprint, hk.found_in, hk.revoked_line);
     if (hk.status == HOSTKEY_CHANGED)
         return sb_error_set(
             err, SB_E_PERM, 0,
@@ -528,7 +559,7 @@ hostkey_verify(struct sftp_store *ss, struct sb_error *err)
             "someone may be intercepting the connection, or the server was reinstalled; check "
             "the new fingerprint with the server's administrator, then remove the old key with "
             "ssh-keygen -R '%s' -f '%s' and run 'snapback remote trust'",
-            ss->hostport, hk.type, hk.fingerprint, ss->known_hosts, ss->kh_name, ss->known_hosts);
+            ss->hostport, hk.type, hk.fingerprint, hk.found_in, ss->kh_name, hk.found_in);
     return sb_error_set(err, SB_E_PERM, 0,
                         "host key of '%s' is not known (%s %s); run 'snapback remote trust' to "
                         "add it to '%s'",
@@ -1851,6 +1882,7 @@ store_new(const struct sb_config *cfg, struct sftp_store **out, struct sb_error 
     ss->passphrase_file = dup_or_null(cfg->repository.identity_passphrase_file);
     ss->known_hosts = cfg->repository.known_hosts ? sb_strdup(cfg->repository.known_hosts)
                                                   : default_known_hosts();
+    ss->system_known_hosts = !cfg->repository.known_hosts;
     bool v6 = ss->host && strchr(ss->host, ':');
     snprintf(ss->hostport, sizeof(ss->hostport), v6 ? "[%s]:%d" : "%s:%d",
              ss->host ? ss->host : "?", ss->port);
@@ -1911,6 +1943,7 @@ sb_sftp_probe(const struct sb_config *cfg, struct sb_sftp_probe *out, struct sb_
     ss->skip_hostkey = false;
     if (hostkey_verify(ss, err) < 0)
         goto out;
+    snprintf(out->known_hosts, sizeof(out->known_hosts), "%s", ss->known_in);
     out->failed_at = SB_SFTP_STEP_LOGIN;
     if (authenticate(ss, err) < 0)
         goto out;
@@ -2002,6 +2035,7 @@ sb_sftp_hostkey_fetch(const struct sb_config *cfg, struct sb_sftp_hostkey *out,
     out->known = hk.status == HOSTKEY_KNOWN;
     out->changed = hk.status == HOSTKEY_CHANGED;
     out->revoked_line = hk.status == HOSTKEY_REVOKED ? hk.revoked_line : 0;
+    snprintf(out->found_in, sizeof(out->found_in), "%s", hk.found_in ? hk.found_in : "");
     snprintf(out->type, sizeof(out->type), "%s", hk.type);
     snprintf(out->fingerprint, sizeof(out->fingerprint), "%s", hk.fingerprint);
     snprintf(out->server, sizeof(out->server), "%s", ss->hostport);

@@ -12,7 +12,10 @@
 #   'remote trust --yes' refuses to replace it;
 # - a key marked @revoked (with any host pattern) is refused with 77 naming the line, also
 #   when a plain line trusts it, and 'remote trust' does not add it; a @revoked line for
-#   another key changes nothing.
+#   another key changes nothing;
+# - without repository.known_hosts, /etc/ssh/ssh_known_hosts is read too (as root: the test
+#   adds a line and puts the file back): a key there is known (config check and remote trust
+#   name that file), a @revoked line there is refused; with known_hosts set it is not read.
 # shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
 # shellcheck source=tests/harness/sshd.sh
@@ -145,3 +148,46 @@ expect_err_contains "is marked @revoked in '$SSHD_KNOWN_HOSTS' line $revoked_at:
 check "known_hosts unchanged by remote trust" cmp -s "$SSHD_KNOWN_HOSTS" "$WORK/kh-before-trust"
 sed -i '$d' "$SSHD_KNOWN_HOSTS"
 expect_ok sb list
+
+# --- no repository.known_hosts: the system-wide file is read too, as ssh does
+# (GlobalKnownHostsFile; configuration management writes host keys there). Root only: the
+# test adds a line to /etc/ssh/ssh_known_hosts and puts the file back as it was on exit.
+if [[ $(id -u) == 0 ]]; then
+    SYS_KH=/etc/ssh/ssh_known_hosts
+    mkdir -p /etc/ssh
+    if [[ -e $SYS_KH ]]; then
+        cp -p "$SYS_KH" "$WORK/system-known-hosts.orig"
+        at_exit cp -p "$WORK/system-known-hosts.orig" "$SYS_KH"
+    else
+        at_exit rm -f "$SYS_KH"
+    fi
+    "$PYTHON" -c 'import json, sys
+c = json.load(open(sys.argv[1])); del c["repository"]["known_hosts"]
+json.dump(c, open(sys.argv[1], "w"))' "$CFG"
+    user_kh=$(getent passwd "$(id -un)" | cut -d: -f6)/.ssh/known_hosts
+    if [[ -e $user_kh ]] && grep -q "127.0.0.1\]:$SSHD_PORT" "$user_kh"; then
+        log "skipping the system known_hosts checks: $user_kh already has this port"
+    else
+        printf '[127.0.0.1]:%s %s\n' "$SSHD_PORT" "$key_line" >>"$SYS_KH"
+        expect_ok sb list
+        expect_out_contains "$first"
+        expect_ok sb config check
+        expect_out_contains "is known in '$SYS_KH'"
+        expect_ok sb remote trust --yes
+        expect_out_contains "already trusted in '$SYS_KH'"
+        # shellcheck disable=SC2016 # expanded by the inner bash
+        check "remote trust wrote nothing to the user's file" \
+            bash -c '[[ ! -e $1 ]] || ! grep -q "127.0.0.1\]:$2" "$1"' _ "$user_kh" "$SSHD_PORT"
+        printf '@revoked * %s\n' "$key_line" >>"$SYS_KH"
+        expect_exit 77 sb list
+        expect_err_contains "is marked @revoked in '$SYS_KH' line $(wc -l <"$SYS_KH")"
+        sed -i '$d' "$SYS_KH"
+        log "an explicit repository.known_hosts: the system file is not read"
+        : >"$WORK/kh-empty"
+        "$PYTHON" -c 'import json, sys
+c = json.load(open(sys.argv[1])); c["repository"]["known_hosts"] = sys.argv[2]
+json.dump(c, open(sys.argv[1], "w"))' "$CFG" "$WORK/kh-empty"
+        expect_exit 77 sb list
+        expect_err_contains "is not known (ED25519 $newfpr)"
+    fi
+fi
