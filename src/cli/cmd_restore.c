@@ -121,9 +121,9 @@ cmd_restore(struct sb_cli *cli, struct sb_error *err)
         goto out;
     char size[32];
     sb_format_size(res.bytes, size);
-    printf("restored snapshot '%s'%s%s: %llu entries, %s of archives and dumps\n", m->id,
+    printf("restored snapshot '%s'%s%s: %llu %s, %s of archives and dumps\n", m->id,
            opts.target ? " into " : "", opts.target ? opts.target : "",
-           (unsigned long long)res.entries, size);
+           (unsigned long long)res.entries, res.entries == 1 ? "entry" : "entries", size);
     rc = 0;
 out:;
     sb_cli_job_done(cli, "restore", rc, id, opts.target, sb_now_monotonic() - started, 0, 0, err);

@@ -105,8 +105,9 @@ report_snapshot(struct report *r, const char *id, const struct sb_verify_result 
                 if (v->skipped)
                     printf("  skipped %s (not in the sample)\n", v->name);
                 else if (v->ok)
-                    printf("  ok      %s (%s, %llu entries%s%s)\n", v->name, plain,
-                           (unsigned long long)v->entries, v->probe[0] ? ", " : "", v->probe);
+                    printf("  ok      %s (%s, %llu %s%s%s)\n", v->name, plain,
+                           (unsigned long long)v->entries, v->entries == 1 ? "entry" : "entries",
+                           v->probe[0] ? ", " : "", v->probe);
                 else
                     printf("  FAILED  %s: %s\n", v->name, v->error);
             }

@@ -25,7 +25,7 @@ REL=releases/20260102T000000Z
 
 log "one file of a shared path"
 expect_ok sb restore "$ID" --target "$WORK/one" --path shared/uploads/avatar.png
-expect_out_contains "1 entries"
+expect_out_contains ": 1 entry,"
 check "the file is restored" cmp -s "$APP/shared/uploads/avatar.png" "$WORK/one/shared/uploads/avatar.png"
 check "and nothing else" test "$(cd "$WORK/one" && find . -type f | sort)" = "./shared/uploads/avatar.png"
 
