@@ -531,11 +531,24 @@ parse_sftp_url(const char *url, const char *path, struct sb_config *cfg, struct 
         port = (int)value;
     }
 
+    /* "/~/dir" (curl's form) is dir in the login's home directory: a relative path, which SFTP
+     * servers resolve against it (OpenSSH's and ProFTPD's start the session there). */
+    const char *remote = slash;
+    if (!strcmp(slash, "/~") || !strcmp(slash, "/~/"))
+        remote = ".";
+    else if (!strncmp(slash, "/~/", 3))
+        remote = slash + 3;
+    else if (slash[1] == '~')
+        return config_fail(err, path,
+                           "'%s': a path in another user's home is not supported; use "
+                           "/~/DIR for the login's home, or an absolute path",
+                           slash);
+
     cfg->repository.is_sftp = true;
     cfg->repository.sftp_port = port;
     if (!(cfg->repository.sftp_user = strndup(authority, (size_t)(at - authority))) ||
         !(cfg->repository.sftp_host = strndup(host, (size_t)(host_end - host))) ||
-        !(cfg->repository.path = dup_string(slash)))
+        !(cfg->repository.path = dup_string(remote)))
         return out_of_memory(err);
     return 0;
 }

@@ -7,7 +7,8 @@
 # - no identity_file: the ssh-agent of SSH_AUTH_SOCK; without one either: exit 78;
 # - an unprivileged user (created with useradd; sshd runs as root) on a repository path it
 #   cannot write: init fails with 77 and says the user cannot write there; 'config check'
-#   says the same on its own line and leaves nothing behind.
+#   says the same on its own line and leaves nothing behind; a URL of the form
+#   sftp://user@host/~/DIR puts the repository in that user's home.
 # shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
 # shellcheck source=tests/harness/sshd.sh
@@ -136,3 +137,23 @@ sb_snapshot
 check "the objects belong to the remote user" test "$(stat -c %U "$WORK/ro/repo/demo/snapshots/$SNAP_ID.manifest")" = "$NOPERM"
 check "and are not readable by others" test "$(stat -c %a "$WORK/ro/repo/demo/snapshots/$SNAP_ID.manifest")" = 600
 expect_ok sb config check
+
+# A repository in the login's home: sftp://user@host/~/DIR (a path the server resolves
+# against the home directory it starts the session in).
+HOMEDIR=$WORK/ro/home-$NOPERM
+mkdir -p "$HOMEDIR"
+chown "$NOPERM" "$HOMEDIR"
+tries=0
+until usermod -d "$HOMEDIR" "$NOPERM" 2>"$WORK/.usermod.err"; do # the passwd lock may be held
+    ((tries++ < 50)) || fail "usermod -d: $(cat "$WORK/.usermod.err")"
+    sleep 0.1
+done
+URL=sftp://$NOPERM@127.0.0.1:$SSHD_PORT/~/backups/shop
+sftp_config "$CFG" "$URL"
+expect_ok sb init
+check "the repository is in the user's home" test -s "$HOMEDIR/backups/shop/snapback.json"
+sb_snapshot
+expect_ok sb verify "$SNAP_ID"
+check "the snapshot is there" test -s "$HOMEDIR/backups/shop/demo/snapshots/$SNAP_ID.manifest"
+expect_ok sb config check
+expect_out_contains "ok    remote path 'backups/shop' is writable"

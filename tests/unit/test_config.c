@@ -288,6 +288,11 @@ test_repository_urls(void)
         {"sftp://backup@10.0.0.1:2222/b", true, "backup", "10.0.0.1", 2222, "/b"},
         {"sftp://u@[::1]:65535/x/y", true, "u", "::1", 65535, "/x/y"},
         {"sftp://u@[fe80::1]/x", true, "u", "fe80::1", 22, "/x"},
+        /* curl's form for the login's home: a relative path, which the server resolves */
+        {"sftp://u@host/~/backups/shop", true, "u", "host", 22, "backups/shop"},
+        {"sftp://u@host/~/", true, "u", "host", 22, "."},
+        {"sftp://u@host:2222/~", true, "u", "host", 2222, "."},
+        {"sftp://u@host/x/~/y", true, "u", "host", 22, "/x/~/y"},
         {"SFTP://u@h/x", true, "u", "h", 22, "/x"},
     };
     for (size_t case_idx = 0; case_idx < sizeof(cases) / sizeof(cases[0]); case_idx++) {
@@ -478,6 +483,9 @@ test_bad_configs(void)
          "repository.url: sftp URL needs a path: sftp://user@host[:port]/path"},
         {"{" APP "," REL ",'repository':{'url':'sftp://u@host/'}}",
          "repository.url: sftp URL needs a path: sftp://user@host[:port]/path"},
+        {"{" APP "," REL ",'repository':{'url':'sftp://u@host/~bob/b'}}",
+         "repository.url: '/~bob/b': a path in another user's home is not supported; use /~/DIR "
+         "for the login's home, or an absolute path"},
         {"{" APP "," REL ",'repository':{'url':'sftp://u@host:0/b'}}",
          "repository.url: port '0' is not a number between 1 and 65535"},
         {"{" APP "," REL ",'repository':{'url':'sftp://u@host:65536/b'}}",
