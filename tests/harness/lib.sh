@@ -183,6 +183,20 @@ wait_for() {
     done
 }
 
+# while_running PID CMD...: runs CMD every 10 ms while process PID lives (at most 20 s);
+# returns 0 as soon as CMD succeeds, 1 when PID ended (or the time ran out) first. For
+# killing something at a chosen moment of a background run.
+while_running() {
+    local pid=$1 tries=0
+    shift
+    while ((tries++ < 2000)); do
+        "$@" && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.01
+    done
+    return 1
+}
+
 # expect_ok_after MS CMD...: expect_ok CMD, and a check that it took at least MS milliseconds
 # (it had to wait for something, a lock another session holds).
 expect_ok_after() {

@@ -33,16 +33,12 @@ ln -sfn "releases/$REL" "$APP/current"
 log "snapshot of a $BIG_MIB MiB release; sshd is killed once 8 MiB are on the server"
 "$SNAPBACK" --config "$CFG" --no-progress snapshot >"$WORK/snap.out" 2>"$WORK/snap.err" &
 snap_pid=$!
+big_partial() { [[ -n $(find "$REPO/demo/releases" -name '*.partial' -size +8M 2>/dev/null) ]]; }
 killed=0
-for _ in $(seq 1000); do
-    if [[ -n $(find "$REPO/demo/releases" -name '*.partial' -size +8M 2>/dev/null) ]]; then
-        sshd_kill
-        killed=1
-        break
-    fi
-    kill -0 "$snap_pid" 2>/dev/null || break
-    sleep 0.02
-done
+if while_running "$snap_pid" big_partial; then
+    sshd_kill
+    killed=1
+fi
 status=0
 wait "$snap_pid" || status=$?
 LAST_CMD="snapback snapshot (sshd killed mid-upload)"

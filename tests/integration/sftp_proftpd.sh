@@ -110,18 +110,16 @@ sb_snapshot
 big=$SNAP_ID
 "$SNAPBACK" --config "$CFG" --no-progress -v verify "$big" >"$WORK/verify.out" 2>"$WORK/verify.err" &
 verify_pid=$!
-killed=0
-for _ in $(seq 2000); do
-    # the session (a child of the listener) has read 8 MiB: it is in the middle of the object
+# the session (a child of the listener) has read 8 MiB: it is in the middle of the object
+session_read_8m() {
     session=$(pgrep -P "$SERVER_PID" 2>/dev/null | head -n 1 || true)
-    if [[ -n $session ]] &&
-        (($(awk '$1 == "rchar:" {print $2}' "/proc/$session/io" 2>/dev/null || echo 0) > (8 << 20))); then
-        kill -9 "$session" 2>/dev/null && killed=1
-        break
-    fi
-    kill -0 "$verify_pid" 2>/dev/null || break
-    sleep 0.01
-done
+    [[ -n $session ]] &&
+        (($(awk '$1 == "rchar:" {print $2}' "/proc/$session/io" 2>/dev/null || echo 0) > (8 << 20)))
+}
+killed=0
+if while_running "$verify_pid" session_read_8m; then
+    kill -9 "$session" 2>/dev/null && killed=1
+fi
 status=0
 wait "$verify_pid" || status=$?
 ERR=$(cat "$WORK/verify.err")
