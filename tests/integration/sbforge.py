@@ -6,7 +6,8 @@ checks that the spec says enough to read and write snapback's objects. It lets t
 into a repository what snapback itself never writes: hostile tar archives, objects cut on a
 chunk boundary with a manifest that agrees, objects without TAG_FINAL.
 
-  sbforge.py open KEYFILE OBJECT                 plaintext (decompressed) to stdout
+  sbforge.py open KEYFILE OBJECT [--raw]         plaintext (decompressed; --raw: the zstd
+                                                 stream) to stdout
   sbforge.py seal KEYFILE IN OUT [--chunk N] [--no-final] [--stored]
                                                  IN (- = stdin) -> object OUT; --stored skips
                                                  zstd (the plaintext must then be zstd already)
@@ -156,8 +157,9 @@ def seal(key, plaintext, chunk=DEFAULT_CHUNK, final=True):
     return b"".join(out)
 
 
-def open_object(key, stored):
-    """The decompressed plaintext of an object, checked as FORMAT.md's reading rules say."""
+def open_object(key, stored, raw=False):
+    """The decompressed plaintext of an object, checked as FORMAT.md's reading rules say (raw:
+    the zstd stream, not decompressed)."""
     mode = 2 if isinstance(key, SealedKey) else 1
     hlen = SEALED_HEADER_LEN if mode == 2 else HEADER_LEN
     if len(stored) < hlen or stored[:8] != MAGIC or stored[8:11] != bytes([1, 1, mode]):
@@ -199,7 +201,7 @@ def open_object(key, stored):
         out.append(m.raw[:mlen.value])
     if not final:
         raise ValueError("truncated: no TAG_FINAL chunk")
-    return zstd_decompress(b"".join(out))
+    return b"".join(out) if raw else zstd_decompress(b"".join(out))
 
 
 def digest(stored):
@@ -273,6 +275,7 @@ def main():
     p = sub.add_parser("open")
     p.add_argument("keyfile")
     p.add_argument("object")
+    p.add_argument("--raw", action="store_true")
     p = sub.add_parser("seal")
     p.add_argument("keyfile")
     p.add_argument("input")
@@ -296,7 +299,8 @@ def main():
 
     if a.cmd == "open":
         try:
-            sys.stdout.buffer.write(open_object(read_key(a.keyfile), open(a.object, "rb").read()))
+            sys.stdout.buffer.write(open_object(read_key(a.keyfile), open(a.object, "rb").read(),
+                                                a.raw))
         except ValueError as e:
             print("sbforge: %s: %s" % (a.object, e), file=sys.stderr)
             return 65
