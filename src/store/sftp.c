@@ -855,6 +855,51 @@ drain_until_closed(int sock)
     }
 }
 
+/* "; snapback offers key exchanges: a, b; ciphers: ...; MACs: ..." for a failed key
+ * exchange, so that the server's administrator can see what to allow (libssh2 1.10 has
+ * neither chacha20-poly1305 nor AES-GCM, which a hardened sshd_config may insist on). Legacy
+ * algorithms libssh2 also offers (CBC modes, arcfour, 3des, MD5, ...) are left out: nobody
+ * should enable them for this. */
+static bool
+legacy_algorithm(const char *name)
+{
+    static const char *const legacy[] = {"cbc", "arcfour", "blowfish", "cast128", "3des",
+                                         "md5", "ripemd",  "-96",      "group1-", "none"};
+    for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++)
+        if (strstr(name, legacy[i]))
+            return true;
+    return false;
+}
+
+static void
+offered_algorithms(LIBSSH2_SESSION *session, char *buf, size_t cap)
+{
+    static const struct {
+        int method;
+        const char *what;
+    } kinds[] = {{LIBSSH2_METHOD_KEX, "; snapback offers key exchanges: "},
+                 {LIBSSH2_METHOD_CRYPT_CS, "; ciphers: "},
+                 {LIBSSH2_METHOD_MAC_CS, "; MACs: "}};
+    size_t len = 0;
+    for (size_t k = 0; k < sizeof(kinds) / sizeof(kinds[0]); k++) {
+        const char **algs = NULL;
+        int n = libssh2_session_supported_algs(session, kinds[k].method, &algs);
+        if (n <= 0)
+            continue;
+        const char *sep = kinds[k].what;
+        for (int i = 0; i < n; i++) {
+            if (legacy_algorithm(algs[i]))
+                continue;
+            int w = snprintf(buf + len, cap - len, "%s%s", sep, algs[i]);
+            len = w < 0 || (size_t)w >= cap - len ? cap - 1 : len + (size_t)w;
+            sep = ", ";
+        }
+        libssh2_free(session, (void *)algs);
+    }
+    if (len == cap - 1 && cap > 4)
+        memcpy(buf + cap - 4, "...", 4);
+}
+
 /* Frees the session. A broken one is shut down first, so that libssh2's goodbyes fail at once
  * instead of waiting on a dead peer. */
 static void
@@ -965,12 +1010,16 @@ conn_open(struct sftp_store *ss, bool with_login, struct sb_error *err)
         /* A key exchange that fails is a mismatch of algorithms, which waiting will not fix. */
         ss->broken = true;
         ss->retryable = rc != LIBSSH2_ERROR_KEX_FAILURE;
-        sb_error_set(err, SB_E_UNAVAILABLE, 0, "SSH handshake with %s failed: %s%s", ss->hostport,
+        char offered[600] = "";
+        if (rc == LIBSSH2_ERROR_KEX_FAILURE)
+            offered_algorithms(ss->session, offered, sizeof(offered));
+        sb_error_set(err, SB_E_UNAVAILABLE, 0, "SSH handshake with %s failed: %s%s%s", ss->hostport,
                      ssh_message(ss),
                      rc == LIBSSH2_ERROR_KEX_FAILURE
                          ? "; the server and libssh2 " LIBSSH2_VERSION
                            " may have no key exchange, host key, cipher or MAC in common"
-                         : "; is it an SSH server?");
+                         : "; is it an SSH server?",
+                     offered);
         goto fail;
     }
     const char *banner = libssh2_session_banner_get(ss->session);
