@@ -61,10 +61,12 @@ bool sb_key_can_read(const struct sb_key *key);
  * of the public key, the same for both halves), safe to store in the open. */
 void sb_key_id(const struct sb_key *key, char out[33]);
 
-/* zstd: level 1..19, threads 0 = all cores. */
+/* zstd: level 1..19, threads 0 = all cores (at most 8: sb_zstd_workers). */
 struct sb_ostream *sb_zstd_ostream_new(struct sb_ostream *down, int level, int threads,
                                        struct sb_error *err);
 struct sb_istream *sb_zstd_istream_new(struct sb_istream *up, struct sb_error *err);
+/* The zstd workers for compression.threads on a machine with that many cores online. */
+int sb_zstd_workers(int threads, long cores);
 
 /* Encryption (DESIGN §5; key mode 1 or 2 after the key): writes the object header at once,
  * then secretstream messages of chunk_size plaintext bytes; the last one is TAG_FINAL. */

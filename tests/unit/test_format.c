@@ -924,6 +924,18 @@ test_thread_istream_borrow(void)
     free(data);
 }
 
+static void
+test_zstd_workers(void)
+{
+    /* compression.threads 0: one worker per core, at most 8 (memory grows with the workers) */
+    EXPECT_INT(sb_zstd_workers(0, 2), 2);
+    EXPECT_INT(sb_zstd_workers(0, 8), 8);
+    EXPECT_INT(sb_zstd_workers(0, 64), 8);
+    EXPECT_INT(sb_zstd_workers(0, -1), 1);
+    EXPECT_INT(sb_zstd_workers(16, 2), 16); /* an explicit count is taken as given */
+    EXPECT_INT(sb_zstd_workers(1, 64), 1);
+}
+
 int
 main(void)
 {
@@ -954,5 +966,6 @@ main(void)
     RUN(sealed_test_object_swap_detected);
     RUN(sealed_test_wrong_key);
     RUN(test_manifest_roundtrip_and_malformed);
+    RUN(test_zstd_workers);
     return test_summary();
 }
