@@ -50,11 +50,12 @@ done
 # Build and test dependencies. Commands the tests call: python3 (helpers, ctypes to
 # libsodium/libzstd), flock (util-linux), od/dd/md5sum/stat/truncate (coreutils), diff
 # (diffutils), tar and zstd (roundtrip reads the objects without snapback too); sshd,
-# paramiko, ProFTPD (mod_sftp), PostgreSQL, MariaDB and sqlite3 for the integration tests of
+# paramiko, ProFTPD (mod_sftp), Dropbear, PostgreSQL, MariaDB and sqlite3 for the integration tests of
 # those backends; valgrind, clang (fuzz targets) and clang-format for the other stages.
 PACKAGES=(build-essential meson ninja-build pkg-config libarchive-dev libzstd-dev
     libsodium-dev libcjson-dev libssh2-1-dev libsqlite3-dev
-    python3 clang libclang-rt-14-dev clang-format util-linux coreutils diffutils tar valgrind acl attr python3-paramiko proftpd-core proftpd-mod-crypto zstd
+    python3 clang libclang-rt-14-dev clang-format util-linux coreutils diffutils tar valgrind acl attr
+    zstd python3-paramiko proftpd-core proftpd-mod-crypto dropbear-bin
     openssh-server openssh-client postgresql mariadb-server sqlite3)
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-halt_on_error=1:detect_leaks=1:print_stacktrace=1:abort_on_error=0}

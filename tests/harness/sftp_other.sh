@@ -5,8 +5,9 @@
 #   start_server HOST_KEY   start its server with that host key (a private key file); set PORT
 #   stop_server             stop it (also when it is not running)
 #
-# and sets D (its work dir), SSHD_CLIENT_KEY (an identity the server accepts for this user) and
-# SSHD_KNOWN_HOSTS (a path) before calling:
+# and sets D (its work dir), SSHD_CLIENT_KEY (an identity the server accepts for the login),
+# SSHD_KNOWN_HOSTS (a path) and, when the login is not the user running the test, OTHER_USER
+# (who must be able to write $WORK/remote) before calling:
 #
 #   other_trust KEY.pub     known_hosts with that key for [127.0.0.1]:$PORT, and the config
 #                           rewritten for $PORT
@@ -21,7 +22,7 @@
 
 other_trust() {
     printf '[127.0.0.1]:%s %s\n' "$PORT" "$(cut -d' ' -f1,2 "$1")" >"$SSHD_KNOWN_HOSTS"
-    sftp_config "$CFG" "sftp://$(id -un)@127.0.0.1:$PORT$REPO"
+    sftp_config "$CFG" "sftp://${OTHER_USER:-$(id -un)}@127.0.0.1:$PORT$REPO"
     "$PYTHON" -c 'import json, sys
 c = json.load(open(sys.argv[1])); c["retention"] = {"keep_last": 2}
 json.dump(c, open(sys.argv[1], "w"))' "$CFG"
