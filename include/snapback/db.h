@@ -59,6 +59,11 @@ const char *sb_db_dump_suffix(const char *engine);
  * SB_E_UNAVAILABLE (server down, client missing), SB_E_PERM (auth), SB_E_NOTFOUND. */
 int sb_db_probe(const struct sb_db_config *db, const char *state_dir, struct sb_db_info *info,
                 struct sb_error *err);
+/* What a snapshot of db needs besides the server (info: what sb_db_probe returned): the dump
+ * client installed, and for PostgreSQL a pg_dump at least as new as the server (pg_dump
+ * refuses to dump a newer server). SB_E_UNAVAILABLE naming the package otherwise. */
+int sb_db_check_dump_client(const struct sb_db_config *db, const struct sb_db_info *info,
+                            struct sb_error *err);
 /* Streams a consistent dump into out (not closed). probed is what sb_db_probe returned for
  * db (the caller probes every database before it writes anything). */
 int sb_db_dump(const struct sb_db_config *db, const char *state_dir,

@@ -154,17 +154,8 @@ cmd_config(struct sb_cli *cli, struct sb_error *err)
         struct sb_db_info info;
         sb_error_clear(&e);
         rc = sb_db_probe(db, cfg->state_dir, &info, &e);
-        const char *dump_client = db->engine == SB_DB_POSTGRESQL ? "pg_dump"
-                                  : db->engine == SB_DB_MYSQL    ? "mysqldump"
-                                                                 : NULL;
-        if (rc == 0 && dump_client && !sb_proc_available(dump_client) &&
-            !(db->engine == SB_DB_MYSQL && sb_proc_available("mariadb-dump")))
-            rc = sb_error_set(&e, SB_E_UNAVAILABLE, 0,
-                              "'%s' is not installed or not in PATH; install the Debian package "
-                              "'%s'",
-                              dump_client,
-                              db->engine == SB_DB_POSTGRESQL ? "postgresql-client"
-                                                             : "mariadb-client");
+        if (rc == 0)
+            rc = sb_db_check_dump_client(db, &info, &e);
         snprintf(what, sizeof(what), "database '%s' (%s%s%s)", db->name,
                  sb_db_engine_name(db->engine), rc == 0 ? " " : "",
                  rc == 0 ? info.server_version : "");

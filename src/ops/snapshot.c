@@ -377,7 +377,8 @@ static int
 probe_databases(const struct sb_config *cfg, struct sb_db_info *infos, struct sb_error *err)
 {
     for (size_t idx = 0; idx < cfg->database_count; idx++)
-        if (sb_db_probe(&cfg->databases[idx], cfg->state_dir, &infos[idx], err) < 0)
+        if (sb_db_probe(&cfg->databases[idx], cfg->state_dir, &infos[idx], err) < 0 ||
+            sb_db_check_dump_client(&cfg->databases[idx], &infos[idx], err) < 0)
             return sb_error_wrap(err, "database '%s'", cfg->databases[idx].name);
     return 0;
 }

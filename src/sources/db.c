@@ -408,6 +408,18 @@ classify(struct sb_error *err, const char *output)
             err->code = SB_E_UNAVAILABLE;
             return;
         }
+    /* A client older than the server (pg_dump) or than the archive (pg_restore). */
+    if (strstr(output, "server version mismatch") ||
+        (strstr(output, "pg_restore: ") && strstr(output, "unsupported version"))) {
+        err->code = SB_E_UNAVAILABLE;
+        sb_error_wrap(err,
+                      "the PostgreSQL client is older than the %s: install the "
+                      "postgresql-client of that version (apt.postgresql.org has them all)",
+                      strstr(output, "server version mismatch") ? "server"
+                                                                : "pg_dump that made "
+                                                                  "the dump");
+        return;
+    }
     if (strstr(output, "database \"") && strstr(output, "does not exist"))
         err->code = SB_E_NOTFOUND;
     if (strstr(output, "Unknown database"))
@@ -2186,6 +2198,53 @@ sb_db_probe(const struct sb_db_config *db, const char *state_dir, struct sb_db_i
     }
     client_env_release(&ce);
     return rc;
+}
+
+/* The major version of "15.18", "16beta2" or "9.6.24" (90600 style for the 9.x series). */
+static int
+pg_major(const char *version)
+{
+    char *end = NULL;
+    long major = strtol(version, &end, 10);
+    if (major >= 10 || end == version)
+        return (int)major;
+    return (int)(major * 100 + (*end == '.' ? strtol(end + 1, NULL, 10) : 0));
+}
+
+int
+sb_db_check_dump_client(const struct sb_db_config *db, const struct sb_db_info *info,
+                        struct sb_error *err)
+{
+    if (db->engine == SB_DB_SQLITE)
+        return 0;
+    if (db->engine == SB_DB_MYSQL) {
+        if (sb_proc_available("mariadb-dump"))
+            return 0;
+        return missing_client("mysqldump", "mariadb-client", err);
+    }
+    if (missing_client("pg_dump", "postgresql-client", err) < 0)
+        return -1;
+    /* "pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)". A pg_dump that does not say is
+     * left to fail on its own (its message is classified below). */
+    const char *argv[] = {"pg_dump", "--version", NULL};
+    char *out = NULL;
+    struct sb_error verr = SB_ERROR_INIT;
+    int client = 0, server = pg_major(info->server_version);
+    if (sb_proc_run(argv, NULL, &out, &verr) == 0 && out) {
+        const char *v = strstr(out, ") ");
+        client = v ? pg_major(v + 2) : 0;
+    }
+    char line[128];
+    snprintf(line, sizeof(line), "%.*s", out ? (int)strcspn(out, "\n") : 0, out ? out : "");
+    free(out);
+    if (client <= 0 || server <= 0 || client >= server || server < 10)
+        return 0;
+    return sb_error_set(err, SB_E_UNAVAILABLE, 0,
+                        "'%s' cannot dump the PostgreSQL %s server of database '%s': pg_dump "
+                        "refuses servers newer than itself; install postgresql-client-%d (from "
+                        "apt.postgresql.org if Debian has no such package) so that pg_dump is "
+                        "version %d or newer",
+                        line, info->server_version, db->name, server, server);
 }
 
 int

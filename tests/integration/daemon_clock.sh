@@ -24,15 +24,16 @@ CLOCK=$WORK/clock
 BIN=$WORK/bin
 mkdir -p "$BIN"
 
-# A fake PostgreSQL client: psql answers the version probe; pg_dump writes a dump in two
-# parts, and while $WORK/block exists it waits between them until $WORK/release appears
-# (bounded, so a broken test cannot hang).
+# A fake PostgreSQL client: psql answers the version probe, pg_dump --version the check of the
+# dump client; pg_dump writes a dump in two parts, and while $WORK/block exists it waits
+# between them until $WORK/release appears (bounded, so a broken test cannot hang).
 cat >"$BIN/psql" <<'EOF'
 #!/bin/sh
 echo "15.4"
 EOF
 cat >"$BIN/pg_dump" <<EOF
 #!/bin/sh
+[ "\$1" = --version ] && { echo 'pg_dump (PostgreSQL) 15.4'; exit 0; }
 printf 'PGDMP fake dump, part 1\n'
 head -c 300000 /dev/urandom
 if [ -e "$WORK/block" ]; then

@@ -257,6 +257,23 @@ expect_err_contains "pg_dump"
 expect_err_contains "postgresql-client"
 expect_exit 69 env PATH="$WORK/bin-no-pg_dump" "$SNAPBACK" --config "$CFG" --no-progress config check
 expect_err_contains "pg_dump"
+
+log "a pg_dump older than the server (the server upgraded, the client not) -> 69, caught up front"
+# A wrapper that says it is pg_dump 14 (as Debian 11's does) and runs the real one otherwise.
+mkdir -p "$WORK/bin-old-pg_dump"
+cat >"$WORK/bin-old-pg_dump/pg_dump" <<SH
+#!/bin/sh
+[ "\$1" = --version ] && { echo 'pg_dump (PostgreSQL) 14.13 (Debian 14.13-1.pgdg110+1)'; exit 0; }
+exec "$(command -v pg_dump)" "\$@"
+SH
+chmod +x "$WORK/bin-old-pg_dump/pg_dump"
+server_major=$(pg_psql postgres -Atc 'SHOW server_version' | cut -d. -f1)
+for cmd in "snapshot --only db" "config check"; do
+    # shellcheck disable=SC2086
+    expect_exit 69 env PATH="$WORK/bin-old-pg_dump:$PATH" "$SNAPBACK" --config "$CFG" --no-progress $cmd
+    expect_err_contains "'pg_dump (PostgreSQL) 14.13 (Debian 14.13-1.pgdg110+1)' cannot dump the PostgreSQL $server_major."
+    expect_err_contains "install postgresql-client-$server_major"
+done
 check "no manifest was written by the failed snapshots" test "$(manifest_count)" = "$N_MANIFESTS"
 
 log "pg_dump killed mid-dump"
@@ -272,7 +289,7 @@ dump_pid=
 tries=0
 while [[ -z $dump_pid ]]; do
     ((tries++ < 600)) || fail "no pg_dump child of snapback appeared: $(cat "$WORK/killed.err")"
-    [[ -s $SBPID_FILE ]] && dump_pid=$(pgrep -P "$(cat "$SBPID_FILE")" -x pg_dump || true)
+    [[ -s $SBPID_FILE ]] && dump_pid=$(pgrep -P "$(cat "$SBPID_FILE")" -f 'pg_dump -Fc' || true)
     [[ -n $dump_pid ]] || sleep 0.01
 done
 kill -STOP "$dump_pid"
