@@ -1550,10 +1550,11 @@ op_fill(struct sftp_store *ss, void *arg, struct sb_error *err)
         while ((rc = libssh2_sftp_fstat_ex(r->handle, &attrs, 0)) == LIBSSH2_ERROR_EAGAIN)
             if (sftp_wait(ss, "asking a file's size", err) < 0)
                 return -1;
-        if (rc < 0)
+        /* A server that answers FSTAT with an error status: read on without the size. */
+        if (rc < 0 && rc != LIBSSH2_ERROR_SFTP_PROTOCOL)
             return sftp_fail(ss, rc, "stat", r->path, false, err);
         r->size_known = true;
-        r->size = (attrs.flags & LIBSSH2_SFTP_ATTR_SIZE) ? attrs.filesize : UINT64_MAX;
+        r->size = rc == 0 && (attrs.flags & LIBSSH2_SFTP_ATTR_SIZE) ? attrs.filesize : UINT64_MAX;
     }
     size_t want = r->want;
     if (r->size_known && r->size != UINT64_MAX) {

@@ -43,8 +43,13 @@ def mode_of(attr, default):
     return attr.st_mode & 0o7777 if attr._flags & attr.FLAG_PERMISSIONS else default
 
 
+NO_FSTAT = False  # --no-fstat: refuse FSTAT on open handles, as some servers do
+
+
 class Handle(SFTPHandle):
     def stat(self):
+        if NO_FSTAT:
+            return paramiko.sftp.SFTP_OP_UNSUPPORTED
         return attempt(lambda: SFTPAttributes.from_stat(os.fstat(self.readfile.fileno())))
 
     def chattr(self, attr):
@@ -172,7 +177,10 @@ def main():
     ap.add_argument("--authorized-key", required=True)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log")
+    ap.add_argument("--no-fstat", action="store_true")
     args = ap.parse_args()
+    global NO_FSTAT
+    NO_FSTAT = args.no_fstat
     if args.log:
         logging.basicConfig(filename=args.log, level=logging.INFO)
     host_key = None

@@ -4,7 +4,8 @@
 # per run), a plain rename that refuses an existing target, its own status codes and
 # listings. init, snapshots (the second reuses the release), list, show, verify --all, restore
 # byte for byte, prune and the offline spool work the same, also with an RSA host key; a
-# changed host key is refused with 77 and nothing is written.
+# changed host key is refused with 77 and nothing is written. A server that refuses FSTAT on
+# open files: objects are still read (without their size).
 # shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
 # shellcheck source=tests/harness/sshd.sh
@@ -24,8 +25,10 @@ SSHD_KNOWN_HOSTS=$D/known_hosts
 # start_server HOST_KEY: the server on a port of its choosing (it writes it to a file)
 start_server() {
     rm -f "$D/port"
+    # shellcheck disable=SC2086 # PARAMIKO_FLAGS: words
     /usr/bin/python3 "$HARNESS_DIR/sftp_paramiko.py" --host-key "$1" \
-        --authorized-key "$SSHD_CLIENT_KEY.pub" --port-file "$D/port" --log "$D/server.log" &
+        --authorized-key "$SSHD_CLIENT_KEY.pub" --port-file "$D/port" --log "$D/server.log" \
+        ${PARAMIKO_FLAGS:-} &
     SERVER_PID=$!
     local tries=0
     until [[ -s $D/port ]]; do
@@ -46,3 +49,14 @@ other_cycle
 ERR=$FIRST_ERR
 expect_err_contains "does not support fsync@openssh.com"
 check "the warning is given once per run" test "$(grep -c 'fsync@openssh.com' <<<"$FIRST_ERR")" = 1
+
+log "a server that refuses FSTAT on open files: objects are read without knowing their size"
+PARAMIKO_FLAGS=--no-fstat
+start_server "$D/host_key"
+other_trust "$D/host_key.pub"
+head -c 3000000 /dev/urandom >"$APP/shared/uploads/2026/other.bin"
+sb_snapshot
+expect_ok sb verify "$SNAP_ID"
+expect_ok sb restore "$SNAP_ID" --target "$WORK/restored-nofstat" --only shared
+compare_trees "$APP/shared/uploads" "$WORK/restored-nofstat/shared/uploads"
+stop_server
