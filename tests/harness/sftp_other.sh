@@ -20,6 +20,35 @@
 #                           and stops the server itself (with $D/host_key, $D/rsa_key,
 #                           $D/other_key, which it makes when missing).
 
+# Helpers for start_server/stop_server of servers started as a background job:
+#   other_free_port         PORT=a free port of 127.0.0.1
+#   other_wait NAME LOG...  wait until $PORT accepts connections; fail (naming NAME, with the
+#                           logs' tails) when SERVER_PID exits or after 10 s
+#   other_stop              stop SERVER_PID and its sessions (children), wait for it
+other_free_port() {
+    PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+}
+
+other_wait() {
+    local name=$1 tries=0
+    shift
+    until "$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$PORT" 2>/dev/null; do
+        ((tries++ < 200)) || fail "$name did not start (log: $(tail -n 5 "$@" 2>/dev/null))"
+        kill -0 "$SERVER_PID" 2>/dev/null || fail "$name exited (log: $(tail -n 5 "$@" 2>/dev/null))"
+        sleep 0.05
+    done
+}
+
+other_stop() {
+    [[ -n ${SERVER_PID:-} ]] || return 0
+    pkill -P "$SERVER_PID" 2>/dev/null || true
+    kill "$SERVER_PID" 2>/dev/null || true
+    local tries=0
+    while kill -0 "$SERVER_PID" 2>/dev/null && ((tries++ < 100)); do sleep 0.05; done
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+
 other_trust() {
     printf '[127.0.0.1]:%s %s\n' "$PORT" "$(cut -d' ' -f1,2 "$1")" >"$SSHD_KNOWN_HOSTS"
     sftp_config "$CFG" "sftp://${OTHER_USER:-$(id -un)}@127.0.0.1:$PORT$REPO"

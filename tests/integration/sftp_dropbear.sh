@@ -47,25 +47,12 @@ start_server() {
     rm -f "$1.dropbear"
     dropbearconvert openssh dropbear "$1" "$1.dropbear" >/dev/null 2>&1 ||
         fail "dropbearconvert cannot read $1"
-    PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    other_free_port
     "$DROPBEAR" -F -E -s -p "127.0.0.1:$PORT" -r "$1.dropbear" -P "$D/dropbear.pid" >>"$D/server.log" 2>&1 &
     SERVER_PID=$!
-    local tries=0
-    until "$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$PORT" 2>/dev/null; do
-        ((tries++ < 200)) || fail "Dropbear did not start (log: $(tail -n 5 "$D/server.log" 2>/dev/null))"
-        kill -0 "$SERVER_PID" 2>/dev/null || fail "Dropbear exited (log: $(tail -n 5 "$D/server.log" 2>/dev/null))"
-        sleep 0.05
-    done
+    other_wait Dropbear "$D/server.log"
 }
-stop_server() {
-    [[ -n $SERVER_PID ]] || return 0
-    pkill -P "$SERVER_PID" 2>/dev/null || true # its sessions
-    kill "$SERVER_PID" 2>/dev/null || true
-    local tries=0
-    while kill -0 "$SERVER_PID" 2>/dev/null && ((tries++ < 100)); do sleep 0.05; done
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-}
+stop_server() { other_stop; }
 at_exit stop_server
 
 other_setup

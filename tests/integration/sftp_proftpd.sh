@@ -35,7 +35,7 @@ SERVER_PID=
 
 # start_server HOST_KEY: ProFTPD in the foreground of a background job, on a free port.
 start_server() {
-    PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    other_free_port
     cat >"$D/proftpd.conf" <<EOF
 ServerName "snapback-test"
 ServerType standalone
@@ -68,21 +68,9 @@ LoadModule mod_sftp.c
 EOF
     "$PROFTPD" -n -q -c "$D/proftpd.conf" >>"$D/server.out" 2>&1 &
     SERVER_PID=$!
-    local tries=0
-    until "$PYTHON" -c 'import socket, sys; socket.create_connection(("127.0.0.1", int(sys.argv[1])), 1).close()' "$PORT" 2>/dev/null; do
-        ((tries++ < 200)) || fail "ProFTPD did not start (log: $(tail -n 5 "$D/server.out" "$D/system.log" 2>/dev/null))"
-        kill -0 "$SERVER_PID" 2>/dev/null || fail "ProFTPD exited (log: $(tail -n 5 "$D/server.out" "$D/system.log" 2>/dev/null))"
-        sleep 0.05
-    done
+    other_wait ProFTPD "$D/server.out" "$D/system.log"
 }
-stop_server() {
-    [[ -n $SERVER_PID ]] || return 0
-    kill "$SERVER_PID" 2>/dev/null || true
-    local tries=0
-    while kill -0 "$SERVER_PID" 2>/dev/null && ((tries++ < 100)); do sleep 0.05; done
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=
-}
+stop_server() { other_stop; }
 at_exit stop_server
 
 other_setup
