@@ -8,7 +8,7 @@
 # Completes: commands; each command's options and the global ones; file names after --config,
 # --key, --key-file, --new-key-file, --recipient, --junit; directories after --target;
 # text/json after --log-format; release,shared,db after --only; snapshot ids (and "latest")
-# for show, restore and verify, from `snapback list --json`; "previous", release names (from
+# for show, ls, restore and verify, from `snapback list --json`; "previous", release names (from
 # `snapback releases`) and snapshot ids for rollback --to. Ids and releases need a readable
 # config (--config on the line, $SNAPBACK_CONFIG or /etc/snapback/snapback.json); without one,
 # or when snapback fails or takes longer than 3 s, they are simply not offered.
@@ -170,7 +170,7 @@ _snapback() {
         return 0
     fi
     case $cmd in
-    show | restore | verify)
+    show | ls | restore | verify)
         mapfile -t COMPREPLY < <(compgen -W "latest $(_snapback_snapshot_ids "$bin")" -- "$cur")
         ;;
     *)

@@ -10,6 +10,7 @@
 
 #include "snapback/config.h"
 #include "snapback/format.h"
+#include "snapback/sources.h"
 
 struct sb_repo {
     struct sb_store *store; /* owned: the repository */
@@ -162,6 +163,20 @@ struct sb_restore_result {
 int sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
                    const struct sb_restore_opts *opts, struct sb_restore_result *res,
                    struct sb_error *err);
+
+/* snapback ls: every entry of snapshot m, named as restore --target lays it out
+ * (releases/NAME/..., current, the shared paths, databases/NAME.pgdump|.sql|.sqlite3), or
+ * only those at or below paths (as restore --path takes them). Every object listed is read to
+ * its end and checked as a restore reads it. A path that matches nothing: SB_E_NOTFOUND. */
+struct sb_ls_opts {
+    unsigned parts; /* SB_PART_*, 0 = all */
+    const char *const *paths;
+    size_t path_count;
+    void (*visit)(const struct sb_tree_entry *entry, void *arg);
+    void *arg;
+};
+int sb_ls_run(struct sb_repo *repo, const struct sb_manifest *m, const struct sb_ls_opts *opts,
+              struct sb_error *err);
 
 /* Extracts a tree object (release or shared path) of m into dest, an existing empty dir. */
 int sb_restore_tree_object(struct sb_repo *repo, const struct sb_manifest *m, const char *name,

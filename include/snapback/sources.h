@@ -72,10 +72,26 @@ int sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mod
  * ("" is the whole tree). Paths are clean relative paths (no '.', '..', empty components, or
  * trailing '/'). matched (count entries, zeroed by the caller) receives how many entries
  * each path selected. A selected hard link whose target is left out is SB_E_USAGE. */
+struct sb_tree_entry; /* below */
 struct sb_extract_filter {
     const char *const *paths;
     size_t count;
     size_t *matched;
+    /* SB_EXTRACT_LIST: called for every selected entry (snapback ls), or NULL */
+    void (*visit)(const struct sb_tree_entry *entry, void *arg);
+    void *visit_arg;
+};
+/* An archived entry as sb_extract_filter.visit sees it. */
+struct sb_tree_entry {
+    const char *path; /* relative to the object's root; "" is the root itself */
+    char type;        /* '-' file, 'd', 'l' symlink, 'h' hard link, 'c', 'b', 'p' */
+    unsigned mode;    /* permission bits, 07777 */
+    long long uid, gid;
+    const char *user, *group; /* the names as archived, or NULL */
+    long long size;           /* of a regular file's data */
+    long long mtime;          /* seconds since the epoch (UTC) */
+    long mtime_nsec;
+    const char *link; /* a symlink's or hard link's target, or NULL */
 };
 /* sb_tree_extract with a filter (NULL: everything). Every entry is still read and checked. */
 int sb_tree_extract_some(struct sb_istream *in, const char *dest, enum sb_extract_mode mode,

@@ -40,6 +40,7 @@ int cmd_snapshot(struct sb_cli *cli, struct sb_error *err);
 int cmd_list(struct sb_cli *cli, struct sb_error *err);
 int cmd_show(struct sb_cli *cli, struct sb_error *err);
 int cmd_restore(struct sb_cli *cli, struct sb_error *err);
+int cmd_ls(struct sb_cli *cli, struct sb_error *err);
 int cmd_verify(struct sb_cli *cli, struct sb_error *err);
 int cmd_config(struct sb_cli *cli, struct sb_error *err);
 int cmd_rollback(struct sb_cli *cli, struct sb_error *err);
@@ -57,7 +58,7 @@ int cmd_key(struct sb_cli *cli, struct sb_error *err);
 extern const struct sb_cmd_help help_key;
 
 extern const struct sb_cmd_help help_keygen, help_init, help_snapshot, help_list, help_show,
-    help_restore, help_verify, help_config;
+    help_restore, help_verify, help_config, help_ls;
 extern const struct sb_cmd_help help_remote;
 
 /* Shared by commands: getopt_long over cli->argv with a "-h/--help" entry added. Returns

@@ -42,6 +42,7 @@ static const struct sb_command commands[] = {
     {"snapshot", cmd_snapshot, NEEDS_CONFIG | TAKES_LOCK | LOCK_MAY_WAIT, &help_snapshot},
     {"list", cmd_list, NEEDS_CONFIG, &help_list},
     {"show", cmd_show, NEEDS_CONFIG, &help_show},
+    {"ls", cmd_ls, NEEDS_CONFIG, &help_ls},
     {"restore", cmd_restore, NEEDS_CONFIG | TAKES_LOCK, &help_restore},
     {"verify", cmd_verify, NEEDS_CONFIG, &help_verify},
     {"config", cmd_config, NEEDS_CONFIG, &help_config},

@@ -247,7 +247,7 @@ path_map_build(const struct sb_restore_opts *opts, const char *base, const char 
         pm->origin[pm->count++] = idx;
         taken[idx] = true;
     }
-    pm->filter = (struct sb_extract_filter){pm->paths, pm->count, pm->matched};
+    pm->filter = (struct sb_extract_filter){pm->paths, pm->count, pm->matched, NULL, NULL};
 }
 
 static void
@@ -457,4 +457,143 @@ out_early:
     free(release_map);
     free(shared_maps);
     return sb_error_wrap(err, "restore of snapshot '%s'", m->id);
+}
+
+/* --- snapback ls ------------------------------------------------------------------------- */
+
+struct ls_prefix {
+    const char *base; /* releases/NAME or the shared path */
+    const struct sb_ls_opts *opts;
+    char path[PATH_MAX];
+};
+
+/* An object's entry, named as restore --target lays it out. */
+static void
+ls_visit(const struct sb_tree_entry *entry, void *arg)
+{
+    struct ls_prefix *lp = arg;
+    struct sb_tree_entry e = *entry;
+    snprintf(lp->path, sizeof(lp->path), "%s%s%s", lp->base, *entry->path ? "/" : "", entry->path);
+    e.path = lp->path;
+    lp->opts->visit(&e, lp->opts->arg);
+}
+
+/* Lists one tree object's entries (those pm selects; all without pm) under base. */
+static int
+ls_object(struct sb_repo *repo, const struct sb_manifest *m, const char *object, const char *base,
+          struct path_map *pm, const struct sb_ls_opts *opts, struct sb_error *err)
+{
+    static const char *const all[] = {""};
+    struct ls_prefix lp = {base, opts, ""};
+    struct sb_extract_filter whole = {all, 1, NULL, ls_visit, &lp};
+    struct sb_extract_filter *filter = pm ? &pm->filter : &whole;
+    filter->visit = ls_visit;
+    filter->visit_arg = &lp;
+    struct sb_istream *in = NULL;
+    char *path = NULL;
+    int rc = open_object(repo, m, object, &in, &path, err);
+    if (rc == 0 && sb_tree_extract_some(in, NULL, SB_EXTRACT_LIST, filter, NULL, err) < 0)
+        rc = sb_error_wrap(err, "object '%s'", path);
+    sb_istream_free(in);
+    free(path);
+    return rc;
+}
+
+int
+sb_ls_run(struct sb_repo *repo, const struct sb_manifest *m, const struct sb_ls_opts *opts,
+          struct sb_error *err)
+{
+    unsigned parts = opts->parts ? opts->parts : SB_PART_ALL;
+    if (opts->path_count > SB_RESTORE_PATHS_MAX)
+        return sb_error_set(err, SB_E_USAGE, 0, "ls: at most %d paths", SB_RESTORE_PATHS_MAX);
+    /* the paths mapped onto the objects exactly as restore --path maps them */
+    struct sb_restore_opts ropts = {0};
+    ropts.paths = opts->paths;
+    ropts.path_count = opts->path_count;
+    bool taken[SB_RESTORE_PATHS_MAX] = {false};
+    size_t hits[SB_RESTORE_PATHS_MAX] = {0};
+    struct path_map *maps = calloc(m->shared_count + 1, sizeof(*maps));
+    if (!maps)
+        return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
+    int rc = -1;
+    char base[PATH_MAX] = "";
+    if (m->has_release) {
+        if (!sb_path_is_clean_relative(m->release.name) || strchr(m->release.name, '/')) {
+            sb_error_set(err, SB_E_CORRUPT, 0, "release name '%s' in the manifest is unsafe",
+                         m->release.name);
+            goto out;
+        }
+        snprintf(base, sizeof(base), "releases/%s", m->release.name);
+    }
+    if (opts->path_count) {
+        if (m->has_release && (parts & SB_PART_RELEASE))
+            path_map_build(&ropts, base, "current", &maps[m->shared_count], taken);
+        for (size_t idx = 0; (parts & SB_PART_SHARED) && idx < m->shared_count; idx++)
+            path_map_build(&ropts, m->shared[idx].path, NULL, &maps[idx], taken);
+        for (size_t idx = 0; idx < opts->path_count; idx++)
+            if (!taken[idx]) {
+                sb_error_set(err, SB_E_NOTFOUND, 0,
+                             "'%s' is in no part of snapshot '%s': its release is 'releases/%s' "
+                             "(or 'current'), its shared paths are below release.root as "
+                             "configured; 'snapback show %s' lists them",
+                             opts->paths[idx], m->id, m->has_release ? m->release.name : "(none)",
+                             m->id);
+                goto out;
+            }
+    }
+    if (m->has_release && (parts & SB_PART_RELEASE)) {
+        struct path_map *pm = opts->path_count ? &maps[m->shared_count] : NULL;
+        if (!opts->path_count) {
+            /* the link restore makes */
+            struct sb_tree_entry cur = {
+                "current", 'l', 0777, -1, -1, NULL, NULL, 0, (long long)m->created_at, 0, base};
+            opts->visit(&cur, opts->arg);
+        }
+        if ((!pm || pm->count) && ls_object(repo, m, m->release.object, base, pm, opts, err) < 0)
+            goto out;
+        if (pm)
+            path_map_tally(pm, hits);
+    }
+    for (size_t idx = 0; (parts & SB_PART_SHARED) && idx < m->shared_count; idx++) {
+        struct path_map *pm = opts->path_count ? &maps[idx] : NULL;
+        if (!sb_path_is_clean_relative(m->shared[idx].path)) {
+            sb_error_set(err, SB_E_CORRUPT, 0, "shared path '%s' in the manifest is unsafe",
+                         m->shared[idx].path);
+            goto out;
+        }
+        if ((!pm || pm->count) &&
+            ls_object(repo, m, m->shared[idx].object, m->shared[idx].path, pm, opts, err) < 0)
+            goto out;
+        if (pm)
+            path_map_tally(pm, hits);
+    }
+    /* the dumps, as the files a restore --target writes (not read: their size is recorded) */
+    for (size_t d = 0; (parts & SB_PART_DB) && !opts->path_count && d < m->db_count; d++) {
+        const struct sb_manifest_object *o = sb_manifest_find_object(m, m->dbs[d].object);
+        char path[600];
+        snprintf(path, sizeof(path), "databases/%s%s", m->dbs[d].name,
+                 sb_db_dump_suffix(m->dbs[d].engine));
+        struct sb_tree_entry dump = {path,
+                                     '-',
+                                     0600,
+                                     -1,
+                                     -1,
+                                     NULL,
+                                     NULL,
+                                     o ? (long long)o->plain_size : 0,
+                                     (long long)m->created_at,
+                                     0,
+                                     NULL};
+        opts->visit(&dump, opts->arg);
+    }
+    for (size_t idx = 0; idx < opts->path_count; idx++)
+        if (!hits[idx]) {
+            sb_error_set(err, SB_E_NOTFOUND, 0, "'%s': no such file or directory in snapshot '%s'",
+                         opts->paths[idx], m->id);
+            goto out;
+        }
+    rc = 0;
+out:
+    free(maps);
+    return rc;
 }

@@ -225,6 +225,50 @@ filter_selects(const struct sb_extract_filter *f, const char *name, bool is_root
     return hit;
 }
 
+/* Hands an entry to filter->visit, its path without a leading "./" or trailing '/'. */
+static void
+visit_entry(const struct sb_extract_filter *filter, struct archive_entry *entry, const char *name,
+            const char *hardlink)
+{
+    char buf[4096];
+    struct sb_tree_entry e = {0};
+    e.path = *name ? normalise(name, buf, sizeof(buf)) : "";
+    switch (archive_entry_filetype(entry)) {
+    case AE_IFDIR:
+        e.type = 'd';
+        break;
+    case AE_IFLNK:
+        e.type = 'l';
+        e.link = archive_entry_symlink(entry);
+        break;
+    case AE_IFCHR:
+        e.type = 'c';
+        break;
+    case AE_IFBLK:
+        e.type = 'b';
+        break;
+    case AE_IFIFO:
+        e.type = 'p';
+        break;
+    default:
+        e.type = '-';
+        e.size = archive_entry_size(entry);
+    }
+    if (hardlink) {
+        e.type = 'h';
+        e.link = hardlink;
+        e.size = 0;
+    }
+    e.mode = (unsigned)archive_entry_perm(entry) & 07777;
+    e.uid = archive_entry_uid(entry);
+    e.gid = archive_entry_gid(entry);
+    e.user = archive_entry_uname(entry);
+    e.group = archive_entry_gname(entry);
+    e.mtime = archive_entry_mtime_is_set(entry) ? archive_entry_mtime(entry) : 0;
+    e.mtime_nsec = archive_entry_mtime_is_set(entry) ? archive_entry_mtime_nsec(entry) : 0;
+    filter->visit(&e, filter->visit_arg);
+}
+
 int
 sb_tree_extract(struct sb_istream *in, const char *dest, enum sb_extract_mode mode,
                 uint64_t *entries, struct sb_error *err)
@@ -336,8 +380,9 @@ sb_tree_extract_some(struct sb_istream *in, const char *dest, enum sb_extract_mo
             continue;
         }
         if (filter && hardlink &&
-            !filter_selects(&(struct sb_extract_filter){filter->paths, filter->count, NULL},
-                            hardlink, false)) {
+            !filter_selects(
+                &(struct sb_extract_filter){filter->paths, filter->count, NULL, NULL, NULL},
+                hardlink, false)) {
             sb_error_set(err, SB_E_USAGE, 0,
                          "'%s' is a hard link to '%s', which the paths asked for leave out; "
                          "ask for both",
@@ -352,6 +397,8 @@ sb_tree_extract_some(struct sb_istream *in, const char *dest, enum sb_extract_mo
             root_mtime.tv_nsec = archive_entry_mtime_nsec(entry);
         }
         if (mode == SB_EXTRACT_LIST) {
+            if (filter && filter->visit)
+                visit_entry(filter, entry, is_root ? "" : name, hardlink);
             if (skip_data(tar, &ts, name, err) < 0)
                 goto out;
             continue;

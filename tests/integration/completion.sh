@@ -3,7 +3,7 @@
 # completion function is called with COMP_WORDS/COMP_CWORD as bash would. Every command of
 # `snapback --help` is offered; for every command, every option its --help lists is offered
 # after "--" (so the completion cannot fall behind the binary); --config completes file names;
-# show/restore/verify complete snapshot ids from the repository and rollback --to release
+# show/ls/restore/verify complete snapshot ids from the repository and rollback --to release
 # names and "previous"; --only completes a comma list; without a config, ids are quietly
 # not offered (no output on stderr).
 # shellcheck source=tests/harness/lib.sh
@@ -76,7 +76,7 @@ offered "remote sub-command" trust "$SNAPBACK" remote ""
 offered "--only list" release,shared "$SNAPBACK" restore "$S1" --only release,sh
 
 # snapshot ids, with the config from the line, and from $SNAPBACK_CONFIG
-for cmd in show restore verify; do
+for cmd in show ls restore verify; do
     offered "$cmd id" "$S1" "$SNAPBACK" --config "$CFG" "$cmd" ""
     offered "$cmd id" "$S2" "$SNAPBACK" --config "$CFG" "$cmd" ""
     offered "$cmd latest" latest "$SNAPBACK" --config "$CFG" "$cmd" ""

@@ -6,7 +6,7 @@
 #   - on the server: init, snapshot (release, shared, a SQLite database), a second snapshot
 #     reusing the stored release, list, show, status, prune, and a switch-only rollback all
 #     work with no secret key present;
-#   - on the server: restore, verify, and a rollback that needs the database refuse with 77
+#   - on the server: restore, verify, ls, and a rollback that needs the database refuse with 77
 #     and say how to pass the secret key; show of a snapshot missing from the catalog: 77;
 #   - on the recovery side: restore (--key, SNAPBACK_KEY_FILE, key_file) gives back the
 #     release, the shared files and the database; verify --restore-db passes;
@@ -127,6 +127,8 @@ expect_err_contains "--key FILE"
 check "nothing restored" test ! -e "$WORK/nope"
 srv_exit 77 verify latest
 expect_err_contains "secret key"
+srv_exit 77 ls latest
+expect_err_contains "secret key"
 srv_exit 77 restore "$S1" --only db --db-target "main=$WORK/nope.sqlite3"
 check "no database file written" test ! -e "$WORK/nope.sqlite3"
 mv "$CATALOG/$S2.json" "$WORK/s2.json"
@@ -151,6 +153,8 @@ check "the pruned snapshots' catalog entries are gone" test ! -e "$CATALOG/$S1.j
 # --- the recovery machine ---
 log "recovery: restore and verify with the secret key"
 expect_ok "$SNAPBACK" --config "$RCFG" --no-progress verify --all --restore-db
+expect_ok "$SNAPBACK" --config "$CFG" --no-progress --key "$SECRET" ls "$S3" shared/uploads/private.txt
+expect_out_contains "shared/uploads/private.txt"
 expect_ok "$SNAPBACK" --config "$CFG" --no-progress --key "$SECRET" restore "$S3" --target "$WORK/r1"
 compare_trees "$APP/releases/R2" "$WORK/r1/releases/R2" noroot
 compare_trees "$APP/shared/uploads" "$WORK/r1/shared/uploads" noroot
