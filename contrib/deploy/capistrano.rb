@@ -6,15 +6,25 @@ namespace :snapback do
   desc "Snapshot the live release and databases before deploying"
   task :snapshot do
     on roles(:db), primary: true do
-      execute :snapback, "--config", fetch(:snapback_config), "snapshot", "--tag", "pre-deploy"
+      # --wait: an hourly snapshot from cron may hold the lock at that moment
+      execute :snapback, "--config", fetch(:snapback_config), "snapshot", "--tag", "pre-deploy",
+              "--wait=600"
     end
   end
 
   desc "Roll back code and database to the previous release"
   task :rollback do
-    on roles(:app) do
+    # The database goes back once, from the host that took the pre-deploy snapshot; every
+    # other app server only switches its code (running --with-database on each would restore
+    # the same database several times at once).
+    db_host = primary(:db)
+    on db_host do
       execute :snapback, "--config", fetch(:snapback_config), "rollback", "--to", "previous",
-              "--with-database"
+              "--with-database", "--wait=600"
+    end
+    on roles(:app).reject { |host| host == db_host } do
+      execute :snapback, "--config", fetch(:snapback_config), "rollback", "--to", "previous",
+              "--wait=600"
     end
   end
 end

@@ -8,8 +8,9 @@ export SNAPBACK_CONFIG
 root=/srv/shop
 release=$(date -u +%Y%m%dT%H%M%SZ)
 
-# 1. the snapshot a rollback --with-database goes back to
-snapback snapshot --tag pre-deploy
+# 1. the snapshot a rollback --with-database goes back to (--wait: the hourly cron snapshot
+#    may hold the lock at that moment)
+snapback snapshot --tag pre-deploy --wait=600
 
 # 2. the new release, then the switch
 mkdir "$root/releases/$release"
