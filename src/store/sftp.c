@@ -371,10 +371,7 @@ static const struct {
     {LIBSSH2_HOSTKEY_TYPE_DSS, LIBSSH2_KNOWNHOST_KEY_SSHDSS, "DSA"},
 };
 
-/* Whether the known_hosts line is "@revoked HOSTS TYPE BASE64 ..." for exactly this key. The
- * host patterns are not looked at: a revoked key is refused for every host (OpenSSH applies
- * the line to the hosts it names only; a key that was revoked is not to be trusted anywhere,
- * and libssh2 1.10 cannot match OpenSSH's wildcard patterns). */
+/* The next whitespace-separated field of a known_hosts line at or after p; *len: its length. */
 static const char *
 next_field(const char *p, size_t *len)
 {
@@ -384,6 +381,10 @@ next_field(const char *p, size_t *len)
     return p;
 }
 
+/* Whether the known_hosts line is "@revoked HOSTS TYPE BASE64 ..." for exactly this key. The
+ * host patterns are not looked at: a revoked key is refused for every host (OpenSSH applies
+ * the line to the hosts it names only; a key that was revoked is not to be trusted anywhere,
+ * and libssh2 1.10 cannot match OpenSSH's wildcard patterns). */
 static bool
 line_revokes(const char *line, const char *key, size_t key_len)
 {
