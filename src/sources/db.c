@@ -2200,15 +2200,18 @@ sb_db_probe(const struct sb_db_config *db, const char *state_dir, struct sb_db_i
     return rc;
 }
 
-/* The major version of "15.18", "16beta2" or "9.6.24" (90600 style for the 9.x series). */
+/* The major version of "15.18", "16beta2" or "9.6.24" as a number that compares across the
+ * two numbering schemes: 1500, 1600, 906 (0 when there is none). */
 static int
 pg_major(const char *version)
 {
     char *end = NULL;
     long major = strtol(version, &end, 10);
-    if (major >= 10 || end == version)
-        return (int)major;
-    return (int)(major * 100 + (*end == '.' ? strtol(end + 1, NULL, 10) : 0));
+    if (end == version || major <= 0 || major > 999)
+        return 0;
+    if (major >= 10)
+        return (int)major * 100;
+    return (int)(major * 100 + (*end == '.' ? strtol(end + 1, NULL, 10) % 100 : 0));
 }
 
 int
@@ -2237,8 +2240,9 @@ sb_db_check_dump_client(const struct sb_db_config *db, const struct sb_db_info *
     char line[128];
     snprintf(line, sizeof(line), "%.*s", out ? (int)strcspn(out, "\n") : 0, out ? out : "");
     free(out);
-    if (client <= 0 || server <= 0 || client >= server || server < 10)
+    if (client <= 0 || server < 1000 || client >= server)
         return 0;
+    server /= 100;
     return sb_error_set(err, SB_E_UNAVAILABLE, 0,
                         "'%s' cannot dump the PostgreSQL %s server of database '%s': pg_dump "
                         "refuses servers newer than itself; install postgresql-client-%d (from "
