@@ -172,7 +172,7 @@ struct sb_ls_opts {
     unsigned parts; /* SB_PART_*, 0 = all */
     const char *const *paths;
     size_t path_count;
-    void (*visit)(const struct sb_tree_entry *entry, void *arg);
+    bool (*visit)(const struct sb_tree_entry *entry, void *arg); /* false: stop (SB_E_IO) */
     void *arg;
 };
 int sb_ls_run(struct sb_repo *repo, const struct sb_manifest *m, const struct sb_ls_opts *opts,

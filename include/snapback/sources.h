@@ -77,8 +77,9 @@ struct sb_extract_filter {
     const char *const *paths;
     size_t count;
     size_t *matched;
-    /* SB_EXTRACT_LIST: called for every selected entry (snapback ls), or NULL */
-    void (*visit)(const struct sb_tree_entry *entry, void *arg);
+    /* SB_EXTRACT_LIST: called for every selected entry (snapback ls), or NULL; returning
+     * false stops the walk (an SB_E_IO error) */
+    bool (*visit)(const struct sb_tree_entry *entry, void *arg);
     void *visit_arg;
 };
 /* An archived entry as sb_extract_filter.visit sees it. */

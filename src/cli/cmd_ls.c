@@ -1,4 +1,5 @@
 /* ls: the files of a snapshot, as restore --target would lay them out, without restoring. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,13 +133,29 @@ type_name(char type)
 struct ls_out {
     bool json;
     unsigned long long entries;
+    int write_errno; /* stdout failed (EPIPE: the reader of a pipe went away) */
 };
 
-static void
+static void print_line(const struct sb_tree_entry *e, const struct ls_out *o);
+
+/* Prints one entry; false once stdout fails, which stops the listing. */
+static bool
 print_entry(const struct sb_tree_entry *e, void *arg)
 {
     struct ls_out *o = arg;
     o->entries++;
+    errno = 0;
+    print_line(e, o);
+    if (ferror(stdout)) {
+        o->write_errno = errno ? errno : EIO;
+        return false;
+    }
+    return true;
+}
+
+static void
+print_line(const struct sb_tree_entry *e, const struct ls_out *o)
+{
     char ts[40];
     struct tm tm;
     time_t t = (time_t)e->mtime;
@@ -210,7 +227,7 @@ cmd_ls(struct sb_cli *cli, struct sb_error *err)
         {NULL, 0, NULL, 0},
     };
     struct sb_ls_opts opts = {0};
-    struct ls_out out = {false, 0};
+    struct ls_out out = {false, 0, 0};
     int c;
     optind = 1;
     while ((c = sb_cli_getopt(cli, "o:jh", longopts, "ls", &help_ls, err)) != -1) {
@@ -259,8 +276,20 @@ cmd_ls(struct sb_cli *cli, struct sb_error *err)
         sb_repo_load_manifest(repo, id, &m, err) < 0)
         goto out;
     rc = sb_ls_run(repo, m, &opts, err);
-    if (fflush(stdout) != 0 && rc == 0)
-        rc = sb_error_set(err, SB_E_IO, 0, "ls: cannot write the listing to stdout");
+    if (!out.write_errno && fflush(stdout) != 0)
+        out.write_errno = errno ? errno : EIO;
+    /* The reader of a pipe went away (snapback ls ID | head): done, as for ls and tar, but
+     * without the message and status a SIGPIPE death would give. */
+    if (out.write_errno == EPIPE) {
+        sb_error_clear(err);
+        rc = 0;
+        goto out;
+    }
+    if (out.write_errno) {
+        sb_error_clear(err);
+        rc = sb_error_set(err, SB_E_IO, out.write_errno, "ls: cannot write the listing to stdout");
+        goto out;
+    }
     if (rc == 0)
         sb_info("snapshot '%s': %llu entr%s listed", id, out.entries,
                 out.entries == 1 ? "y" : "ies");

@@ -468,14 +468,14 @@ struct ls_prefix {
 };
 
 /* An object's entry, named as restore --target lays it out. */
-static void
+static bool
 ls_visit(const struct sb_tree_entry *entry, void *arg)
 {
     struct ls_prefix *lp = arg;
     struct sb_tree_entry e = *entry;
     snprintf(lp->path, sizeof(lp->path), "%s%s%s", lp->base, *entry->path ? "/" : "", entry->path);
     e.path = lp->path;
-    lp->opts->visit(&e, lp->opts->arg);
+    return lp->opts->visit(&e, lp->opts->arg);
 }
 
 /* Lists one tree object's entries (those pm selects; all without pm) under base. */
@@ -547,7 +547,10 @@ sb_ls_run(struct sb_repo *repo, const struct sb_manifest *m, const struct sb_ls_
             /* the link restore makes */
             struct sb_tree_entry cur = {
                 "current", 'l', 0777, -1, -1, NULL, NULL, 0, (long long)m->created_at, 0, base};
-            opts->visit(&cur, opts->arg);
+            if (!opts->visit(&cur, opts->arg)) {
+                sb_error_set(err, SB_E_IO, 0, "the listing was stopped");
+                goto out;
+            }
         }
         if ((!pm || pm->count) && ls_object(repo, m, m->release.object, base, pm, opts, err) < 0)
             goto out;
@@ -584,7 +587,10 @@ sb_ls_run(struct sb_repo *repo, const struct sb_manifest *m, const struct sb_ls_
                                      (long long)m->created_at,
                                      0,
                                      NULL};
-        opts->visit(&dump, opts->arg);
+        if (!opts->visit(&dump, opts->arg)) {
+            sb_error_set(err, SB_E_IO, 0, "the listing was stopped");
+            goto out;
+        }
     }
     for (size_t idx = 0; idx < opts->path_count; idx++)
         if (!hits[idx]) {

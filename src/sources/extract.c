@@ -225,8 +225,9 @@ filter_selects(const struct sb_extract_filter *f, const char *name, bool is_root
     return hit;
 }
 
-/* Hands an entry to filter->visit, its path without a leading "./" or trailing '/'. */
-static void
+/* Hands an entry to filter->visit, its path without a leading "./" or trailing '/'; returns
+ * what the visitor does (false: stop). */
+static bool
 visit_entry(const struct sb_extract_filter *filter, struct archive_entry *entry, const char *name,
             const char *hardlink)
 {
@@ -266,7 +267,7 @@ visit_entry(const struct sb_extract_filter *filter, struct archive_entry *entry,
     e.group = archive_entry_gname(entry);
     e.mtime = archive_entry_mtime_is_set(entry) ? archive_entry_mtime(entry) : 0;
     e.mtime_nsec = archive_entry_mtime_is_set(entry) ? archive_entry_mtime_nsec(entry) : 0;
-    filter->visit(&e, filter->visit_arg);
+    return filter->visit(&e, filter->visit_arg);
 }
 
 int
@@ -397,8 +398,11 @@ sb_tree_extract_some(struct sb_istream *in, const char *dest, enum sb_extract_mo
             root_mtime.tv_nsec = archive_entry_mtime_nsec(entry);
         }
         if (mode == SB_EXTRACT_LIST) {
-            if (filter && filter->visit)
-                visit_entry(filter, entry, is_root ? "" : name, hardlink);
+            if (filter && filter->visit &&
+                !visit_entry(filter, entry, is_root ? "" : name, hardlink)) {
+                sb_error_set(err, SB_E_IO, 0, "the listing was stopped");
+                goto out;
+            }
             if (skip_data(tar, &ts, name, err) < 0)
                 goto out;
             continue;

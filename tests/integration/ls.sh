@@ -7,7 +7,8 @@
 # - the text form: one line per entry, a name's newline and non-UTF-8 bytes escaped;
 # - PATHs select as restore --path does (current/..., a shared path, a directory and what is
 #   below it); one that matches nothing: 66; one outside every part: 66; '../x': 64;
-#   --only db: the dumps only;
+#   --only db: the dumps only; ls | head ends quietly with 0 when head leaves; a full disk
+#   under stdout: 74;
 # - a damaged object: 65 naming it, as restore.
 # shellcheck source=tests/harness/lib.sh disable=SC2119
 source "$(dirname "$0")/../harness/lib.sh"
@@ -20,6 +21,8 @@ ln -sfn "releases/$REL" "$APP/current"
 printf 'photo\n' >"$APP/shared/uploads/2026/photo.jpg"
 ln -s 2026/photo.jpg "$APP/shared/uploads/latest.jpg"
 printf 'x=1\n' >"$APP/shared/config/app.env"
+mkdir -p "$APP/shared/uploads/many" # enough lines to fill a pipe that nobody reads (ls | head)
+(cd "$APP/shared/uploads/many" && seq 3000 | xargs touch)
 "$PYTHON" -c 'import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute("CREATE TABLE t (v)"); c.commit()' "$APP/shared/app.sqlite3"
 REPO=$WORK/repo KEY=$WORK/key STATE=$WORK/state CFG=$WORK/snapback.json
 make_config "$CFG" "$APP" "$REPO" "$KEY" "$STATE" shared/uploads shared/config
@@ -115,6 +118,17 @@ expect_out_contains " shared/uploads/latest.jpg -> 2026/photo.jpg"
 expect_out_contains " databases/sessions.sqlite3"
 check "a setuid mode is shown as s" grep -q '^-rwsr-xr-x ' <<<"$OUT"
 check "control characters and other bytes are escaped" grep -q '\\n\|\\[0-3][0-7][0-7]' <<<"$OUT"
+
+log "ls | head: the reader goes away; ls stops, exit 0, no error"
+set +o pipefail
+"$SNAPBACK" --config "$CFG" --no-progress --quiet ls "$ID" 2>"$WORK/head.err" | head -n 1 >/dev/null
+check "exit 0 when the pipe's reader left" test "${PIPESTATUS[0]}" = 0
+set -o pipefail
+check "nothing on stderr ($(head -c 300 "$WORK/head.err"))" test ! -s "$WORK/head.err"
+status=0
+"$SNAPBACK" --config "$CFG" --no-progress ls "$ID" --json >/dev/full 2>"$WORK/full.err" || status=$?
+check "stdout on a full disk: 74 (got $status)" test "$status" = 74
+check "... saying so" grep -q "cannot write the listing to stdout" "$WORK/full.err"
 
 log "PATHs, as restore --path takes them"
 expect_ok sb ls "$ID" --json shared/uploads/2026 current/config
