@@ -2,7 +2,7 @@
 # snapback in five minutes, on a fresh Debian 12: installs the build dependencies, builds
 # snapback, creates a demo app (Capistrano layout: two releases, current, shared uploads, a
 # SQLite database) in a temp dir, and takes it through keygen, init, snapshot, list, a second
-# snapshot (the unchanged release is not stored again), show, restore into a new directory, a
+# snapshot (the unchanged release is not stored again), show, ls, restore into a new directory, a
 # diff against the live release, verify (also restoring the database into a scratch copy), a
 # bad deploy rolled back with its database, and status. Every step prints its command and its result; the first failure stops
 # the script with a non-zero exit.
@@ -195,6 +195,7 @@ step --show "sb show $ID2 --json; find \$DEMO/repo/shop/releases -name '*.snpb'"
     "the second snapshot reuses the stored release" check_dedupe
 step "list" sb list
 step "show the second snapshot" sb show "$ID2"
+step "ls: the files of its shared uploads, without restoring" sb ls "$ID2" shared/public/uploads
 step "restore latest into a new directory" sb restore latest --target "$DEMO/restored"
 step "diff the restored release against the live one" \
     diff -r "$APP/releases/20261123T090000Z" "$DEMO/restored/releases/20261123T090000Z"
