@@ -13,7 +13,7 @@
 #                           rewritten for $PORT
 #   other_setup             the app, the config (keep_last 2), init; sets APP KEY STATE CFG REPO
 #   other_cycle             two snapshots (the second reuses the release; FIRST_ERR holds the
-#                           first one's stderr), list, show, verify --all, a byte-for-byte
+#                           first one's stderr), list, show, verify --all, ls, a byte-for-byte
 #                           restore, prune (keep_last 2 of 3), a snapshot while the server is
 #                           down (spool, 69) pushed once it is back, a server with only an RSA
 #                           host key, and a changed host key (77, nothing written). It starts
@@ -94,6 +94,8 @@ other_cycle() {
     expect_ok sb show "$first" --json
     check "show names the release" test "$(json_get "$OUT" 'j["release"]["name"]')" = 20260102T000000Z
     expect_ok sb verify --all
+    expect_ok sb ls "$first" shared/uploads/2026
+    expect_out_contains " shared/uploads/2026/big.bin"
     expect_ok sb restore "$first" --target "$WORK/restored"
     compare_trees "$APP/releases/20260102T000000Z" "$WORK/restored/releases/20260102T000000Z"
     compare_trees "$APP/shared/uploads" "$WORK/restored/shared/uploads"
