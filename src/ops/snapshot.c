@@ -199,6 +199,28 @@ find_stored_release(struct sb_repo *repo, const char *release, const char *objec
     return rc;
 }
 
+/* Two hosts that snapshot one app are not kept apart: the lock is in state_dir. Says so when
+ * the newest snapshot of the app was taken on another host (docs/ARCHITECTURE.md, "One
+ * writer per app and repository"). After a host was renamed or replaced it says it once. */
+static void
+warn_other_host(struct sb_repo *repo, const struct sb_manifest *m)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    struct sb_error ignored = SB_ERROR_INIT;
+    struct sb_manifest *newest = NULL;
+    if (!repo->offline && sb_repo_list_ids(repo, &ids, &n, &ignored) == 0 && n > 0 &&
+        sb_repo_load_manifest_cached(repo, ids[n - 1], &newest, &ignored) == 0 && newest->host &&
+        m->host && strcmp(newest->host, m->host) != 0)
+        sb_warn("the newest snapshot of app '%s' (%s) was taken on host '%s', and this is '%s': "
+                "runs are kept apart per state_dir only, so two hosts that snapshot one app "
+                "can replace each other's release objects; give each host its own \"app\" "
+                "(harmless once after a host was renamed or replaced)",
+                m->app, newest->id, newest->host, m->host);
+    sb_manifest_free(newest);
+    sb_store_names_free(ids, n);
+}
+
 static int
 snapshot_release(const struct sb_config *cfg, struct sb_repo *repo, struct sb_manifest *m,
                  struct sb_error *err)
@@ -543,6 +565,7 @@ sb_snapshot_run(const struct sb_config *cfg, struct sb_repo *repo,
     }
     if (want_db && probe_databases(cfg, infos, err) < 0)
         goto out;
+    warn_other_host(repo, m);
     if (cfg->has_release && (parts & SB_PART_RELEASE) && snapshot_release(cfg, repo, m, err) < 0)
         goto out;
     if (cfg->has_release && (parts & SB_PART_SHARED) && snapshot_shared(cfg, repo, m, err) < 0)
