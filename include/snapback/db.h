@@ -20,6 +20,8 @@ struct sb_db_info {
      * write for a single database; the dump starts with an ALTER DATABASE that sets them. */
     char charset[64];
     char collation[64];
+    /* MariaDB 10.5+: the database's COMMENT in hex ("" none), set again by the dump's head */
+    char my_comment_hex[8200];
     /* mysql: the number of system-versioned tables (MariaDB), whose history needs
      * mariadb-dump --dump-history */
     unsigned versioned_tables;

@@ -1545,6 +1545,23 @@ mysql_probe(const struct sb_db_config *db, const struct client_env *ce, struct s
                 dest[idx][0] = '\0';
     }
     free(out);
+    /* MariaDB 10.5+ keeps a COMMENT per database (MySQL has none, and MariaDB before 10.5 not
+     * the column): read in hex, so that no byte of it needs quoting here; when the query
+     * fails, the dump simply has no comment to set. */
+    if (rc == 0 && strstr(info->server_version, "MariaDB")) {
+        struct sb_error ignored = SB_ERROR_INIT;
+        char *hex = NULL;
+        if (mysql_query(ce, db->dbname,
+                        "SELECT HEX(SCHEMA_COMMENT) FROM information_schema.SCHEMATA WHERE "
+                        "SCHEMA_NAME = DATABASE()",
+                        &hex, &ignored) == 0 &&
+            hex) {
+            size_t len = strspn(hex, "0123456789ABCDEF");
+            if (len % 2 == 0 && len < sizeof(info->my_comment_hex))
+                snprintf(info->my_comment_hex, sizeof(info->my_comment_hex), "%.*s", (int)len, hex);
+        }
+        free(hex);
+    }
     return rc;
 }
 
@@ -1630,6 +1647,24 @@ mysql_dump_run(const struct sb_db_config *db, const struct client_env *ce,
                            "ALTER DATABASE CHARACTER SET %s COLLATE %s;\n",
                            probed->charset, probed->collation);
         if (sb_ostream_write(out, header, (size_t)len, err) < 0)
+            return -1;
+    }
+    /* Its COMMENT (MariaDB): ALTER DATABASE takes only a string literal, so the statement is
+     * built from the hex with QUOTE(), under an sql_mode without NO_BACKSLASH_ESCAPES (QUOTE
+     * escapes with backslashes), and run as a prepared statement. */
+    if (probed->my_comment_hex[0]) {
+        static const char head[] =
+            "-- snapback: the database's comment when it was dumped\n"
+            "SET @snapback_mode = @@SESSION.sql_mode, SESSION sql_mode = '';\n"
+            "SET @snapback_sql = CONCAT('ALTER DATABASE COMMENT = ', QUOTE(CONVERT(X'";
+        static const char tail[] =
+            "' USING utf8mb4)));\n"
+            "PREPARE snapback_comment FROM @snapback_sql;\nEXECUTE snapback_comment;\n"
+            "DEALLOCATE PREPARE snapback_comment;\nSET SESSION sql_mode = @snapback_mode;\n";
+        if (sb_ostream_write(out, head, sizeof(head) - 1, err) < 0 ||
+            sb_ostream_write(out, probed->my_comment_hex, strlen(probed->my_comment_hex), err) <
+                0 ||
+            sb_ostream_write(out, tail, sizeof(tail) - 1, err) < 0)
             return -1;
     }
     struct sb_proc *p = NULL;

@@ -6,7 +6,8 @@
 #   - a system-versioned table with its history (mariadb-dump --dump-history), a sequence, a partitioned table, stored
 #     and virtual generated columns, a FULLTEXT and a SPATIAL index, a foreign key cycle,
 #     CHECK constraints, a table named with a reserved word and a space, an Aria table;
-#   - a view, a trigger, a procedure and an event defined by that user;
+#   - a view, a trigger, a procedure and an event defined by that user; the database's
+#     COMMENT (quotes, a backslash, a newline, non-ASCII), which a restore sets again;
 # snapshot --only db, restore --db-target into a new database, then every table's rows and
 # CHECKSUM TABLE, the history rows, the sequence's next value, SHOW CREATE of every table and
 # the other objects compared; restore --in-place after changes brings it back;
@@ -99,6 +100,12 @@ same_db() { # DB WHAT
     expect_same "$SOURCE" "$got" "$2: $1 differs from the source (diff source -> $1 above)" 40 200
 }
 
+# the database's comment: quotes, a backslash, a newline and non-ASCII, as the app user
+app_sql shop -e "ALTER DATABASE shop COMMENT = 'the shop''s data: \"prices\", a \\\\ and\n✓ 日本'"
+db_comment() { my_query "$1" "SELECT HEX(SCHEMA_COMMENT) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = DATABASE()"; }
+COMMENT_HEX=$(db_comment shop)
+check "the source has its comment ($COMMENT_HEX)" test -n "$COMMENT_HEX"
+
 log "snapshot --only db: the versioned table's history is dumped (mariadb-dump --dump-history)"
 sb_snapshot --only db
 check "no warning about the history" test "${ERR/history/}" = "$ERR"
@@ -106,6 +113,7 @@ SNAP1=$SNAP_ID
 log "restore --db-target into a new database, as the application user"
 expect_ok sb restore "$SNAP1" --only db --db-target main=shop_copy
 same_db shop_copy "restore --db-target"
+check "the copy has the source's comment, byte for byte" test "$(db_comment shop_copy)" = "$COMMENT_HEX"
 # MariaDB keeps a sequence's next value past its cache (CACHE 1000 by default) on disk, and
 # that is what a dump records (as after a server restart): the copy never hands out a number
 # the source did
@@ -125,6 +133,7 @@ DROP VIEW team_sizes;
 UPDATE people SET team = NULL;
 DELETE FROM teams;
 CREATE TABLE added_later (x INT);
+ALTER DATABASE shop COMMENT = 'changed after the snapshot';
 SQL
 # ... with a server-wide max_statement_time of 1 s (a DBA's guard against the web app's
 # runaway queries) while another session holds a metadata lock on a table for 3 s: the
@@ -138,6 +147,7 @@ expect_ok_after 500 sb restore "$SNAP1" --only db --in-place
 wait "$LOCKER"
 my_sql -e "SET GLOBAL max_statement_time = 0"
 same_db shop "restore --in-place"
+check "the comment is the snapshot's again" test "$(db_comment shop)" = "$COMMENT_HEX"
 check "the table made after the snapshot is gone" test -z "$(my_query shop "SHOW TABLES LIKE 'added_later'")"
 
 log "verify --restore-db as a user who may not create its scratch database: 77, says which grant"
