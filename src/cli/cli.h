@@ -74,5 +74,8 @@ void sb_cli_job_done(struct sb_cli *cli, const char *event, int rc, const char *
                      const struct sb_error *err);
 /* The remaining positional arguments after option parsing. */
 int sb_cli_optind(void);
+/* A PATH of restore --path or ls, in the restored layout: a trailing '/' cut off (in place);
+ * SB_E_USAGE, "CMD: WHAT'PATH' must be ...", when it is not a clean relative path. */
+int sb_cli_layout_path(char *path, const char *cmd, const char *what, struct sb_error *err);
 
 #endif

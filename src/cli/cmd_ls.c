@@ -246,19 +246,9 @@ cmd_ls(struct sb_cli *cli, struct sb_error *err)
     size_t count = (size_t)(cli->argc - optind);
     if (count > SB_RESTORE_PATHS_MAX)
         return sb_error_set(err, SB_E_USAGE, 0, "ls: at most %d paths", SB_RESTORE_PATHS_MAX);
-    for (int idx = optind; idx < cli->argc; idx++) {
-        /* a path in the restored layout; a trailing '/' is tolerated */
-        char *p = cli->argv[idx];
-        size_t len = strlen(p);
-        while (len > 1 && p[len - 1] == '/')
-            p[--len] = '\0';
-        if (!sb_path_is_clean_relative(p))
-            return sb_error_set(err, SB_E_USAGE, 0,
-                                "ls: '%s' must be a relative path in the restored layout "
-                                "(releases/NAME/..., current/..., or a shared path), without "
-                                "'.', '..' or empty components",
-                                p);
-    }
+    for (int idx = optind; idx < cli->argc; idx++)
+        if (sb_cli_layout_path(cli->argv[idx], "ls", "", err) < 0)
+            return -1;
     opts.paths = (const char *const *)(cli->argv + optind);
     opts.path_count = count;
     if (count && (opts.parts & SB_PART_DB))

@@ -66,16 +66,8 @@ cmd_restore(struct sb_cli *cli, struct sb_error *err)
         } else if (c == 'i') {
             opts.in_place = true;
         } else if (c == 'p') {
-            /* a path in the restored layout; a trailing '/' is tolerated */
-            size_t len = strlen(optarg);
-            while (len > 1 && optarg[len - 1] == '/')
-                optarg[--len] = '\0';
-            if (!sb_path_is_clean_relative(optarg))
-                return sb_error_set(err, SB_E_USAGE, 0,
-                                    "restore: --path '%s' must be a relative path in the "
-                                    "restored layout (releases/NAME/..., current/..., or a shared "
-                                    "path), without '.', '..' or empty components",
-                                    optarg);
+            if (sb_cli_layout_path(optarg, "restore", "--path ", err) < 0)
+                return -1;
             if (opts.path_count == SB_RESTORE_PATHS_MAX)
                 return sb_error_set(err, SB_E_USAGE, 0, "restore: at most %d --path",
                                     SB_RESTORE_PATHS_MAX);

@@ -164,6 +164,21 @@ sb_cli_job_done(struct sb_cli *cli, const char *event, int rc, const char *snaps
 }
 
 int
+sb_cli_layout_path(char *path, const char *cmd, const char *what, struct sb_error *err)
+{
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') /* a trailing '/' is tolerated */
+        path[--len] = '\0';
+    if (sb_path_is_clean_relative(path))
+        return 0;
+    return sb_error_set(err, SB_E_USAGE, 0,
+                        "%s: %s'%s' must be a relative path in the restored layout "
+                        "(releases/NAME/..., current/..., or a shared path), without '.', '..' "
+                        "or empty components",
+                        cmd, what, path);
+}
+
+int
 sb_cli_optind(void)
 {
     return optind;

@@ -257,6 +257,33 @@ path_map_tally(const struct path_map *pm, size_t *found)
         found[pm->origin[idx]] += pm->matched[idx];
 }
 
+/* Maps opts' paths onto the release (release_map) and the shared paths (shared_maps, one per
+ * shared path) of m, for the parts asked for; a path in none of them is SB_E_NOTFOUND, named
+ * after `what` ("--path " for restore). */
+static int
+path_maps_build(const struct sb_restore_opts *opts, const struct sb_manifest *m, unsigned parts,
+                struct path_map *release_map, struct path_map *shared_maps, const char *what,
+                struct sb_error *err)
+{
+    bool taken[SB_RESTORE_PATHS_MAX] = {false};
+    if (m->has_release && (parts & SB_PART_RELEASE)) {
+        char base[PATH_MAX];
+        snprintf(base, sizeof(base), "releases/%s", m->release.name);
+        path_map_build(opts, base, "current", release_map, taken);
+    }
+    for (size_t idx = 0; (parts & SB_PART_SHARED) && idx < m->shared_count; idx++)
+        path_map_build(opts, m->shared[idx].path, NULL, &shared_maps[idx], taken);
+    for (size_t idx = 0; idx < opts->path_count; idx++)
+        if (!taken[idx])
+            return sb_error_set(err, SB_E_NOTFOUND, 0,
+                                "%s'%s' is in no part of snapshot '%s': its release is "
+                                "'releases/%s' (or 'current'), its shared paths are below "
+                                "release.root as configured; 'snapback show %s' lists them",
+                                what, opts->paths[idx], m->id,
+                                m->has_release ? m->release.name : "(none)", m->id);
+    return 0;
+}
+
 int
 sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
                const struct sb_restore_opts *opts, struct sb_restore_result *res,
@@ -284,7 +311,6 @@ sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
             return sb_error_set(err, SB_E_USAGE, 0, "restore: at most %d --path",
                                 SB_RESTORE_PATHS_MAX);
         parts &= ~(unsigned)SB_PART_DB;
-        bool taken[SB_RESTORE_PATHS_MAX] = {false};
         release_map = calloc(1, sizeof(*release_map));
         shared_maps = calloc(m->shared_count ? m->shared_count : 1, sizeof(*shared_maps));
         if (!release_map || !shared_maps) {
@@ -292,25 +318,11 @@ sb_restore_run(struct sb_repo *repo, const struct sb_manifest *m,
             free(shared_maps);
             return sb_error_set(err, SB_E_INTERNAL, ENOMEM, "out of memory");
         }
-        if (m->has_release && (parts & SB_PART_RELEASE)) {
-            char base[PATH_MAX];
-            snprintf(base, sizeof(base), "releases/%s", m->release.name);
-            path_map_build(opts, base, "current", release_map, taken);
+        if (path_maps_build(opts, m, parts, release_map, shared_maps, "--path ", err) < 0) {
+            free(release_map);
+            free(shared_maps);
+            return sb_error_wrap(err, "restore of snapshot '%s'", m->id);
         }
-        for (size_t idx = 0; (parts & SB_PART_SHARED) && idx < m->shared_count; idx++)
-            path_map_build(opts, m->shared[idx].path, NULL, &shared_maps[idx], taken);
-        for (size_t idx = 0; idx < opts->path_count; idx++)
-            if (!taken[idx]) {
-                sb_error_set(err, SB_E_NOTFOUND, 0,
-                             "--path '%s' is in no part of snapshot '%s': its release is "
-                             "'releases/%s' (or 'current'), its shared paths are below "
-                             "release.root as configured; 'snapback show %s' lists them",
-                             opts->paths[idx], m->id, m->has_release ? m->release.name : "(none)",
-                             m->id);
-                free(release_map);
-                free(shared_maps);
-                return sb_error_wrap(err, "restore of snapshot '%s'", m->id);
-            }
     }
     /* Databases that go into a database: first, so a refused connection changes nothing. */
     bool files_wanted = false;
@@ -510,7 +522,6 @@ sb_ls_run(struct sb_repo *repo, const struct sb_manifest *m, const struct sb_ls_
     struct sb_restore_opts ropts = {0};
     ropts.paths = opts->paths;
     ropts.path_count = opts->path_count;
-    bool taken[SB_RESTORE_PATHS_MAX] = {false};
     size_t hits[SB_RESTORE_PATHS_MAX] = {0};
     struct path_map *maps = calloc(m->shared_count + 1, sizeof(*maps));
     if (!maps)
@@ -525,22 +536,9 @@ sb_ls_run(struct sb_repo *repo, const struct sb_manifest *m, const struct sb_ls_
         }
         snprintf(base, sizeof(base), "releases/%s", m->release.name);
     }
-    if (opts->path_count) {
-        if (m->has_release && (parts & SB_PART_RELEASE))
-            path_map_build(&ropts, base, "current", &maps[m->shared_count], taken);
-        for (size_t idx = 0; (parts & SB_PART_SHARED) && idx < m->shared_count; idx++)
-            path_map_build(&ropts, m->shared[idx].path, NULL, &maps[idx], taken);
-        for (size_t idx = 0; idx < opts->path_count; idx++)
-            if (!taken[idx]) {
-                sb_error_set(err, SB_E_NOTFOUND, 0,
-                             "'%s' is in no part of snapshot '%s': its release is 'releases/%s' "
-                             "(or 'current'), its shared paths are below release.root as "
-                             "configured; 'snapback show %s' lists them",
-                             opts->paths[idx], m->id, m->has_release ? m->release.name : "(none)",
-                             m->id);
-                goto out;
-            }
-    }
+    if (opts->path_count &&
+        path_maps_build(&ropts, m, parts, &maps[m->shared_count], maps, "", err) < 0)
+        goto out;
     if (m->has_release && (parts & SB_PART_RELEASE)) {
         struct path_map *pm = opts->path_count ? &maps[m->shared_count] : NULL;
         if (!opts->path_count) {
