@@ -187,8 +187,8 @@ print_line(const struct sb_tree_entry *e, const struct ls_out *o)
     }
     strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
     char perm[11];
-    perm[0] =
-        e->type; /* '-', 'd', 'l', 'h' (a hard link, as bsdtar -tv shows one), 'c', 'b', 'p' */
+    /* '-', 'd', 'l', 'h' (a hard link, as bsdtar -tv shows one), 'c', 'b', 'p' */
+    perm[0] = e->type;
     static const char rwx[] = "rwxrwxrwx";
     for (int i = 0; i < 9; i++)
         perm[1 + i] = (e->mode & (0400u >> i)) ? rwx[i] : '-';
