@@ -199,9 +199,12 @@ find_stored_release(struct sb_repo *repo, const char *release, const char *objec
     return rc;
 }
 
-/* Two hosts that snapshot one app are not kept apart: the lock is in state_dir. Says so when
- * the newest snapshot of the app was taken on another host (docs/ARCHITECTURE.md, "One
- * writer per app and repository"). After a host was renamed or replaced it says it once. */
+/* Two hosts that snapshot one app at the same time are not kept apart: the lock is in
+ * state_dir (docs/ARCHITECTURE.md, "One writer per app and repository"). Says so when the
+ * newest snapshot of the app was taken on another host within OTHER_HOST_WINDOW_S. Hosts that
+ * take turns (a failover, a scheduled container whose host name changes every run) are not
+ * at risk and are not warned about. */
+#define OTHER_HOST_WINDOW_S 900
 static void
 warn_other_host(struct sb_repo *repo, const struct sb_manifest *m)
 {
@@ -211,12 +214,14 @@ warn_other_host(struct sb_repo *repo, const struct sb_manifest *m)
     struct sb_manifest *newest = NULL;
     if (!repo->offline && sb_repo_list_ids(repo, &ids, &n, &ignored) == 0 && n > 0 &&
         sb_repo_load_manifest_cached(repo, ids[n - 1], &newest, &ignored) == 0 && newest->host &&
-        m->host && strcmp(newest->host, m->host) != 0)
-        sb_warn("the newest snapshot of app '%s' (%s) was taken on host '%s', and this is '%s': "
-                "runs are kept apart per state_dir only, so two hosts that snapshot one app "
-                "can replace each other's release objects; give each host its own \"app\" "
-                "(harmless once after a host was renamed or replaced)",
-                m->app, newest->id, newest->host, m->host);
+        m->host && strcmp(newest->host, m->host) != 0 &&
+        m->created_at - newest->created_at < OTHER_HOST_WINDOW_S)
+        sb_warn("snapshot '%s' of app '%s' was taken on host '%s' %lld s ago, and this is "
+                "'%s': two hosts that snapshot one app at the same time are not kept apart "
+                "(the lock is per state_dir) and can replace each other's release objects; "
+                "give each host its own \"app\", or schedule them apart",
+                newest->id, m->app, newest->host, (long long)(m->created_at - newest->created_at),
+                m->host);
     sb_manifest_free(newest);
     sb_store_names_free(ids, n);
 }

@@ -12,6 +12,7 @@ chunk boundary with a manifest that agrees, objects without TAG_FINAL.
                                                  IN (- = stdin) -> object OUT; --stored skips
                                                  zstd (the plaintext must then be zstd already)
   sbforge.py snapshot --key K --repo R --app A [--release NAME=TAR] [--shared PATH=TAR]...
+                     [--age SECONDS]
                                                  writes the objects and a manifest, prints the id
   sbforge.py remanifest --key K --repo R --app A ID
                                                  re-reads the manifest, records the present size
@@ -229,7 +230,8 @@ def cmd_snapshot(a):
     sid = a.id or new_id(a.repo, a.app)
     base = os.path.join(a.repo, a.app)
     m = {"format": 1, "id": sid, "app": a.app, "host": "sbforge",
-         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "duration_s": 0.0,
+         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - a.age)),
+         "duration_s": 0.0,
          "tag": a.tag, "tool_version": "0.1.0", "release": None, "shared": [], "databases": [],
          "objects": []}
 
@@ -287,6 +289,7 @@ def main():
     for opt in ("--key", "--repo", "--app"):
         p.add_argument(opt, required=True)
     p.add_argument("--id")
+    p.add_argument("--age", type=int, default=0, help="created_at this many seconds ago")
     p.add_argument("--tag")
     p.add_argument("--release")
     p.add_argument("--shared", action="append")
