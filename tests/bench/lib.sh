@@ -157,8 +157,9 @@ bench_machine() {
 }
 
 # bench_measure LABEL CMD...: runs CMD under /usr/bin/time -v (stdout in $WORK/cmd.out,
-# stderr in $WORK/cmd.err); appends "LABEL wall_s rss_kib" to $WORK/results; exits loudly
-# when CMD fails.
+# stderr in $WORK/cmd.err); appends "LABEL wall_s rss_kib cpu_s" to $WORK/results (cpu_s: user
+# + system time of CMD and its children, steadier than the wall time on a shared VM); exits
+# loudly when CMD fails.
 bench_measure() {
     local label=$1
     shift
@@ -170,11 +171,12 @@ bench_measure() {
         tail -n 20 "$WORK/cmd.err" >&2
         exit 1
     fi
-    local wall rss
+    local wall rss cpu
     wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {
         n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s }' "$WORK/time.txt")
     rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$WORK/time.txt")
-    echo "$label $wall $rss" >>"$WORK/results"
+    cpu=$(awk -F': ' '/(User|System) time \(seconds\)/ {s += $2} END {print s}' "$WORK/time.txt")
+    echo "$label $wall $rss $cpu" >>"$WORK/results"
 }
 
 # median: the median of the numbers on stdin (separated by spaces or newlines).

@@ -95,7 +95,7 @@ python3 - "$WORK/results" "$BYTES" "$SB_STORED" "$AGE_STORED" <<'PY'
 import statistics, sys
 rows, nbytes = {}, int(sys.argv[2])
 for line in open(sys.argv[1]):
-    label, wall, rss = line.split()
+    label, wall, rss = line.split()[:3]
     rows.setdefault(label, []).append((float(wall), int(rss)))
 def med(label, i):
     return statistics.median(r[i] for r in rows[label])
