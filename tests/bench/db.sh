@@ -3,9 +3,16 @@
 # against the stock tools, on a pgbench database in a throwaway PostgreSQL 15 cluster
 # (tests/harness/pg.sh; run as root: the cluster runs as the postgres user through runuser).
 #
-#   tests/bench/db.sh [--scale N] [--repeat N] [--snapback PATH] [--workdir DIR] [--keep]
+#   tests/bench/db.sh [--data pgbench|text] [--scale N] [--repeat N] [--snapback PATH]
+#                     [--workdir DIR] [--keep]
 #
-#   --scale N      pgbench -i -s N (default 50: about 750 MB of tables; 10: about 150 MB)
+#   --data         pgbench (default): the tables of `pgbench -i`, whose rows are mostly blanks,
+#                  gzip's best case; text: one table of every text file under /usr/share (man
+#                  pages, changelogs, scripts, HTML; path, body, a jsonb of its stat), loaded
+#                  --scale times (tests/bench/db_text.py): data nobody tuned for
+#   --scale N      pgbench -i -s N (default 50: about 750 MB of tables; 10: about 150 MB); with
+#                  --data text the number of copies of the files (default 2: about 620 MB of
+#                  text, 220 MB on disk after PostgreSQL's own TOAST compression)
 #   --repeat N     run every measurement N times, alternating tools; the median is reported
 #   --snapback     the binary (default: $SNAPBACK, then build/snapback in the source tree)
 #   --workdir      where the cluster, the repository and the dump files go (default: a
@@ -33,16 +40,23 @@
 USAGE_END=32
 # shellcheck source=tests/bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-SCALE=50
+SCALE=
+DATA=pgbench
 REPEAT=1
 while (($#)); do
     case $1 in
     --scale) SCALE=${2:?}; shift ;;
+    --data) DATA=${2:?}; shift ;;
     --repeat) REPEAT=${2:?}; shift ;;
     *) bench_option "$@" || bench_bad_arg "$1"; shift $((BENCH_SHIFT - 1)) ;;
     esac
     shift
 done
+case $DATA in
+pgbench) SCALE=${SCALE:-50} ;;
+text) SCALE=${SCALE:-2} ;;
+*) bench_bad_arg "--data $DATA" ;;
+esac
 bench_positive --scale "$SCALE" --repeat "$REPEAT"
 bench_resolve_sb
 [[ -x /usr/bin/time ]] || { echo "db.sh: needs GNU time (apt-get install time)" >&2; exit 69; }
@@ -52,9 +66,19 @@ bench_pg_init bench-db
 pg_setup
 
 PGARGS=(-h "$PG_SOCK" -p "$PG_PORT" -U postgres)
-echo "== pgbench -i -s $SCALE"
 t0=$EPOCHREALTIME
-pgbench -i -s "$SCALE" -q "${PGARGS[@]}" postgres >"$WORK/pgbench.out" 2>&1 || { cat "$WORK/pgbench.out" >&2; exit 1; }
+if [[ $DATA == pgbench ]]; then
+    DATA_NAME="pgbench scale $SCALE"
+    echo "== pgbench -i -s $SCALE"
+    pgbench -i -s "$SCALE" -q "${PGARGS[@]}" postgres >"$WORK/pgbench.out" 2>&1 || { cat "$WORK/pgbench.out" >&2; exit 1; }
+else
+    DATA_NAME="the text files of /usr/share, $SCALE copies"
+    echo "== $DATA_NAME"
+    pg_query postgres "CREATE TABLE files (id bigserial PRIMARY KEY, path text, body text, meta jsonb)" >/dev/null
+    python3 "$ROOT/tests/bench/db_text.py" /usr/share "$SCALE" |
+        pg_query postgres "COPY files (path, body, meta) FROM STDIN" >/dev/null
+    pg_query postgres "VACUUM ANALYZE files" >/dev/null
+fi
 printf 'loaded in %.1f s; database size %s\n' "$(bc -l <<<"$EPOCHREALTIME - $t0")" \
     "$(pg_query postgres "SELECT pg_size_pretty(pg_database_size('postgres'))")"
 
@@ -192,7 +216,7 @@ mb() { awk -v b="$1" 'BEGIN {printf "%.1f", b / 1048576}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 echo
-echo "== results: pgbench scale $SCALE, database $(pg_query postgres "SELECT pg_size_pretty(pg_database_size('postgres'))"), $(nproc) cores, median of $REPEAT"
+echo "== results: $DATA_NAME, database $(pg_query postgres "SELECT pg_size_pretty(pg_database_size('postgres'))"), $(nproc) cores, median of $REPEAT"
 printf '%-34s %9s %10s %9s %9s %12s\n' "dump" "wall (s)" "size (MiB)" "time/pgd" "size/pgd" "peak RSS MiB"
 row() { # LABEL KEY
     local rss
@@ -223,9 +247,22 @@ rrow "snapback restore --db-target" sb_restore
 rrow "pg_restore (pg_dump -Fc file)" pg_restore
 rrow "pg_restore (pg_dump -Fc -Z0 file)" pg_restore_z0
 echo
+# paired A B LIMIT: the ratio A/B of each round (the tools alternate, so the two runs of a round
+# were seconds apart and the pair cancels most of the VM's drift), their median, and how many
+# rounds met LIMIT.
+paired() {
+    awk -v a="${WALL[$1]}" -v b="${WALL[$2]}" -v limit="$3" 'BEGIN {
+        n = split(a, x, " "); split(b, y, " "); met = 0; list = ""
+        for (i = 1; i <= n; i++) { r[i] = x[i] / y[i]; met += (r[i] <= limit); list = list sprintf(" %.2f", r[i]) }
+        for (i = 2; i <= n; i++) for (j = i; j > 1 && r[j-1] > r[j]; j--) { t = r[j]; r[j] = r[j-1]; r[j-1] = t }
+        m = (n % 2) ? r[(n + 1) / 2] : (r[n / 2] + r[n / 2 + 1]) / 2
+        printf "%.2f x (median of the %d rounds%s; %d of %d <= %s)", m, n, list, met, n, limit }'
+}
 echo "issue #3 targets: snapshot wall <= 0.8 x pg_dump -Fc and smaller: $(ratio "$(w sb_dump)" "$(w pg_dump)") x, $(ratio "${SIZE[sb_dump]}" "${SIZE[pg_dump]}") x the size;"
+echo "                  round by round: $(paired sb_dump pg_dump 0.8)"
 echo "                  (the floor, pg_dump -Z0 to /dev/null, is $(ratio "$(w pgz0_null)" "$(w pg_dump)") x; snapback is $(ratio "$(w sb_dump)" "$(w pgz0_null)") x the floor)"
 echo "                  restore <= 1.1 x pg_restore: $(ratio "$(w sb_restore)" "$(w pg_restore)") x; snapback's own peak RSS < 64 MiB: $(mib "$(median <<<"${OWN[sb_dump]}")") / $(mib "$(median <<<"${OWN[sb_restore]}")") MiB"
+echo "                  restore round by round: $(paired sb_restore pg_restore 1.1)"
 echo
 echo "every run (wall s / tree peak RSS KiB):"
 for key in sb_dump pg_dump pg_zstd_age pgz0_zstd_age pgz0_null sb_restore pg_restore pg_restore_z0; do
