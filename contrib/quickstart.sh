@@ -7,7 +7,7 @@
 # bad deploy rolled back with its database, and status. Every step prints its command and its result; the first failure stops
 # the script with a non-zero exit.
 #
-#   sudo contrib/quickstart.sh [--clean] [--no-install] [--build-dir DIR]
+#   contrib/quickstart.sh [--clean] [--no-install] [--build-dir DIR]
 #
 #   --clean        remove the demo directory at the end (default: keep it and print its path)
 #   --no-install   do not run apt-get (the dependencies are already there)

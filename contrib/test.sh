@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite in one command (and what .ci/run calls):
 #
-#   sudo contrib/test.sh [--no-install] [--only STAGE[,STAGE...]]
+#   contrib/test.sh [--no-install] [--only STAGE[,STAGE...]]
 #
 # 1. installs what the tests need that is missing (Debian 12, apt-get, as root);
 # 2. format: clang-format --dry-run --Werror on src/ include/ tests/ (*.c, *.h);
