@@ -96,4 +96,14 @@ int sb_db_query(const struct sb_db_config *db, const char *target, const char *s
 int sb_db_drop_leftovers(const struct sb_db_config *db, const char *prefix, const char *state_dir,
                          struct sb_error *err);
 
+/* Where Debian's postgresql-common installs each client version (bin/ under it). */
+#define SB_PG_BINROOT "/usr/lib/postgresql"
+/* The PostgreSQL client `name` (psql, pg_dump, pg_restore) to run for a connection given with
+ * -h: when the first `name` in path_env (a PATH) is Debian's pg_wrapper (a Perl script,
+ * 30-100 ms per start), the binary it would itself run for -h, the newest version under
+ * binroot that has `name`, written to out. Otherwise out is "" and `name` is run from PATH as
+ * it is (a user's own client, or no wrapper). */
+void sb_pg_client_path(const char *name, const char *path_env, const char *binroot, char *out,
+                       size_t cap);
+
 #endif

@@ -244,7 +244,9 @@ spawn(const char *const *argv, const char *const *env_extra, enum sb_proc_io io,
     p->data_fd = p->err_fd = -1;
     p->io = io;
     p->pid = -1;
-    snprintf(p->name, sizeof(p->name), "%s", argv[0]);
+    /* messages name the program, not the directory it was run from */
+    const char *base = strrchr(argv[0], '/');
+    snprintf(p->name, sizeof(p->name), "%s", base ? base + 1 : argv[0]);
     p->in.base.ops = &proc_in_ops;
     p->in.proc = p;
     p->out.base.ops = &proc_out_ops;
