@@ -46,5 +46,8 @@ int sb_proc_run(const char *const *argv, const char *const *env_extra, char **ou
                 struct sb_error *err);
 /* True when the program is found in PATH. */
 bool sb_proc_available(const char *program);
+/* The first executable `program` in path_env (a PATH; a name with a '/' is taken as it is),
+ * malloc'd, or NULL. */
+char *sb_proc_which(const char *program, const char *path_env);
 
 #endif

@@ -573,21 +573,31 @@ sb_proc_run(const char *const *argv, const char *const *env_extra, char **output
     return rc;
 }
 
-bool
-sb_proc_available(const char *program)
+char *
+sb_proc_which(const char *program, const char *path_env)
 {
-    const char *path = getenv("PATH");
-    if (!path || strchr(program, '/'))
-        return access(program, X_OK) == 0;
-    char *copy = sb_strdup(path);
-    bool found = false;
+    if (!path_env || strchr(program, '/'))
+        return access(program, X_OK) == 0 ? sb_strdup(program) : NULL;
+    char *copy = sb_strdup(path_env);
+    char *found = NULL;
     char *save = NULL;
     for (char *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir && !found;
          dir = strtok_r(NULL, ":", &save)) {
         char *full = sb_path_join(dir, program);
-        found = full && access(full, X_OK) == 0;
-        free(full);
+        if (full && access(full, X_OK) == 0)
+            found = full;
+        else
+            free(full);
     }
     free(copy);
+    return found;
+}
+
+bool
+sb_proc_available(const char *program)
+{
+    char *full = sb_proc_which(program, getenv("PATH"));
+    bool found = full != NULL;
+    free(full);
     return found;
 }

@@ -478,17 +478,7 @@ sb_pg_client_path(const char *name, const char *path_env, const char *binroot, c
     out[0] = '\0';
     if (!path_env || !cap)
         return;
-    char *copy = sb_strdup(path_env), *save = NULL;
-    char *first = NULL;
-    for (char *dir = copy ? strtok_r(copy, ":", &save) : NULL; dir && !first;
-         dir = strtok_r(NULL, ":", &save)) {
-        char *full = sb_path_join(dir, name);
-        if (full && access(full, X_OK) == 0)
-            first = full;
-        else
-            free(full);
-    }
-    free(copy);
+    char *first = sb_proc_which(name, path_env);
     char real[PATH_MAX];
     bool wrapper = false;
     if (first && realpath(first, real)) {
