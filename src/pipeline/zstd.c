@@ -166,14 +166,17 @@ zstd_iread(struct sb_istream *s, void *buf, size_t cap, size_t *got, struct sb_e
                                         "the compressed stream ends in the middle of a frame");
                 break;
             }
+            /* A thread stage above lends its block (no copy); it stays lent until this
+             * stream asks for more, when zstd has taken all of it. */
+            const void *data = NULL;
             size_t n = 0;
-            if (sb_istream_read(zs->up, zs->in, zs->in_cap, &n, err) < 0)
+            if (sb_istream_borrow(zs->up, zs->in, zs->in_cap, &data, &n, err) < 0)
                 return -1;
             if (n == 0) {
                 zs->up_eof = true;
                 continue;
             }
-            zs->inbuf.src = zs->in;
+            zs->inbuf.src = data;
             zs->inbuf.size = n;
             zs->inbuf.pos = 0;
         }

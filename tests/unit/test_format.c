@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "snapback/core.h"
 #include "snapback/format.h"
@@ -924,6 +925,68 @@ test_thread_istream_borrow(void)
     free(data);
 }
 
+/* Reads all of in, sleeping sleep_us between calls; returns the bytes read, or -1 on error. */
+static long
+drain(struct sb_istream *in, unsigned char *got, size_t cap, unsigned sleep_us,
+      struct sb_error *err)
+{
+    size_t at = 0;
+    for (;;) {
+        const void *p = NULL;
+        size_t n = 0;
+        unsigned char buf[64];
+        if (sb_istream_borrow(in, buf, sizeof(buf), &p, &n, err) < 0)
+            return -1;
+        if (n == 0)
+            return (long)at;
+        if (at + n > cap)
+            return -1;
+        memcpy(got + at, p, n);
+        at += n;
+        if (sleep_us) {
+            struct timespec ts = {0, (long)sleep_us * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+/* The queue wakes a sleeping side only for half a queue of work, or at the end of the stream,
+ * or on an error (thread.c, batch): with any depth, a stream shorter than half the queue, a
+ * consumer slower than the producer (the producer sleeps on a full queue) and an error before
+ * half the queue is filled all arrive, in order, without a hang. */
+static void
+test_thread_istream_batches(void)
+{
+    const size_t depths[] = {1, 2, 3, 8, 32};
+    const size_t totals[] = {0, 100, 4096 * 5, 300000};
+    unsigned char *data = random_data(300000);
+    unsigned char *got = malloc(300000);
+    struct sb_error err = SB_ERROR_INIT;
+    for (size_t d = 0; d < sizeof(depths) / sizeof(depths[0]); d++) {
+        for (size_t t = 0; t < sizeof(totals) / sizeof(totals[0]); t++) {
+            struct sb_istream *in =
+                sb_thread_istream_new(sb_mem_istream_new(data, totals[t]), 4096, depths[d], &err);
+            EXPECT(in != NULL);
+            long n = drain(in, got, 300000, t == 3 && d >= 3 ? 200 : 0, &err);
+            EXPECT_INT(n, (long)totals[t]);
+            EXPECT(n < 0 || memcmp(got, data, (size_t)n) == 0);
+            sb_istream_free(in);
+        }
+        struct failing_source *fs = calloc(1, sizeof(*fs));
+        fs->base.ops = &failing_ops;
+        fs->data = data;
+        fs->left = 10000; /* two whole blocks, then the error */
+        struct sb_istream *in = sb_thread_istream_new(&fs->base, 4096, depths[d], &err);
+        EXPECT(in != NULL);
+        sb_error_clear(&err);
+        EXPECT_INT(drain(in, got, 300000, 0, &err), -1);
+        EXPECT_INT(err.code, SB_E_IO);
+        sb_istream_free(in);
+    }
+    free(got);
+    free(data);
+}
+
 static void
 test_zstd_workers(void)
 {
@@ -950,6 +1013,7 @@ main(void)
     RUN(test_threaded_chain_matches_serial);
     RUN(test_full_disk_through_threads);
     RUN(test_thread_istream_borrow);
+    RUN(test_thread_istream_batches);
     RUN(test_every_flip_detected);
     RUN(test_every_truncation_detected);
     RUN(test_chunks_beyond_first_buffers);
