@@ -23,6 +23,8 @@
 #include "snapback/stream.h"
 #include "test.h"
 
+#include "../../src/sources/tree_internal.h"
+
 struct tar_entry {
     const char *path;
     int type;            /* AE_IFREG, AE_IFDIR, AE_IFLNK, or 0 for a hard link */
@@ -638,6 +640,89 @@ test_walks_permission_denied(void)
     sb_remove_tree(src, &err);
 }
 
+/* The fingerprint line as it was formatted before the numbers were written by hand: the
+ * lines name release objects (docs/FORMAT.md), so the bytes must never change. */
+static size_t
+ref_fp_line(char *line, size_t cap, const char *path, const struct stat *st, const char *target,
+            size_t target_len)
+{
+    int len = snprintf(line, cap, "%s%c%o %lld %lld.%09ld %lu %lu", path, 0, (unsigned)st->st_mode,
+                       (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec,
+                       (unsigned long)st->st_uid, (unsigned long)st->st_gid);
+    size_t n = len < 0 ? 0 : (size_t)len < cap ? (size_t)len : cap - 1;
+    if (target && target_len && n + target_len < cap) {
+        memcpy(line + n, target, target_len);
+        n += target_len;
+    }
+    if (n + 1 < cap)
+        line[n++] = '\n';
+    return n;
+}
+
+static uint64_t
+xorshift(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+/* sb_fp_line gives exactly the bytes of ref_fp_line: extreme and random numbers (negative
+ * sizes and times, nanoseconds out of range), paths of every length up to PATH_MAX, small
+ * buffers (truncation), with and without a symlink target. */
+static void
+test_fp_line_bytes(void)
+{
+    static char path[PATH_MAX], target[PATH_MAX], got[SB_FP_LINE_MAX], want[SB_FP_LINE_MAX];
+    const long long edges[] = {0,
+                               1,
+                               -1,
+                               9,
+                               10,
+                               99,
+                               100,
+                               4095,
+                               1000000000LL,
+                               -1000000000LL,
+                               INT64_MAX,
+                               INT64_MIN,
+                               (long long)UINT32_MAX};
+    const long nsecs[] = {0, 1, 9, 10, 123456789, 999999999, -1, 1000000000, LONG_MIN, LONG_MAX};
+    uint64_t x = 0x9e3779b97f4a7c15ull;
+    int mismatches = 0;
+    for (int round = 0; round < 200000 && mismatches < 5; round++) {
+        struct stat st;
+        memset(&st, 0, sizeof(st));
+        uint64_t r = xorshift(&x);
+        st.st_mode = (mode_t)(round % 3 ? (r & 0177777) : r >> 32);
+        st.st_size = (off_t)(round % 5 ? (long long)(r % 100000) : edges[r % 13]);
+        st.st_mtim.tv_sec =
+            (time_t)(round % 7 ? (long long)(xorshift(&x) >> 33) : edges[xorshift(&x) % 13]);
+        st.st_mtim.tv_nsec = round % 11 ? (long)(xorshift(&x) % 1000000000) : nsecs[r % 10];
+        st.st_uid = (uid_t)(round % 2 ? r % 70000 : r >> 16);
+        st.st_gid = (gid_t)(round % 2 ? r % 70000 : r >> 40);
+        size_t plen = round % 97 ? xorshift(&x) % 64 : xorshift(&x) % PATH_MAX;
+        for (size_t idx = 0; idx < plen; idx++)
+            path[idx] = (char)(1 + xorshift(&x) % 255);
+        path[plen] = '\0';
+        size_t tlen = round % 4 ? 0 : xorshift(&x) % (round % 89 ? 40 : PATH_MAX);
+        for (size_t idx = 0; idx < tlen; idx++)
+            target[idx] = (char)(1 + xorshift(&x) % 255);
+        size_t cap = round % 13 ? SB_FP_LINE_MAX : 1 + xorshift(&x) % (plen + 200);
+        memset(got, 'x', sizeof(got));
+        memset(want, 'y', sizeof(want));
+        size_t n1 = sb_fp_line(got, cap, path, &st, tlen ? target : NULL, tlen);
+        size_t n2 = ref_fp_line(want, cap, path, &st, tlen ? target : NULL, tlen);
+        if (n1 != n2 || memcmp(got, want, n1) != 0) {
+            mismatches++;
+            fprintf(stderr, "round %d: cap %zu, path length %zu: %zu bytes against %zu\n", round,
+                    cap, plen, n1, n2);
+        }
+    }
+    EXPECT_INT(mismatches, 0);
+}
+
 int
 main(void)
 {
@@ -651,6 +736,7 @@ main(void)
     RUN(test_tree_walks_agree);
     RUN(test_walks_permission_denied);
     RUN(test_names_are_bytes);
+    RUN(test_fp_line_bytes);
     struct sb_error err = SB_ERROR_INIT;
     sb_remove_tree(base, &err);
     return test_summary();
