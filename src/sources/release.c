@@ -97,11 +97,6 @@ struct fp_walk {
     char line[SB_FP_LINE_MAX];
 };
 
-/* The fingerprint line of one entry: "PATH\0MODE SIZE MTIME UID GID" then the symlink target
- * (if any) and "\n"; returns its length (docs/FORMAT.md). The owner is in it (DESIGN §4 names
- * path, size, mtime and mode): a `chown -R` that fixes a release deployed as the wrong user
- * leaves every mtime as it was, and without it the repository would keep, and a rollback
- * bring back, the old owners. */
 static char *
 put_dec(char *p, unsigned long long v)
 {
@@ -169,6 +164,11 @@ fp_numbers(char *line, size_t cap, const char *path, const struct stat *st)
     return (size_t)(p - line);
 }
 
+/* The fingerprint line of one entry: "PATH\0MODE SIZE MTIME UID GID" then the symlink target
+ * (if any) and "\n"; returns its length (docs/FORMAT.md). The owner is in it (DESIGN §4 names
+ * path, size, mtime and mode): a `chown -R` that fixes a release deployed as the wrong user
+ * leaves every mtime as it was, and without it the repository would keep, and a rollback
+ * bring back, the old owners. */
 size_t
 sb_fp_line(char *line, size_t cap, const char *path, const struct stat *st, const char *target,
            size_t target_len)
