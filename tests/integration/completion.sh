@@ -40,8 +40,15 @@ offered() {
     shift 2
     local got
     got=$(complete_line "$@")
+    in_offer "$what" "$want" "$got" "$*"
+}
+
+# in_offer WHAT EXPECTED-WORD GOT LINE: EXPECTED-WORD is among GOT, the completions of LINE
+# (one completion of a line, checked for many words: each completion is a fresh bash that
+# runs snapback --help, a tenth of a second under ASan)
+in_offer() {
     CHECKS=$((CHECKS + 1))
-    grep -qxF -- "$want" <<<"$got" || fail "$what: '$want' not offered for '$*'; got: $(tr '\n' ' ' <<<"$got")"
+    grep -qxF -- "$2" <<<"$3" || fail "$1: '$2' not offered for '$4'; got: $(tr '\n' ' ' <<<"$3")"
 }
 
 check "completion script is valid bash" bash -n "$COMPLETION"
@@ -49,8 +56,9 @@ check "completion script is valid bash" bash -n "$COMPLETION"
 # every command of `snapback --help`
 commands=$("$SNAPBACK" --help | sed -n '/^commands:/,/^$/p' | awk 'NF && $1 != "commands:" && $1 ~ /^[a-z]/ && $2 == $1 { print $1 }')
 [[ $(wc -w <<<"$commands") -ge 10 ]] || fail "could not read the commands from --help: $commands"
+got=$(complete_line "$SNAPBACK" "")
 for cmd in $commands; do
-    offered "command" "$cmd" "$SNAPBACK" ""
+    in_offer "command" "$cmd" "$got" "$SNAPBACK "
 done
 offered "command prefix" snapshot "$SNAPBACK" sn
 got=$(complete_line "$SNAPBACK" sn)
@@ -59,8 +67,9 @@ check "only snapshot starts with 'sn' (got: $got)" test "$got" = snapshot
 # every option of every command's --help, and the global ones
 for cmd in $commands; do
     options=$("$SNAPBACK" "$cmd" --help | sed -n '/^options:/,/^$/p' | { grep -o -- '--[a-z][a-z-]*' || true; } | sort -u)
+    got=$(complete_line "$SNAPBACK" "$cmd" --)
     for opt in $options --config --verbose; do
-        offered "option of $cmd" "$opt" "$SNAPBACK" "$cmd" --
+        in_offer "option of $cmd" "$opt" "$got" "$SNAPBACK $cmd --"
     done
 done
 offered "global option" --log-format "$SNAPBACK" --
