@@ -91,4 +91,14 @@ test_summary(void)
     return test_failed ? 1 : 0;
 }
 
+/* Whether the environment variable name is "1": SNAPBACK_TEST_LIGHT (contrib/test.sh's
+ * valgrind and TSan stages: long loops take a sparser sample) and SNAPBACK_TEST_EXHAUSTIVE
+ * (by hand: every case). */
+static inline int
+test_env_on(const char *name)
+{
+    const char *v = getenv(name);
+    return v && strcmp(v, "1") == 0;
+}
+
 #endif

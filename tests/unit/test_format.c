@@ -74,9 +74,8 @@ next_offset(size_t off)
     static int exhaustive = -1;
     static size_t stride;
     if (exhaustive < 0) {
-        const char *e = getenv("SNAPBACK_TEST_EXHAUSTIVE"), *l = getenv("SNAPBACK_TEST_LIGHT");
-        exhaustive = e && strcmp(e, "1") == 0;
-        stride = l && strcmp(l, "1") == 0 ? 25 : 5;
+        exhaustive = test_env_on("SNAPBACK_TEST_EXHAUSTIVE");
+        stride = test_env_on("SNAPBACK_TEST_LIGHT") ? 25 : 5;
     }
     if (exhaustive || off < HDR + 64)
         return off + 1;

@@ -54,10 +54,8 @@ static int64_t
 sample_step(void)
 {
     static int64_t step;
-    if (!step) {
-        const char *e = getenv("SNAPBACK_TEST_LIGHT");
-        step = e && strcmp(e, "1") == 0 ? 16 : 1;
-    }
+    if (!step)
+        step = test_env_on("SNAPBACK_TEST_LIGHT") ? 16 : 1;
     return step;
 }
 
